@@ -1,0 +1,191 @@
+"""The hook specifications of notify-devino.
+
+pluggy has no async hooks: its ``firstresult`` stops at the first non-None value and a coroutine
+is never None. So every hook is a plain ``def``. The operation hooks (send, status, inbox,
+balance, statistics) are ``firstresult``: the plugin that owns the channel returns an awaitable,
+every other plugin returns None. Observer hooks return None and must not block.
+
+Every hook is called through the typed wrappers in :mod:`notify_devino.plugins`, never directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import pluggy
+from pydantic import BaseModel
+
+from .types import (
+    Balance,
+    InboundMessage,
+    MessageStatus,
+    Notification,
+    SendResult,
+    Statistics,
+    StatusChange,
+)
+
+if TYPE_CHECKING:
+    import aiohttp
+    import click
+
+    from .dispatcher import Dispatcher
+
+PROJECT_NAME = "notify_devino"
+"""The pluggy marker name and the entry-point group plugins register under."""
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelContext:
+    """What the dispatcher hands a channel it creates.
+
+    :param name: the channel's name in the configuration (``sms``).
+    :param session: the dispatcher's one aiohttp session; the channel must not close it.
+    """
+
+    name: str
+    session: aiohttp.ClientSession
+
+
+@runtime_checkable
+class Channel(Protocol):
+    """A configured, running channel. Plugins return their own classes; the core needs only this."""
+
+    name: str
+    """The channel's name in the configuration."""
+
+    async def start(self) -> None:
+        """Called once when the dispatcher starts, inside its event loop."""
+
+    async def aclose(self) -> None:
+        """Release what the channel holds. Called once when the dispatcher closes."""
+
+
+ChannelFactory = Callable[[ChannelContext, Any], Channel]
+"""Builds a channel from its context and its validated settings (an instance of the settings model)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelType:
+    """A kind of channel a plugin provides, as returned by :func:`notify_register_channel_types`.
+
+    :param name: the name YAML uses in ``type:`` (lower case, ``[a-z][a-z0-9_]*``).
+    :param settings_model: the pydantic model that validates the channel's ``settings:``.
+    :param factory: builds the channel; see :data:`ChannelFactory`.
+    :param description: one line for ``notify-devino plugins``.
+    """
+
+    name: str
+    settings_model: type[BaseModel]
+    factory: ChannelFactory
+    description: str = ""
+    operations: frozenset[str] = field(
+        default_factory=lambda: frozenset({"send", "status", "inbox"})
+    )
+    """The operations the channel answers: a subset of send, status, inbox, balance, statistics."""
+
+
+@hookspec
+def notify_register_channel_types() -> Iterable[ChannelType]:
+    """Called once when the plugin manager is set up, to learn the channel types plugins provide.
+
+    :return: the channel types this plugin provides. A name claimed by two plugins is an error
+        that names both.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def notify_register_commands(cli: click.Group) -> None:
+    """Called when the ``notify-devino`` command line is built.
+
+    :param cli: the top-level click group; add commands to it with ``cli.add_command``.
+        A command name already taken is an error that names the plugin.
+    """
+
+
+@hookspec(firstresult=True)
+def notify_send(channel: Channel, notification: Notification) -> Awaitable[SendResult] | None:
+    """Called to send a notification over a channel.
+
+    :param channel: the running channel the notification is routed to.
+    :param notification: what to send; its ``channel`` is already resolved.
+    :return: from the plugin that owns ``channel``, an awaitable of the per-recipient result;
+        None from every other plugin. The awaitable reports a recipient it could not serve as
+        failed or unknown in the result instead of raising, so accepted messages are never lost.
+    """
+
+
+@hookspec(firstresult=True)
+def notify_status(
+    channel: Channel, message_ids: Sequence[str]
+) -> Awaitable[Sequence[MessageStatus]] | None:
+    """Called to read the state of sent messages.
+
+    :param channel: the channel the messages were sent over.
+    :param message_ids: provider message IDs, as returned in a :class:`SendResult`.
+    :return: from the owning plugin, an awaitable of one status per ID, in order; else None.
+    """
+
+
+@hookspec(firstresult=True)
+def notify_inbox(
+    channel: Channel, since: datetime, until: datetime
+) -> Awaitable[Sequence[InboundMessage]] | None:
+    """Called to read messages the account received between two moments (UTC, aware).
+
+    :return: from the owning plugin, an awaitable of the messages, oldest first; else None.
+    """
+
+
+@hookspec(firstresult=True)
+def notify_balance(channel: Channel) -> Awaitable[Balance] | None:
+    """Called to read the account balance of a channel that has one.
+
+    :return: from the owning plugin, an awaitable of the balance; else None.
+    """
+
+
+@hookspec(firstresult=True)
+def notify_statistics(
+    channel: Channel, start: datetime, end: datetime
+) -> Awaitable[Statistics] | None:
+    """Called to read the provider's delivery statistics for a period (UTC, aware).
+
+    :return: from the owning plugin, an awaitable of the statistics; else None.
+    """
+
+
+@hookspec
+def notify_dispatcher_started(dispatcher: Dispatcher) -> None:
+    """Called once after a dispatcher has started every channel."""
+
+
+@hookspec
+def notify_dispatcher_closing(dispatcher: Dispatcher) -> None:
+    """Called once when a dispatcher begins to close, before its channels are closed."""
+
+
+@hookspec
+def notify_after_send(result: SendResult) -> None:
+    """Observer: called after every send, whatever its outcome.
+
+    An exception raised here is logged and never changes the send's result.
+    """
+
+
+@hookspec
+def notify_status_changed(change: StatusChange) -> None:
+    """Observer: called when the dispatcher reads a status that differs from the last one it read
+    for that message ID (or reads the first one)."""
+
+
+@hookspec
+def notify_inbound_message(message: InboundMessage) -> None:
+    """Observer: called for every inbound message the dispatcher reads, once per read."""

@@ -1,0 +1,165 @@
+"""The rules the Devino service checks, in one place: the client checks them before any request,
+and the sandbox enforces them on every request it receives.
+
+Each ``check_*`` function returns the value as it goes on the wire, or raises
+:class:`~notify_devino.errors.InvalidInputError` saying what was wrong and what is expected.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+
+import phonenumbers
+
+from notify_devino.errors import InvalidInputError
+
+MAX_TEXT_LENGTH = 2000
+MAX_ADDRESSES_PER_CALL = 1000
+MAX_STATISTICS_MONTHS = 3
+DEFAULT_VALIDITY_MINUTES = 2880
+SESSION_LIFETIME_MINUTES = 120
+
+_SEPARATORS = re.compile(r"[\s()\-.]")
+_ALPHA_SENDER = re.compile(r"[A-Za-z0-9 .\-_!&']{1,11}")
+_DIGIT_SENDER = re.compile(r"\d{1,15}")
+
+PHONE_FORMS = "an international number such as 79031234567, +79031234567 or 89031234567"
+
+
+def normalize_phone(value: str) -> str:
+    """Return the number as the service stores it: country code and number, digits only.
+
+    The service accepts three forms of a Russian number, ``79031234567``, ``+79031234567`` and
+    ``89031234567`` (8 is the Russian trunk prefix), and numbers of other countries in
+    international form, with or without ``+``. Spaces, dashes, dots and brackets are ignored.
+    """
+    if not isinstance(value, str):
+        raise InvalidInputError(
+            f"recipient {value!r} is not a string", field="recipient", value=value, expected=PHONE_FORMS
+        )
+    compact = _SEPARATORS.sub("", value)
+    digits = compact[1:] if compact.startswith("+") else compact
+    if not digits.isdigit() or not digits.isascii():
+        raise InvalidInputError(
+            f"recipient {value!r} has characters other than digits",
+            field="recipient",
+            value=value,
+            expected=PHONE_FORMS,
+        )
+    if not compact.startswith("+") and len(digits) == 11 and digits.startswith("8"):
+        digits = "7" + digits[1:]
+    try:
+        parsed = phonenumbers.parse("+" + digits, None)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidInputError(
+            f"recipient {value!r} is not a phone number ({exc})",
+            field="recipient",
+            value=value,
+            expected=PHONE_FORMS,
+        ) from None
+    if not phonenumbers.is_valid_number(parsed):
+        reason = phonenumbers.is_possible_number_with_reason(parsed)
+        why = {
+            phonenumbers.ValidationResult.TOO_SHORT: "too short",
+            phonenumbers.ValidationResult.TOO_LONG: "too long",
+            phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: "no such country code",
+            phonenumbers.ValidationResult.INVALID_LENGTH: "wrong length for its country",
+        }.get(reason, "not an assigned number range")
+        raise InvalidInputError(
+            f"recipient {value!r} is not a valid phone number ({why})",
+            field="recipient",
+            value=value,
+            expected=PHONE_FORMS,
+        )
+    return f"{parsed.country_code}{parsed.national_number}"
+
+
+def check_sender(value: str | None) -> str:
+    """A sender is up to 11 Latin characters (letters, digits, a few marks) or up to 15 digits."""
+    expected = "up to 11 Latin letters/digits (with at least one letter) or up to 15 digits"
+    if not value:
+        raise InvalidInputError("sender is empty", field="sender", value=value, expected=expected)
+    if _DIGIT_SENDER.fullmatch(value):
+        return value
+    if value.isdigit():
+        raise InvalidInputError(
+            f"sender {value!r} has {len(value)} digits", field="sender", value=value, expected=expected
+        )
+    if not _ALPHA_SENDER.fullmatch(value) or not any(c.isalpha() for c in value):
+        if len(value) > 11:
+            problem = f"sender {value!r} has {len(value)} characters"
+        else:
+            problem = f"sender {value!r} has characters that are not Latin letters or digits"
+        raise InvalidInputError(problem, field="sender", value=value, expected=expected)
+    return value
+
+
+def text_length(text: str) -> int:
+    """The length the service counts: UTF-16 code units (an emoji counts two)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def check_text(text: str) -> str:
+    expected = f"1 to {MAX_TEXT_LENGTH} characters"
+    if not isinstance(text, str) or not text:
+        raise InvalidInputError("text is empty", field="text", value=text, expected=expected)
+    length = text_length(text)
+    if length > MAX_TEXT_LENGTH:
+        raise InvalidInputError(
+            f"text has {length} characters", field="text", value=text[:40] + "...", expected=expected
+        )
+    return text
+
+
+def check_address_count(addresses: Sequence[str]) -> None:
+    expected = f"1 to {MAX_ADDRESSES_PER_CALL} addresses per call"
+    if not addresses:
+        raise InvalidInputError("no destination address", field="recipients", expected=expected)
+    if len(addresses) > MAX_ADDRESSES_PER_CALL:
+        raise InvalidInputError(
+            f"{len(addresses)} addresses in one call",
+            field="recipients",
+            value=len(addresses),
+            expected=expected,
+        )
+
+
+def check_validity(minutes: int | None) -> int:
+    if minutes is None:
+        return DEFAULT_VALIDITY_MINUTES
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes <= 0:
+        raise InvalidInputError(
+            f"validity {minutes!r} is not a positive number of minutes",
+            field="validity",
+            value=minutes,
+            expected="a positive whole number of minutes (default 2880)",
+        )
+    return minutes
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """``moment`` plus whole calendar months, the day clamped to the target month's length."""
+    month_index = moment.month - 1 + months
+    year, month = moment.year + month_index // 12, month_index % 12 + 1
+    days = [31, 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28,
+            31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
+    return moment.replace(year=year, month=month, day=min(moment.day, days))
+
+
+def check_statistics_range(start: datetime, end: datetime) -> None:
+    expected = f"a start before the end, at most {MAX_STATISTICS_MONTHS} months apart"
+    if end < start:
+        raise InvalidInputError(
+            f"statistics range ends ({end.isoformat()}) before it starts ({start.isoformat()})",
+            field="range",
+            expected=expected,
+        )
+    if end > add_months(start, MAX_STATISTICS_MONTHS):
+        raise InvalidInputError(
+            f"statistics range {start.date()} .. {end.date()} is longer than "
+            f"{MAX_STATISTICS_MONTHS} months",
+            field="range",
+            expected=expected,
+        )
