@@ -200,6 +200,8 @@ class ParseError(ChannelError):
     :ivar body: the start of the offending body, for diagnosis.
     """
 
-    def __init__(self, message: str, *, body: str | None = None, channel: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, body: str | None = None, channel: str | None = None
+    ) -> None:
         super().__init__(message, channel=channel)
         self.body = body

@@ -68,7 +68,7 @@ class Channel(Protocol):
 
 
 ChannelFactory = Callable[[ChannelContext, Any], Channel]
-"""Builds a channel from its context and its validated settings (an instance of the settings model)."""
+"""Builds a channel from its context and its validated settings (a settings_model instance)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +117,11 @@ def notify_send(channel: Channel, notification: Notification) -> Awaitable[SendR
     :param channel: the running channel the notification is routed to.
     :param notification: what to send; its ``channel`` is already resolved.
     :return: from the plugin that owns ``channel``, an awaitable of the per-recipient result;
-        None from every other plugin. The awaitable reports a recipient it could not serve as
-        failed or unknown in the result instead of raising, so accepted messages are never lost.
+        None from every other plugin. The awaitable raises
+        :class:`~notify_devino.errors.InvalidInputError` when the notification as a whole breaks a
+        rule (text too long, bad sender), before any request. Once it has sent anything it never
+        raises: a recipient it could not serve is reported as failed (bad number, a fault) or
+        unknown (the request may have been processed), so accepted messages are never lost.
     """
 
 

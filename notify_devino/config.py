@@ -1,0 +1,350 @@
+"""YAML configuration: read, interpolate secrets, validate, and say exactly what is wrong.
+
+A configuration file looks like this (``config/notify-devino.example.yaml`` is a commented one)::
+
+    version: 1
+    default_channel: sms
+    channels:
+      sms:
+        type: devino_soap
+        settings:
+          login: alerts
+          password: ${DEVINO_PASSWORD}        # from the environment
+          # password_file: /run/secrets/devino  # or from a file
+
+Every error is a :class:`~notify_devino.errors.ConfigError` that names the file, the line, the
+YAML path of the offending value and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from .errors import ConfigError
+
+CONFIG_ENV_VAR = "NOTIFY_DEVINO_CONFIG"
+"""Names the configuration file when ``--config`` is not given."""
+
+SEARCH_PATHS = (
+    Path("notify-devino.yaml"),
+    Path("config/notify-devino.yaml"),
+    Path("~/.config/notify-devino/config.yaml"),
+    Path("/etc/notify-devino/config.yaml"),
+)
+"""Where the CLI looks for a configuration file, in order, after ``--config`` and the env var."""
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_CHANNEL_NAME = re.compile(r"[a-z][a-z0-9_-]*")
+
+M = TypeVar("M", bound=BaseModel)
+Path_ = tuple[str | int, ...]
+
+
+class ChannelConfig(BaseModel):
+    """One configured channel: which plugin type serves it and that plugin's own settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(description="the channel type a plugin registers, e.g. devino_soap")
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class LoggingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["console", "json"] | None = None
+    """console for people, json for machines; None picks console on a terminal, json otherwise."""
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class StatusConfig(BaseModel):
+    """How the dispatcher follows messages to a final state."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    poll_interval_seconds: float = Field(default=2.0, gt=0)
+    wait_timeout_seconds: float = Field(default=300.0, gt=0)
+
+
+class Config(BaseModel):
+    """The validated configuration of a dispatcher."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1]
+    channels: dict[str, ChannelConfig] = Field(min_length=1)
+    default_channel: str | None = None
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    status: StatusConfig = Field(default_factory=StatusConfig)
+
+    _source: str | None = PrivateAttr(default=None)
+    _lines: dict[Path_, int] = PrivateAttr(default_factory=dict)
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @field_validator("channels")
+    @classmethod
+    def _check_channel_names(cls, channels: dict[str, ChannelConfig]) -> dict[str, ChannelConfig]:
+        for name in channels:
+            if not _CHANNEL_NAME.fullmatch(name):
+                raise ValueError(
+                    f"channel name {name!r} is not valid: "
+                    "use lower-case letters, digits, '_' or '-'"
+                )
+        return channels
+
+    @field_validator("default_channel")
+    @classmethod
+    def _check_default(cls, value: str | None, info: ValidationInfo) -> str | None:
+        channels = info.data.get("channels")
+        if value is not None and channels is not None and value not in channels:
+            raise ValueError(
+                f"default_channel {value!r} is not one of the configured channels "
+                f"({', '.join(sorted(channels))})"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _single_channel_is_the_default(self) -> Config:
+        if self.default_channel is None and len(self.channels) == 1:
+            self.default_channel = next(iter(self.channels))
+        return self
+
+    @property
+    def source(self) -> str | None:
+        """The file this configuration was read from, if any."""
+        return self._source
+
+    def line_of(self, path: Path_) -> int | None:
+        """The line of the YAML value at ``path`` (or of its nearest parent), if known."""
+        while path:
+            if path in self._lines:
+                return self._lines[path]
+            path = path[:-1]
+        return self._lines.get(())
+
+    def channel_settings(self, name: str, model: type[M]) -> M:
+        """Validate channel ``name``'s settings against its plugin's model.
+
+        A ``<field>_file`` key supplies ``<field>`` from a file (for secrets), when the model has
+        a ``<field>`` and no ``<field>_file`` of its own.
+        """
+        raw = dict(self.channels[name].settings)
+        base: Path_ = ("channels", name, "settings")
+        for key in list(raw):
+            field = key.removesuffix("_file")
+            if (
+                key.endswith("_file")
+                and field in model.model_fields
+                and key not in model.model_fields
+            ):
+                if field in raw:
+                    raise self._error(f"give {field} or {key}, not both", (*base, key))
+                raw[field] = self._read_secret_file(raw.pop(key), (*base, key))
+        try:
+            return model.model_validate(raw)
+        except ValidationError as exc:
+            raise self._validation_error(exc, base) from None
+
+    def _read_secret_file(self, value: object, path: Path_) -> str:
+        if not isinstance(value, str):
+            raise self._error("expected the path of a file holding the secret", path)
+        file = Path(value).expanduser()
+        if not file.is_absolute():
+            file = self._base_dir / file
+        try:
+            return file.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise self._error(
+                f"cannot read secret file {str(file)!r}: {exc.strerror}", path
+            ) from None
+
+    def _error(self, message: str, path: Path_) -> ConfigError:
+        return ConfigError(
+            message, path=_dotted(path), line=self.line_of(path), source=self._source
+        )
+
+    def _validation_error(self, exc: ValidationError, base: Path_ = ()) -> ConfigError:
+        return _validation_error(exc, base, self.line_of, self._source)
+
+
+def _validation_error(
+    exc: ValidationError, base: Path_, line_of: Callable[[Path_], int | None], source: str | None
+) -> ConfigError:
+    problems = []
+    for err in exc.errors(include_url=False):
+        path = (*base, *err["loc"])
+        problems.append((path, line_of(path), _describe(err)))
+    path, line, text = problems[0]
+    if len(problems) == 1:
+        return ConfigError(text, path=_dotted(path) or None, line=line, source=source)
+    listing = "\n  ".join(
+        (f"line {ln}: " if ln is not None else "") + f"{_dotted(p) or '(top level)'}: {t}"
+        for p, ln, t in problems
+    )
+    error = ConfigError(f"{len(problems)} problems:\n  {listing}", source=source)
+    error.path, error.line = _dotted(path), line
+    return error
+
+
+def _dotted(path: Path_) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _describe(err: Mapping[str, Any]) -> str:
+    kind = err["type"]
+    if kind == "missing":
+        return "is required but missing"
+    if kind == "extra_forbidden":
+        return "is not a known setting"
+    if kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected")
+        return f"got {err.get('input')!r}, expected {expected}"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if (
+        "input" in err
+        and kind not in ("value_error", "assertion_error")
+        and not isinstance(err["input"], dict | list)
+    ):
+        return f"{msg} (got {err['input']!r})"
+    return msg
+
+
+def _line_map(node: yaml.Node, path: Path_ = ()) -> dict[Path_, int]:
+    lines: dict[Path_, int] = {path: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*path, key.value)
+            lines.update(_line_map(value, child))
+            lines[child] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines.update(_line_map(item, (*path, index)))
+    return lines
+
+
+def _interpolate(value: Any, path: Path_, env: Mapping[str, str], fail: Any) -> Any:
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise fail(f"environment variable {name} is not set (referenced as ${{{name}}})", path)
+
+        return _ENV_REF.sub(substitute, value)
+    if isinstance(value, dict):
+        return {k: _interpolate(v, (*path, k), env, fail) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, (*path, i), env, fail) for i, v in enumerate(value)]
+    return value
+
+
+def parse_config(
+    text: str,
+    *,
+    source: str | None = None,
+    env: Mapping[str, str] | None = None,
+    base_dir: Path | None = None,
+) -> Config:
+    """Parse and validate configuration from YAML text.
+
+    :param source: the file name to put in errors.
+    :param env: where ``${VAR}`` references are looked up; defaults to ``os.environ``.
+        ``${VAR:-default}`` gives a default.
+    :param base_dir: what relative ``*_file`` paths are relative to (the file's folder).
+    """
+    env = os.environ if env is None else env
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        raise ConfigError(
+            f"malformed YAML: {problem}"
+            + (f" (column {mark.column + 1})" if mark is not None else ""),
+            line=mark.line + 1 if mark is not None else None,
+            source=source,
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"malformed YAML: {exc}", source=source) from None
+    lines = _line_map(node) if node is not None else {}
+
+    def line_of(path: Path_) -> int | None:
+        while path and path not in lines:
+            path = path[:-1]
+        return lines.get(path)
+
+    def fail(message: str, path: Path_) -> ConfigError:
+        line = next(
+            (lines[p] for p in (path[:i] for i in range(len(path), 0, -1)) if p in lines), None
+        )
+        return ConfigError(message, path=_dotted(path), line=line, source=source)
+
+    if not isinstance(data, dict):
+        raise ConfigError(
+            "expected a mapping at the top level (version: 1, channels: ...), got "
+            + ("an empty file" if data is None else type(data).__name__),
+            source=source,
+            line=1,
+        )
+    data = _interpolate(data, (), env, fail)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise _validation_error(exc, (), line_of, source) from None
+    config._source, config._lines = source, lines
+    config._base_dir = base_dir or Path.cwd()
+    return config
+
+
+def load_config(path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a configuration file; see :func:`parse_config`."""
+    file = Path(path).expanduser()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {str(file)!r} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {str(file)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"configuration file {str(file)!r} is not UTF-8 text: {exc}") from None
+    return parse_config(text, source=str(file), env=env, base_dir=file.resolve().parent)
+
+
+def find_config(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The configuration file to use: ``explicit``, else ``$NOTIFY_DEVINO_CONFIG``, else the
+    first of :data:`SEARCH_PATHS` that exists."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(CONFIG_ENV_VAR):
+        return Path(os.environ[CONFIG_ENV_VAR])
+    for candidate in SEARCH_PATHS:
+        path = candidate.expanduser()
+        if path.is_file():
+            return path
+    raise ConfigError(
+        "no configuration file found: pass --config, set "
+        f"{CONFIG_ENV_VAR}, or create one of " + ", ".join(str(p) for p in SEARCH_PATHS)
+    )

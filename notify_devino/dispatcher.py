@@ -1,0 +1,384 @@
+"""The dispatcher: the one object a service talks to.
+
+::
+
+    async with Dispatcher.from_file("notify-devino.yaml") as dispatcher:
+        result = await dispatcher.send("Disk full on db-1", to=["+79031234567"])
+        statuses = await dispatcher.wait(result.message_ids)
+
+It owns one aiohttp session for all its channels, creates and starts the configured channels
+through their plugins, routes every operation through the hooks, and tells observers what
+happened. :class:`SyncDispatcher` is the same for code that is not async.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+import structlog
+
+from .config import Config, load_config
+from .errors import ConfigError
+from .hookspecs import Channel, ChannelContext, ChannelType
+from .plugins import PluginManager
+from .types import (
+    Balance,
+    InboundMessage,
+    MessageStatus,
+    Notification,
+    SendResult,
+    Statistics,
+    StatusChange,
+    utc_now,
+)
+
+log = structlog.get_logger(__name__)
+
+
+class Dispatcher:
+    """Sends notifications and follows them, over the channels a :class:`Config` names.
+
+    :param config: the validated configuration.
+    :param plugins: the plugin manager to use; by default a new one that autoloads entry points.
+    :param session: an aiohttp session to use instead of creating one; the dispatcher will not
+        close a session it did not create.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        plugins: PluginManager | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.config = config
+        self.plugins = plugins if plugins is not None else PluginManager()
+        self._session = session
+        self._owns_session = session is None
+        self._channels: dict[str, Channel] = {}
+        self._channel_of_message: dict[str, str] = {}
+        self._last_status: dict[str, MessageStatus] = {}
+        self._started = False
+        self._closed = False
+        # Fail at construction, before any I/O, when config names a channel no plugin provides.
+        self._types = self._resolve_types()
+
+    @classmethod
+    def from_file(
+        cls, path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> Self:
+        """A dispatcher for the configuration file at ``path``."""
+        return cls(load_config(path, env=env), **kwargs)
+
+    def _resolve_types(self) -> dict[str, ChannelType]:
+        known = self.plugins.channel_types()
+        resolved = {}
+        for name, channel in self.config.channels.items():
+            spec = known.get(channel.type)
+            if spec is None:
+                available = ", ".join(sorted(known)) or "none: no channel plugin is installed"
+                raise ConfigError(
+                    f"channel {name!r} has type {channel.type!r}, which no installed plugin "
+                    f"provides (available types: {available})",
+                    path=f"channels.{name}.type",
+                    line=self.config.line_of(("channels", name, "type")),
+                    source=self.config.source,
+                )
+            resolved[name] = spec
+        return resolved
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        """Validate every channel's settings, create the channels and start them."""
+        if self._started:
+            raise RuntimeError("this dispatcher was already started")
+        self._started = True
+        settings = {
+            name: self.config.channel_settings(name, spec.settings_model)
+            for name, spec in self._types.items()
+        }
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                headers={"User-Agent": "notify-devino"}, raise_for_status=False
+            )
+        try:
+            for name, spec in self._types.items():
+                channel = spec.factory(
+                    ChannelContext(name=name, session=self._session), settings[name]
+                )
+                self._channels[name] = channel
+                await channel.start()
+                log.debug("channel_started", channel=name, type=spec.name)
+        except BaseException:
+            await self.aclose()
+            raise
+        self.plugins.dispatcher_started(self)
+
+    async def aclose(self) -> None:
+        """Close every channel, then the session if the dispatcher created it. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._channels:
+            self.plugins.dispatcher_closing(self)
+        for name, channel in reversed(self._channels.items()):
+            try:
+                await channel.aclose()
+            except Exception as exc:
+                log.error(
+                    "channel_close_failed", channel=name, error=f"{type(exc).__name__}: {exc}"
+                )
+        self._channels.clear()
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+
+    # -- channels --------------------------------------------------------------------------------
+
+    @property
+    def channels(self) -> Mapping[str, Channel]:
+        """The running channels by configured name."""
+        return dict(self._channels)
+
+    def channel(self, name: str | None = None) -> Channel:
+        """The running channel ``name``, or the default channel."""
+        if not self._started or self._closed:
+            raise RuntimeError("the dispatcher is not running: use 'async with Dispatcher(...)'")
+        name = name or self.config.default_channel
+        if name is None:
+            raise ConfigError(
+                "several channels are configured and none is the default: pass channel= or set "
+                "default_channel in the configuration"
+            )
+        try:
+            return self._channels[name]
+        except KeyError:
+            raise ConfigError(
+                f"no channel named {name!r}; configured: {', '.join(sorted(self._channels))}"
+            ) from None
+
+    # -- operations ------------------------------------------------------------------------------
+
+    async def send(
+        self,
+        notification: Notification | str,
+        *,
+        to: Iterable[str] | str | None = None,
+        channel: str | None = None,
+        **fields: Any,
+    ) -> SendResult:
+        """Send a notification; returns one result per recipient (accepted, failed or unknown).
+
+        ``dispatcher.send("text", to=[...], sender="ALERTS")`` builds the :class:`Notification`
+        for you; the keyword fields are those of :class:`Notification`.
+        """
+        if isinstance(notification, str):
+            recipients = (to,) if isinstance(to, str) else tuple(to or ())
+            notification = Notification(
+                text=notification, recipients=recipients, channel=channel, **fields
+            )
+        elif to is not None or fields:
+            raise TypeError("pass either a Notification or text with to= and fields, not both")
+        target = self.channel(channel or notification.channel)
+        started = asyncio.get_running_loop().time()
+        result = await self.plugins.send(target, notification)
+        for recipient in result.recipients:
+            for message_id in recipient.message_ids:
+                self._channel_of_message[message_id] = target.name
+        log.info(
+            "notification_sent",
+            channel=target.name,
+            recipients=len(result.recipients),
+            accepted=len(result.accepted),
+            failed=len(result.failed),
+            unknown=len(result.unknown),
+            message_ids=list(result.message_ids),
+            elapsed_ms=round((asyncio.get_running_loop().time() - started) * 1000, 1),
+        )
+        self.plugins.after_send(result)
+        return result
+
+    def _channel_for(self, message_ids: Sequence[str], channel: str | None) -> Channel:
+        if channel is None:
+            names = {self._channel_of_message.get(i) for i in message_ids} - {None}
+            if len(names) > 1:
+                raise ConfigError(
+                    "the message IDs belong to several channels "
+                    f"({', '.join(sorted(map(str, names)))}): "
+                    "ask one channel at a time"
+                )
+            channel = names.pop() if names else None
+        return self.channel(channel)
+
+    async def status(
+        self, message_ids: Sequence[str] | str, *, channel: str | None = None
+    ) -> list[MessageStatus]:
+        """The current status of each message ID, in order. Observers hear of every change."""
+        ids = [message_ids] if isinstance(message_ids, str) else list(message_ids)
+        if not ids:
+            return []
+        target = self._channel_for(ids, channel)
+        statuses = list(await self.plugins.status(target, ids))
+        for status in statuses:
+            previous = self._last_status.get(status.message_id)
+            if previous is None or (previous.code, previous.state) != (status.code, status.state):
+                self._last_status[status.message_id] = status
+                log.info(
+                    "message_status_changed",
+                    channel=target.name,
+                    message_id=status.message_id,
+                    state=status.state.value,
+                    code=status.code,
+                    final=status.final,
+                )
+                self.plugins.status_changed(StatusChange(status=status, previous=previous))
+        return statuses
+
+    async def wait(
+        self,
+        message_ids: Sequence[str] | str,
+        *,
+        channel: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - a polling deadline, not one await's
+        interval: float | None = None,
+    ) -> list[MessageStatus]:
+        """Poll until every message is in a final state, or ``timeout`` seconds pass.
+
+        :return: the last status of each ID; on timeout some are not ``final``. Check them.
+        """
+        ids = [message_ids] if isinstance(message_ids, str) else list(message_ids)
+        timeout = self.config.status.wait_timeout_seconds if timeout is None else timeout
+        interval = self.config.status.poll_interval_seconds if interval is None else interval
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        latest: dict[str, MessageStatus] = {}
+        pending = list(dict.fromkeys(ids))
+        while True:
+            for status in await self.status(pending, channel=channel):
+                latest[status.message_id] = status
+            pending = [i for i in pending if not latest[i].final]
+            if not pending or loop.time() + interval > deadline:
+                break
+            await asyncio.sleep(interval)
+        if pending:
+            log.warning("wait_timed_out", pending=pending, timeout_s=timeout)
+        return [latest[i] for i in ids]
+
+    async def inbox(
+        self,
+        *,
+        since: datetime | timedelta = timedelta(days=1),
+        until: datetime | None = None,
+        channel: str | None = None,
+    ) -> list[InboundMessage]:
+        """Messages received between ``since`` (a moment, or a span before now) and ``until``."""
+        until = until or utc_now()
+        start = until - since if isinstance(since, timedelta) else since
+        for moment in (start, until):
+            if moment.tzinfo is None:
+                raise ValueError("inbox times must be timezone-aware")
+        target = self.channel(channel)
+        messages = list(await self.plugins.inbox(target, start, until))
+        for message in messages:
+            self.plugins.inbound_message(message)
+        return messages
+
+    async def balance(self, *, channel: str | None = None) -> Balance:
+        return await self.plugins.balance(self.channel(channel))
+
+    async def statistics(
+        self, start: datetime, end: datetime | None = None, *, channel: str | None = None
+    ) -> Statistics:
+        end = end or utc_now()
+        for moment in (start, end):
+            if moment.tzinfo is None:
+                raise ValueError("statistics times must be timezone-aware")
+        return await self.plugins.statistics(self.channel(channel), start, end)
+
+
+class SyncDispatcher:
+    """A :class:`Dispatcher` for code that is not async. It runs its own event loop, so it must
+    not be used from inside a running loop::
+
+        with SyncDispatcher.from_file("notify-devino.yaml") as d:
+            result = d.send("Disk full on db-1", to=["+79031234567"])
+    """
+
+    def __init__(self, config: Config, **kwargs: Any) -> None:
+        self._runner = asyncio.Runner()
+        self._config, self._kwargs = config, kwargs
+        self._dispatcher: Dispatcher | None = None
+
+    @classmethod
+    def from_file(
+        cls, path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> Self:
+        return cls(load_config(path, env=env), **kwargs)
+
+    def __enter__(self) -> Self:
+        async def start() -> Dispatcher:
+            dispatcher = Dispatcher(self._config, **self._kwargs)
+            await dispatcher.start()
+            return dispatcher
+
+        try:
+            self._dispatcher = self._runner.run(start())
+        except BaseException:
+            self._runner.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            if self._dispatcher is not None:
+                self._runner.run(self._dispatcher.aclose())
+        finally:
+            self._runner.close()
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        if self._dispatcher is None:
+            raise RuntimeError("use 'with SyncDispatcher(...) as d:'")
+        return self._dispatcher
+
+    def send(self, notification: Notification | str, **kwargs: Any) -> SendResult:
+        return self._runner.run(self.dispatcher.send(notification, **kwargs))
+
+    def status(self, message_ids: Sequence[str] | str, **kwargs: Any) -> list[MessageStatus]:
+        return self._runner.run(self.dispatcher.status(message_ids, **kwargs))
+
+    def wait(self, message_ids: Sequence[str] | str, **kwargs: Any) -> list[MessageStatus]:
+        return self._runner.run(self.dispatcher.wait(message_ids, **kwargs))
+
+    def inbox(self, **kwargs: Any) -> list[InboundMessage]:
+        return self._runner.run(self.dispatcher.inbox(**kwargs))
+
+    def balance(self, **kwargs: Any) -> Balance:
+        return self._runner.run(self.dispatcher.balance(**kwargs))
+
+    def statistics(self, start: datetime, end: datetime | None = None, **kwargs: Any) -> Statistics:
+        return self._runner.run(self.dispatcher.statistics(start, end, **kwargs))
+
+
+__all__ = ["Dispatcher", "SyncDispatcher"]

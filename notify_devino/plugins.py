@@ -1,0 +1,319 @@
+"""The plugin manager: loads plugins, validates what they register, and is the only place hooks
+are called from (through the typed wrappers below).
+
+Plugins are found through the ``notify_devino`` entry-point group. Autoloading can be turned off
+(``autoload=False`` or ``NOTIFY_DEVINO_DISABLE_PLUGIN_AUTOLOAD=1``) and single plugins blocked
+(``block=[...]`` or ``NOTIFY_DEVINO_BLOCK_PLUGINS=a,b``). A plugin that fails to import is logged
+and skipped, so one broken plugin does not take the others down.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import re
+from collections.abc import Awaitable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pluggy
+import structlog
+from pydantic import BaseModel
+
+from . import hookspecs
+from .errors import PluginError, UnsupportedOperationError
+from .hookspecs import PROJECT_NAME, Channel, ChannelType
+from .types import (
+    Balance,
+    InboundMessage,
+    MessageStatus,
+    Notification,
+    SendResult,
+    Statistics,
+    StatusChange,
+)
+
+if TYPE_CHECKING:
+    import click
+
+    from .dispatcher import Dispatcher
+
+log = structlog.get_logger(__name__)
+
+AUTOLOAD_ENV_VAR = "NOTIFY_DEVINO_DISABLE_PLUGIN_AUTOLOAD"
+BLOCK_ENV_VAR = "NOTIFY_DEVINO_BLOCK_PLUGINS"
+_TYPE_NAME = re.compile(r"[a-z][a-z0-9_]*")
+OPERATIONS = frozenset({"send", "status", "inbox", "balance", "statistics"})
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class PluginInfo:
+    """What ``notify-devino plugins`` shows about one registered plugin."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    channel_types: tuple[str, ...]
+    hooks: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class _Loaded:
+    distribution: str | None = None
+    version: str | None = None
+
+
+@dataclass(slots=True)
+class _State:
+    dists: dict[str, _Loaded] = field(default_factory=dict)
+    channel_types: dict[str, tuple[str, ChannelType]] | None = None
+
+
+class PluginManager:
+    """A notify-devino plugin manager; make one per dispatcher (and one per test).
+
+    :param autoload: load plugins from entry points. None reads the environment: autoload unless
+        ``NOTIFY_DEVINO_DISABLE_PLUGIN_AUTOLOAD`` is set to a non-empty value.
+    :param block: entry-point names never to load or register (added to those in
+        ``NOTIFY_DEVINO_BLOCK_PLUGINS``).
+    :param plugins: plugin objects (modules, classes or instances) to register by hand.
+    """
+
+    def __init__(
+        self,
+        *,
+        autoload: bool | None = None,
+        block: Iterable[str] = (),
+        plugins: Iterable[object] = (),
+    ) -> None:
+        self._pm = pluggy.PluginManager(PROJECT_NAME)
+        self._pm.add_hookspecs(hookspecs)
+        self._state = _State()
+        env_block = os.environ.get(BLOCK_ENV_VAR, "")
+        self.blocked = frozenset(block) | {b.strip() for b in env_block.split(",") if b.strip()}
+        for name in self.blocked:
+            self._pm.set_blocked(name)
+        if autoload is None:
+            autoload = not os.environ.get(AUTOLOAD_ENV_VAR)
+        if autoload:
+            self.load_entrypoints()
+        for plugin in plugins:
+            self.register(plugin)
+
+    # -- loading ---------------------------------------------------------------------------------
+
+    def load_entrypoints(self) -> list[str]:
+        """Load every plugin of the ``notify_devino`` entry-point group that is not blocked.
+
+        :return: the names of the plugins loaded now.
+        """
+        loaded = []
+        for ep in importlib.metadata.entry_points(group=PROJECT_NAME):
+            if ep.name in self.blocked or self._pm.get_plugin(ep.name) is not None:
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as exc:  # a broken plugin must not take the others down
+                log.error(
+                    "plugin_load_failed",
+                    plugin=ep.name,
+                    value=ep.value,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                continue
+            self.register(plugin, name=ep.name)
+            dist = ep.dist
+            self._state.dists[ep.name] = _Loaded(
+                dist.metadata["Name"] if dist else None, dist.version if dist else None
+            )
+            loaded.append(ep.name)
+        return loaded
+
+    def register(self, plugin: object, name: str | None = None) -> str:
+        """Register a plugin object; its hook implementations are checked against the specs.
+
+        :return: the name it was registered under.
+        :raises PluginError: the name is taken, or a hook implementation does not match its spec.
+        """
+        try:
+            registered = self._pm.register(plugin, name=name)
+            self._pm.check_pending()
+        except ValueError as exc:
+            raise PluginError(f"cannot register plugin {name or plugin!r}: {exc}") from None
+        except pluggy.PluginValidationError as exc:
+            label = name or self._pm.get_name(plugin) or repr(plugin)
+            if self._pm.is_registered(plugin):
+                self._pm.unregister(plugin)
+            raise PluginError(f"plugin {label!r} is invalid: {exc}", plugins=(label,)) from None
+        if registered is None:  # blocked
+            return name or ""
+        self._state.channel_types = None
+        return self._pm.get_name(plugin) or ""
+
+    def unregister(self, name: str) -> None:
+        self._pm.unregister(name=name)
+        self._state.channel_types = None
+
+    def is_registered(self, name: str) -> bool:
+        return self._pm.get_plugin(name) is not None
+
+    @property
+    def hook(self) -> Any:
+        """The raw pluggy hook relay; prefer the typed wrappers."""
+        return self._pm.hook
+
+    def plugins(self) -> list[PluginInfo]:
+        """The registered plugins, with their distribution, version, channel types and hooks."""
+        types = self._channel_types()
+        infos = []
+        for name, plugin in sorted(self._pm.list_name_plugin()):
+            if plugin is None:
+                continue
+            dist = self._state.dists.get(name, _Loaded())
+            hooks = tuple(sorted(c.name for c in self._pm.get_hookcallers(plugin) or ()))
+            owned = tuple(sorted(t for t, (owner, _) in types.items() if owner == name))
+            infos.append(PluginInfo(name, dist.distribution, dist.version, owned, hooks))
+        return infos
+
+    # -- registration hooks ----------------------------------------------------------------------
+
+    def channel_types(self) -> dict[str, ChannelType]:
+        """Every channel type registered by a plugin, by name; validated once and cached.
+
+        :raises PluginError: a malformed registration, or a name registered twice (naming both
+            plugins).
+        """
+        return {name: spec for name, (_, spec) in self._channel_types().items()}
+
+    def channel_type_owner(self, name: str) -> str:
+        return self._channel_types()[name][0]
+
+    def _channel_types(self) -> dict[str, tuple[str, ChannelType]]:
+        if self._state.channel_types is not None:
+            return self._state.channel_types
+        found: dict[str, tuple[str, ChannelType]] = {}
+        for impl in reversed(self.hook.notify_register_channel_types.get_hookimpls()):
+            owner = impl.plugin_name
+            for spec in impl.function() or ():
+                self._check_channel_type(spec, owner)
+                if spec.name in found:
+                    raise PluginError(
+                        f"channel type {spec.name!r} is registered by both plugin "
+                        f"{found[spec.name][0]!r} and plugin {owner!r}",
+                        plugins=(found[spec.name][0], owner),
+                    )
+                found[spec.name] = (owner, spec)
+        self._state.channel_types = found
+        return found
+
+    @staticmethod
+    def _check_channel_type(spec: object, owner: str) -> None:
+        def bad(why: str) -> PluginError:
+            return PluginError(
+                f"plugin {owner!r} registered a bad channel type: {why}", plugins=(owner,)
+            )
+
+        if not isinstance(spec, ChannelType):
+            raise bad(f"expected a ChannelType, got {type(spec).__name__}")
+        if not isinstance(spec.name, str) or not _TYPE_NAME.fullmatch(spec.name):
+            raise bad(f"name {spec.name!r} must match [a-z][a-z0-9_]*")
+        if not (
+            isinstance(spec.settings_model, type) and issubclass(spec.settings_model, BaseModel)
+        ):
+            raise bad(f"{spec.name}: settings_model must be a pydantic BaseModel subclass")
+        if not callable(spec.factory):
+            raise bad(f"{spec.name}: factory is not callable")
+        unknown = set(spec.operations) - OPERATIONS
+        if unknown:
+            raise bad(
+                f"{spec.name}: unknown operations {sorted(unknown)}; known: {sorted(OPERATIONS)}"
+            )
+
+    def register_commands(self, cli: click.Group) -> None:
+        """Let every plugin add its commands to ``cli``; a taken command name names the plugin."""
+        import click
+
+        for impl in reversed(self.hook.notify_register_commands.get_hookimpls()):
+            scratch = click.Group(name=cli.name)
+            impl.function(cli=scratch)
+            for name, command in scratch.commands.items():
+                if name in cli.commands:
+                    raise PluginError(
+                        f"plugin {impl.plugin_name!r} adds command {name!r}, which already exists",
+                        plugins=(impl.plugin_name,),
+                    )
+                cli.add_command(command, name)
+
+    # -- operation hooks -------------------------------------------------------------------------
+
+    @staticmethod
+    def _owned(result: Awaitable[T] | None, channel: Channel, operation: str) -> Awaitable[T]:
+        if result is None:
+            raise UnsupportedOperationError(
+                f"channel {channel.name!r} does not support {operation} (no plugin answered)",
+                channel=channel.name,
+            )
+        return result
+
+    def send(self, channel: Channel, notification: Notification) -> Awaitable[SendResult]:
+        return self._owned(
+            self.hook.notify_send(channel=channel, notification=notification), channel, "send"
+        )
+
+    def status(
+        self, channel: Channel, message_ids: Sequence[str]
+    ) -> Awaitable[Sequence[MessageStatus]]:
+        return self._owned(
+            self.hook.notify_status(channel=channel, message_ids=message_ids), channel, "status"
+        )
+
+    def inbox(
+        self, channel: Channel, since: datetime, until: datetime
+    ) -> Awaitable[Sequence[InboundMessage]]:
+        return self._owned(
+            self.hook.notify_inbox(channel=channel, since=since, until=until), channel, "inbox"
+        )
+
+    def balance(self, channel: Channel) -> Awaitable[Balance]:
+        return self._owned(self.hook.notify_balance(channel=channel), channel, "balance")
+
+    def statistics(self, channel: Channel, start: datetime, end: datetime) -> Awaitable[Statistics]:
+        return self._owned(
+            self.hook.notify_statistics(channel=channel, start=start, end=end),
+            channel,
+            "statistics",
+        )
+
+    # -- lifecycle and observer hooks ------------------------------------------------------------
+
+    def _observe(self, hook_name: str, **kwargs: Any) -> None:
+        """Call an observer hook implementation by implementation; one that raises is logged and
+        the others still run. An observer can never change what happened."""
+        for impl in reversed(getattr(self.hook, hook_name).get_hookimpls()):
+            try:
+                impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
+            except Exception as exc:
+                log.error(
+                    "observer_failed",
+                    hook=hook_name,
+                    plugin=impl.plugin_name,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+
+    def dispatcher_started(self, dispatcher: Dispatcher) -> None:
+        self._observe("notify_dispatcher_started", dispatcher=dispatcher)
+
+    def dispatcher_closing(self, dispatcher: Dispatcher) -> None:
+        self._observe("notify_dispatcher_closing", dispatcher=dispatcher)
+
+    def after_send(self, result: SendResult) -> None:
+        self._observe("notify_after_send", result=result)
+
+    def status_changed(self, change: StatusChange) -> None:
+        self._observe("notify_status_changed", change=change)
+
+    def inbound_message(self, message: InboundMessage) -> None:
+        self._observe("notify_inbound_message", message=message)
