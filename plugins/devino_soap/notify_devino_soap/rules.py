@@ -37,7 +37,10 @@ def normalize_phone(value: str) -> str:
     """
     if not isinstance(value, str):
         raise InvalidInputError(
-            f"recipient {value!r} is not a string", field="recipient", value=value, expected=PHONE_FORMS
+            f"recipient {value!r} is not a string",
+            field="recipient",
+            value=value,
+            expected=PHONE_FORMS,
         )
     compact = _SEPARATORS.sub("", value)
     digits = compact[1:] if compact.startswith("+") else compact
@@ -85,7 +88,10 @@ def check_sender(value: str | None) -> str:
         return value
     if value.isdigit():
         raise InvalidInputError(
-            f"sender {value!r} has {len(value)} digits", field="sender", value=value, expected=expected
+            f"sender {value!r} has {len(value)} digits",
+            field="sender",
+            value=value,
+            expected=expected,
         )
     if not _ALPHA_SENDER.fullmatch(value) or not any(c.isalpha() for c in value):
         if len(value) > 11:
@@ -108,7 +114,10 @@ def check_text(text: str) -> str:
     length = text_length(text)
     if length > MAX_TEXT_LENGTH:
         raise InvalidInputError(
-            f"text has {length} characters", field="text", value=text[:40] + "...", expected=expected
+            f"text has {length} characters",
+            field="text",
+            value=text[:40] + "...",
+            expected=expected,
         )
     return text
 
@@ -143,8 +152,20 @@ def add_months(moment: datetime, months: int) -> datetime:
     """``moment`` plus whole calendar months, the day clamped to the target month's length."""
     month_index = moment.month - 1 + months
     year, month = moment.year + month_index // 12, month_index % 12 + 1
-    days = [31, 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28,
-            31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
+    days = [
+        31,
+        29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28,
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ][month - 1]
     return moment.replace(year=year, month=month, day=min(moment.day, days))
 
 

@@ -2,10 +2,10 @@
 hand out one message ID per segment).
 
 A text that fits the GSM 03.38 default alphabet is sent in GSM-7: 160 septets in one segment,
-153 per segment of a concatenated message; a character of the extension table (``€ [ ] { } ~ | ^ \\``
-and form feed) costs two septets, and the escape pair is never split across segments. Any other
-character forces UCS-2: 70 UTF-16 code units in one segment, 67 per segment of a concatenated
-message; an emoji (a surrogate pair) costs two units and is never split.
+153 per segment of a concatenated message; a character of the extension table
+(``€ [ ] { } ~ | ^ \\`` and form feed) costs two septets, and the escape pair is never split
+across segments. Any other character forces UCS-2: 70 UTF-16 code units in one segment, 67 per
+segment of a concatenated message; an emoji (a surrogate pair) costs two units and is never split.
 """
 
 from __future__ import annotations
@@ -54,9 +54,13 @@ def _cost(char: str, encoding: Encoding) -> int:
 
 def count_segments(text: str) -> SegmentInfo:
     """Count the segments ``text`` takes, exactly as a concatenating SMS centre splits it."""
-    forcing = tuple(dict.fromkeys(c for c in text if c not in GSM7_BASIC and c not in GSM7_EXTENSION))
+    forcing = tuple(
+        dict.fromkeys(c for c in text if c not in GSM7_BASIC and c not in GSM7_EXTENSION)
+    )
     encoding = Encoding.UCS2 if forcing else Encoding.GSM7
-    single, multi = (GSM7_SINGLE, GSM7_MULTI) if encoding is Encoding.GSM7 else (UCS2_SINGLE, UCS2_MULTI)
+    single, multi = (
+        (GSM7_SINGLE, GSM7_MULTI) if encoding is Encoding.GSM7 else (UCS2_SINGLE, UCS2_MULTI)
+    )
     costs = [_cost(c, encoding) for c in text]
     units = sum(costs)
     if units <= single:

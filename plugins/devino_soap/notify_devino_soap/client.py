@@ -1,0 +1,564 @@
+"""The Devino SmsService client: one async method per SOAP operation.
+
+A :class:`DevinoClient` runs on an ``aiohttp.ClientSession`` it is given (it never creates or
+closes one). Each method checks its inputs with :mod:`.rules` before any request, takes a session
+ID from its :class:`~.session.SessionKeeper`, builds the envelope (:mod:`.envelopes`), passes the
+client's rate limiter, makes one HTTP exchange, and reads the reply (:mod:`.parsing`).
+
+Errors are those of :mod:`notify_devino.errors`, with the client's channel name on them; no
+aiohttp exception leaves this module:
+
+==========================================  =================================================
+what happened                               error
+==========================================  =================================================
+no connection (refused, DNS, TLS)           ConnectionFailedError(request_sent=False)
+timed out (the total ``timeout``; aiohttp   RequestTimeoutError(request_sent=True)
+cannot tell whether the request went out)
+aiohttp's own connect timeout, if raised    RequestTimeoutError(request_sent=False)
+disconnect / OS error / bad payload after   ConnectionFailedError(request_sent=True)
+the request was written
+HTTP 429 / 503                              RateLimitedError(retry_after=Retry-After)
+SOAP fault                                  by parsing.FAULT_RULES (auth, session, funds, rate,
+                                            else ProviderFaultError)
+other non-200                               ProviderFaultError(http_status=...)
+unreadable reply                            ParseError
+==========================================  =================================================
+
+Retries (tenacity, built once per client, copied per call): read-only operations retry whatever
+``is_transient()`` says is transient; the three sends retry only what proves the request was not
+processed: a connection never made (``request_sent=False``) and a rate-limit refusal. A send that
+timed out or lost its connection after the request was written is never resent: it surfaces as a
+TransportError with ``request_sent=True`` (the outcome is unknown). A ``Retry-After`` longer than
+``retry_wait_max`` is not waited for; the error surfaces with its ``retry_after``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import aiohttp
+import structlog
+import yarl
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from notify_devino.errors import (
+    ChannelError,
+    ConnectionFailedError,
+    InvalidInputError,
+    ParseError,
+    RateLimitedError,
+    RequestTimeoutError,
+    TransportError,
+)
+
+from . import envelopes, parsing, rules
+from .envelopes import SoapRequest, SoapVersion
+from .models import DevinoStatistics, IncomingMessage, MessageState
+from .ratelimit import SlidingWindowLimiter
+from .session import DEFAULT_LIFETIME, DEFAULT_MARGIN, SessionKeeper
+
+log = structlog.get_logger(__name__)
+
+# tenacity 9.2 renamed wait_exponential_jitter's ``initial`` to ``multiplier`` (and warns on
+# the old name); older releases only know ``initial``.
+_BACKOFF_SCALE = (
+    "multiplier"
+    if "multiplier" in inspect.signature(wait_exponential_jitter.__init__).parameters
+    else "initial"
+)
+
+T = TypeVar("T")
+
+DEFAULT_URL = "https://ws.devinotele.com/SmsService.asmx"
+_CHUNK = 64 * 1024
+# aiohttp >= 3.10 tells a connect timeout (nothing sent) from a read timeout.
+_CONNECT_TIMEOUT: tuple[type[BaseException], ...] = tuple(
+    getattr(aiohttp, name) for name in ("ConnectionTimeoutError",) if hasattr(aiohttp, name)
+)
+
+READ_ONLY_OPERATIONS = frozenset(
+    {"GetSessionID", "GetBalance", "GetMessageState", "GetStatistics", "GetIncomingMessages"}
+)
+SEND_OPERATIONS = frozenset(
+    {"SendMessage", "SendMessageByTimeZone", "SendMessageByTimeZoneToAddresses"}
+)
+
+
+def _utc(moment: datetime, *, field: str) -> datetime:
+    """An aware datetime in UTC; a naive one (or a non-datetime) is an InvalidInputError."""
+    envelopes.format_utc(moment, field=field)  # refuses naive values with the standard error
+    return moment.astimezone(UTC)
+
+
+def _widen(low: datetime, high: datetime) -> tuple[datetime, datetime]:
+    """A query range on whole seconds, never narrower than asked: the wire carries whole
+    seconds, and cutting the fraction off the upper bound would miss what happened in its
+    last second (a message received at 12:00:00.300 with ``until`` = 12:00:00.500)."""
+    low = low.replace(microsecond=0)
+    if high.microsecond:
+        high = high.replace(microsecond=0) + timedelta(seconds=1)
+    return low, high
+
+
+class DevinoClient:
+    """A client of the Devino SmsService SOAP API.
+
+    :param session: the aiohttp session to send on; the client never closes it.
+    :param url: the service endpoint (``https://ws.devinotele.com/SmsService.asmx``).
+    :param login: the account login.
+    :param password: the account password; never logged, never in an error.
+    :param soap_version: ``"1.2"`` (default) or ``"1.1"``.
+    :param timeout: seconds for one whole HTTP exchange (connect, send, read).
+    :param retry_attempts: attempts per call, first included (1 = no retry).
+    :param rate_limit: requests per second, at most, in any one-second window.
+    :param max_reply_bytes: replies larger than this are refused (ParseError).
+    :param clock: returns the current time as an aware UTC datetime (session expiry).
+    :param channel: the configured channel name, put on every error.
+    :param session_lifetime: how long the service keeps a session (120 minutes).
+    :param session_margin: how long before its end a session is replaced (5 minutes).
+    :param retry_wait_initial: the first backoff, in seconds (exponential with jitter).
+    :param retry_wait_max: the longest backoff, and the longest ``Retry-After`` honoured.
+    :param rate_limit_guard: seconds added to the rate-limit window against network jitter.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        url: str = DEFAULT_URL,
+        login: str,
+        password: str,
+        soap_version: SoapVersion = "1.2",
+        timeout: float = 30.0,
+        retry_attempts: int = 3,
+        rate_limit: float = 10,
+        max_reply_bytes: int = parsing.DEFAULT_MAX_REPLY_BYTES,
+        clock: Callable[[], datetime] | None = None,
+        channel: str | None = None,
+        session_lifetime: timedelta = DEFAULT_LIFETIME,
+        session_margin: timedelta = DEFAULT_MARGIN,
+        retry_wait_initial: float = 0.5,
+        retry_wait_max: float = 10.0,
+        rate_limit_guard: float = 0.05,
+    ) -> None:
+        parsed = yarl.URL(url)
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise ValueError(f"Devino URL must be an http(s) URL with a host, not {url!r}")
+        if soap_version not in envelopes.SOAP_NAMESPACES:
+            raise ValueError(f"soap_version must be '1.1' or '1.2', not {soap_version!r}")
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        if retry_attempts < 1:
+            raise ValueError("retry_attempts must be at least 1")
+        if max_reply_bytes < 1:
+            raise ValueError("max_reply_bytes must be positive")
+        self._http = session
+        self._url = parsed
+        self._login_name = login
+        self._password = password
+        self.soap_version: SoapVersion = soap_version
+        self.channel = channel
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._max_reply_bytes = max_reply_bytes
+        self._retry_wait_max = retry_wait_max
+        self.limiter = SlidingWindowLimiter.per_second(rate_limit, guard=rate_limit_guard)
+        self.sessions = SessionKeeper(
+            self._fresh_login,
+            lifetime=session_lifetime,
+            margin=session_margin,
+            channel=channel,
+            **({"clock": clock} if clock is not None else {}),
+        )
+        # Jitter proportional to the first wait: 0.5 s -> 0.5-1 s, 1-1.5 s, 2-2.5 s, ...
+        backoff = wait_exponential_jitter(
+            **{_BACKOFF_SCALE: retry_wait_initial}, max=retry_wait_max, jitter=retry_wait_initial
+        )
+
+        def wait(state: RetryCallState) -> float:
+            delay = float(backoff(state))
+            exc = state.outcome.exception() if state.outcome is not None else None
+            if isinstance(exc, RateLimitedError) and exc.retry_after is not None:
+                delay = max(delay, exc.retry_after)
+            return delay
+
+        common: dict[str, Any] = {
+            "stop": stop_after_attempt(retry_attempts),
+            "wait": wait,
+            "reraise": True,
+        }
+        self._read_retrying = AsyncRetrying(
+            retry=retry_if_exception(self._read_may_retry), **common
+        )
+        self._send_retrying = AsyncRetrying(
+            retry=retry_if_exception(self._send_may_retry), **common
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<DevinoClient channel={self.channel!r} url={str(self._url)!r} "
+            f"soap={self.soap_version}>"
+        )
+
+    # -- retry policy ---------------------------------------------------------------------------
+
+    def _retry_after_ok(self, exc: BaseException) -> bool:
+        retry_after = getattr(exc, "retry_after", None)
+        return retry_after is None or retry_after <= self._retry_wait_max
+
+    def _read_may_retry(self, exc: BaseException) -> bool:
+        """Read-only operations: anything transient."""
+        return isinstance(exc, ChannelError) and exc.is_transient() and self._retry_after_ok(exc)
+
+    def _send_may_retry(self, exc: BaseException) -> bool:
+        """Sends: only what proves the request was not processed."""
+        if isinstance(exc, TransportError):
+            return not exc.request_sent
+        return isinstance(exc, RateLimitedError) and self._retry_after_ok(exc)
+
+    def _log_retry(self, operation: str) -> Callable[[RetryCallState], None]:
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome is not None else None
+            log.warning(
+                "retry_scheduled",
+                channel=self.channel,
+                operation=operation,
+                attempt=state.attempt_number,
+                wait_s=round(state.next_action.sleep, 3) if state.next_action else None,
+                error=type(exc).__name__ if exc is not None else None,
+            )
+
+        return before_sleep
+
+    # -- one exchange ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _stamped(self) -> Iterator[None]:
+        """Put the channel name on every ChannelError passing through."""
+        try:
+            yield
+        except ChannelError as exc:
+            if exc.channel is None:
+                exc.channel = self.channel
+            raise
+
+    async def _read_body(self, resp: aiohttp.ClientResponse) -> bytes:
+        limit = self._max_reply_bytes
+        if resp.content_length is not None and resp.content_length > limit:
+            raise ParseError(f"reply of {resp.content_length} bytes is larger than {limit}")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_chunked(_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise ParseError(f"reply is larger than {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _post(self, request: SoapRequest) -> tuple[int, bytes, str | None]:
+        """One HTTP exchange: (status, body, Retry-After). aiohttp errors become ours."""
+        op = request.operation
+        try:
+            async with self._http.post(
+                self._url,
+                data=request.body,
+                headers=request.headers,
+                timeout=self._timeout,
+                allow_redirects=False,
+            ) as resp:
+                body = await self._read_body(resp)
+                return resp.status, body, resp.headers.get("Retry-After")
+        except _CONNECT_TIMEOUT as exc:
+            raise RequestTimeoutError(
+                f"{op}: timed out connecting to {self._url.host}", request_sent=False
+            ) from exc
+        except TimeoutError as exc:  # asyncio.TimeoutError and aiohttp.ServerTimeoutError
+            raise RequestTimeoutError(
+                f"{op}: no reply within {self._timeout.total} s", request_sent=True
+            ) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise ConnectionFailedError(
+                f"{op}: cannot connect to {self._url.host}: {exc.os_error}", request_sent=False
+            ) from exc
+        except (
+            aiohttp.ServerDisconnectedError,
+            aiohttp.ClientOSError,
+            aiohttp.ClientPayloadError,
+        ) as exc:
+            raise ConnectionFailedError(
+                f"{op}: connection lost after sending: {type(exc).__name__}: {exc}",
+                request_sent=True,
+            ) from exc
+        except aiohttp.ClientError as exc:
+            # Anything else aiohttp raises mid-exchange: the request may have gone out.
+            raise ConnectionFailedError(
+                f"{op}: HTTP exchange failed: {type(exc).__name__}: {exc}", request_sent=True
+            ) from exc
+
+    async def _exchange(self, request: SoapRequest, attempt: int) -> Any:
+        """Pass the limiter, make one exchange, return the ``<Op>Result`` node; log one event."""
+        await self.limiter.acquire()
+        started = time.perf_counter()
+        status: int | None = None
+        outcome = "interrupted"
+        try:
+            with self._stamped():
+                status, body, retry_after = await self._post(request)
+                result = parsing.read_result(
+                    body,
+                    operation=request.operation,
+                    http_status=status,
+                    retry_after=retry_after,
+                    max_bytes=self._max_reply_bytes,
+                )
+            outcome = "ok"
+            return result
+        except ChannelError as exc:
+            outcome = type(exc).__name__
+            raise
+        finally:
+            log.info(
+                "soap_call",
+                channel=self.channel,
+                operation=request.operation,
+                soap_version=request.soap_version,
+                attempt=attempt,
+                elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
+                outcome=outcome,
+                http_status=status,
+            )
+
+    async def _with_retries(self, request: SoapRequest) -> Any:
+        template = (
+            self._send_retrying if request.operation in SEND_OPERATIONS else self._read_retrying
+        )
+        retrying = template.copy(before_sleep=self._log_retry(request.operation))
+        async for attempt in retrying:
+            with attempt:
+                return await self._exchange(request, attempt.retry_state.attempt_number)
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    async def _session_call(
+        self, build: Callable[[str], SoapRequest], read: Callable[[Any], T]
+    ) -> T:
+        """Run one operation with a session ID (renewed once on a session fault)."""
+
+        async def once(session_id: str) -> T:
+            request = build(session_id)
+            result = await self._with_retries(request)
+            with self._stamped():
+                return read(result)
+
+        with self._stamped():
+            return await self.sessions.call(once)
+
+    async def _fresh_login(self) -> str:
+        request = envelopes.build_get_session_id(
+            self._login_name, self._password, soap_version=self.soap_version
+        )
+        result = await self._with_retries(request)
+        with self._stamped():
+            return parsing.session_id_from(result)
+
+    # -- operations -----------------------------------------------------------------------------
+
+    async def get_session_id(self) -> str:
+        """``GetSessionID``: a fresh login. Returns a new session ID; the client's own held
+        session is not touched (the other methods manage theirs)."""
+        with self._stamped():
+            return await self._fresh_login()
+
+    async def get_balance(self) -> Decimal:
+        """``GetBalance``: the account balance, overdraft included."""
+        return await self._session_call(
+            lambda sid: envelopes.build_get_balance(sid, soap_version=self.soap_version),
+            parsing.balance_from,
+        )
+
+    def _destinations(self, destinations: Sequence[str]) -> list[str]:
+        if isinstance(destinations, str) or not isinstance(destinations, Sequence):
+            raise InvalidInputError(
+                "destinations must be a sequence of numbers, not one string",
+                field="recipients",
+                value=destinations,
+                expected="a list of phone numbers",
+            )
+        rules.check_address_count(destinations)
+        return [rules.normalize_phone(number) for number in destinations]
+
+    @staticmethod
+    def _text(data: str) -> str:
+        return envelopes.check_xml_text(rules.check_text(data), field="text")
+
+    async def send_message(
+        self,
+        *,
+        source: str,
+        destinations: Sequence[str],
+        data: str,
+        delay_until_utc: datetime | None = None,
+        validity: int | None = None,
+        receipt_requested: bool = True,
+    ) -> list[str]:
+        """``SendMessage``: one text to up to 1000 numbers, now or at an absolute moment.
+
+        :param delay_until_utc: an aware moment to send at; None sends now.
+        :param validity: minutes the service keeps trying; None is the default (2880).
+        :return: the message IDs, one per segment per destination, in the service's order.
+        """
+        with self._stamped():
+            sender = rules.check_sender(source)
+            numbers = self._destinations(destinations)
+            text = self._text(data)
+            minutes = rules.check_validity(validity)
+            delay = (
+                None if delay_until_utc is None else _utc(delay_until_utc, field="delay_until_utc")
+            )
+            receipt = bool(receipt_requested)
+        return await self._session_call(
+            lambda sid: envelopes.build_send_message(
+                sid,
+                source=sender,
+                destinations=numbers,
+                data=text,
+                delay_until_utc=delay,
+                receipt_requested=receipt,
+                validity=minutes,
+                soap_version=self.soap_version,
+            ),
+            lambda result: parsing.message_ids_from(result, operation="SendMessage"),
+        )
+
+    async def send_message_by_time_zone(
+        self,
+        *,
+        source: str,
+        destination: str,
+        data: str,
+        send_date: datetime,
+        validity: int | None = None,
+    ) -> list[str]:
+        """``SendMessageByTimeZone``: one text to one number at a wall-clock time of the
+        recipient's own time zone.
+
+        :param send_date: a naive datetime, read by the service as the recipient's local time.
+        :return: the message IDs, one per segment.
+        """
+        with self._stamped():
+            sender = rules.check_sender(source)
+            number = rules.normalize_phone(destination)
+            text = self._text(data)
+            envelopes.format_local(send_date, field="send_date")
+            minutes = rules.check_validity(validity)
+        return await self._session_call(
+            lambda sid: envelopes.build_send_message_by_time_zone(
+                sid,
+                source=sender,
+                destination=number,
+                data=text,
+                send_date=send_date,
+                validity=minutes,
+                soap_version=self.soap_version,
+            ),
+            lambda result: parsing.message_ids_from(result, operation="SendMessageByTimeZone"),
+        )
+
+    async def send_message_by_time_zone_to_addresses(
+        self,
+        *,
+        source: str,
+        destinations: Sequence[str],
+        data: str,
+        send_date: datetime,
+        validity: int | None = None,
+    ) -> list[str]:
+        """``SendMessageByTimeZoneToAddresses``: one text to up to 1000 numbers, each at a
+        wall-clock time of its own time zone.
+
+        :param send_date: a naive datetime, read as each recipient's local time.
+        :return: the message IDs, one per segment per destination, in the service's order.
+        """
+        with self._stamped():
+            sender = rules.check_sender(source)
+            numbers = self._destinations(destinations)
+            text = self._text(data)
+            envelopes.format_local(send_date, field="send_date")
+            minutes = rules.check_validity(validity)
+        return await self._session_call(
+            lambda sid: envelopes.build_send_message_by_time_zone_to_addresses(
+                sid,
+                source=sender,
+                destinations=numbers,
+                data=text,
+                send_date=send_date,
+                validity=minutes,
+                soap_version=self.soap_version,
+            ),
+            lambda result: parsing.message_ids_from(
+                result, operation="SendMessageByTimeZoneToAddresses"
+            ),
+        )
+
+    async def get_message_state(self, message_id: int | str) -> MessageState:
+        """``GetMessageState`` of one message (segment) ID, a positive 64-bit integer."""
+        with self._stamped():
+            wire_id = envelopes.format_message_id(message_id)
+        return await self._session_call(
+            lambda sid: envelopes.build_get_message_state(
+                sid, wire_id, soap_version=self.soap_version
+            ),
+            lambda result: parsing.message_state_from(result, message_id=wire_id),
+        )
+
+    async def get_statistics(self, start: datetime, end: datetime) -> DevinoStatistics:
+        """``GetStatistics`` between two aware moments at most 3 months apart (widened to whole
+        seconds: the wire carries no fractions)."""
+        with self._stamped():
+            start_utc = _utc(start, field="start")
+            end_utc = _utc(end, field="end")
+            rules.check_statistics_range(start_utc, end_utc)
+            start_utc, end_utc = _widen(start_utc, end_utc)
+        return await self._session_call(
+            lambda sid: envelopes.build_get_statistics(
+                sid, start_utc, end_utc, soap_version=self.soap_version
+            ),
+            parsing.statistics_from,
+        )
+
+    async def get_incoming_messages(
+        self, min_date_utc: datetime, max_date_utc: datetime
+    ) -> list[IncomingMessage]:
+        """``GetIncomingMessages`` received between two aware moments, bounds included (widened
+        to whole seconds: the wire carries no fractions). The caller should expect a message
+        on a boundary second to come back in two adjacent polls."""
+        with self._stamped():
+            low = _utc(min_date_utc, field="min_date_utc")
+            high = _utc(max_date_utc, field="max_date_utc")
+            if high < low:
+                raise InvalidInputError(
+                    f"incoming-messages range ends ({high.isoformat()}) before it starts "
+                    f"({low.isoformat()})",
+                    field="range",
+                    expected="min_date_utc not after max_date_utc",
+                )
+            low, high = _widen(low, high)
+        return await self._session_call(
+            lambda sid: envelopes.build_get_incoming_messages(
+                sid, min_date_utc=low, max_date_utc=high, soap_version=self.soap_version
+            ),
+            parsing.incoming_messages_from,
+        )
+
+
+__all__ = ["DEFAULT_URL", "READ_ONLY_OPERATIONS", "SEND_OPERATIONS", "DevinoClient"]

@@ -1,0 +1,526 @@
+"""Replies -> typed values, and faults -> typed errors, from real-looking reply texts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from notify_devino.errors import (
+    AuthenticationError,
+    InsufficientFundsError,
+    ParseError,
+    ProviderFaultError,
+    RateLimitedError,
+    SessionExpiredError,
+)
+from notify_devino.types import DeliveryState
+from notify_devino_soap import parsing
+from notify_devino_soap.envelopes import DEVINO_NS, SOAP11_NS, SOAP12_NS
+from notify_devino_soap.models import STATES, DevinoState, state_info
+
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+XSD = "http://www.w3.org/2001/XMLSchema"
+SID = "Z5CYSZEKDL1DPICU37WEHQVOYKP0T1GSLHX1"
+
+
+def dotnet12(inner: str) -> bytes:
+    """A reply as ASMX writes it: one line, ``soap:`` prefix for SOAP 1.2."""
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        f'<soap:Envelope xmlns:soap="{SOAP12_NS}" xmlns:xsi="{XSI}" xmlns:xsd="{XSD}">'
+        f"<soap:Body>{inner}</soap:Body></soap:Envelope>"
+    ).encode()
+
+
+def seed12(inner: str) -> bytes:
+    """A reply as the provider's documentation shows it: pretty, ``soap12:`` prefix."""
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        f'<soap12:Envelope xmlns:xsi="{XSI}"\nxmlns:xsd="{XSD}"\n'
+        f'xmlns:soap12="{SOAP12_NS}">\n  <soap12:Body>\n    {inner}\n  </soap12:Body>\n'
+        "</soap12:Envelope>\n"
+    ).encode()
+
+
+def soap11(inner: str) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        f'<soap:Envelope xmlns:xsi="{XSI}" xmlns:xsd="{XSD}" xmlns:soap="{SOAP11_NS}">'
+        f"<soap:Body>{inner}</soap:Body></soap:Envelope>"
+    ).encode()
+
+
+def unprefixed(inner: str) -> bytes:
+    return (
+        f'<Envelope xmlns="{SOAP12_NS}" xmlns:xsi="{XSI}"><Body>{inner}</Body></Envelope>'
+    ).encode()
+
+
+WRAPPERS = [dotnet12, seed12, soap11, unprefixed]
+
+
+def response(operation: str, result: str) -> str:
+    return f'<{operation}Response xmlns="{DEVINO_NS}">{result}</{operation}Response>'
+
+
+def read(operation: str, body: bytes, **kwargs: Any) -> Any:
+    return parsing.read_result(body, operation=operation, **kwargs)
+
+
+@pytest.mark.parametrize("wrap", WRAPPERS)
+def test_session_id(wrap: Any) -> None:
+    body = wrap(response("GetSessionID", f"<GetSessionIDResult>{SID}</GetSessionIDResult>"))
+    assert parsing.session_id_from(read("GetSessionID", body)) == SID
+
+
+def test_session_id_missing_never_shows_body() -> None:
+    body = dotnet12(response("GetSessionID", ""))
+    with pytest.raises(ParseError) as info:
+        parsing.session_id_from(read("GetSessionID", body))
+    assert info.value.body is None
+    bad = dotnet12(response("GetSessionID", f"<GetSessionIDResult>{SID} x</GetSessionIDResult>"))
+    with pytest.raises(ParseError) as info:
+        parsing.session_id_from(read("GetSessionID", bad))
+    assert SID not in str(info.value)
+
+
+@pytest.mark.parametrize("wrap", WRAPPERS)
+@pytest.mark.parametrize(
+    ("text", "value"), [("1000", "1000"), ("123.4500", "123.4500"), ("-5.5", "-5.5")]
+)
+def test_balance(wrap: Any, text: str, value: str) -> None:
+    body = wrap(response("GetBalance", f"<GetBalanceResult>{text}</GetBalanceResult>"))
+    assert parsing.balance_from(read("GetBalance", body)) == Decimal(value)
+
+
+@pytest.mark.parametrize("text", ["", "decimal", "NaN", "1e5", "1,5"])
+def test_bad_balance(text: str) -> None:
+    body = dotnet12(response("GetBalance", f"<GetBalanceResult>{text}</GetBalanceResult>"))
+    with pytest.raises(ParseError):
+        parsing.balance_from(read("GetBalance", body))
+
+
+SENDS = ["SendMessage", "SendMessageByTimeZone", "SendMessageByTimeZoneToAddresses"]
+
+
+@pytest.mark.parametrize("wrap", WRAPPERS)
+@pytest.mark.parametrize("operation", SENDS)
+@pytest.mark.parametrize(
+    "ids",
+    [[], ["579700854169272358"], ["579700854169272358", "579700854169272359", "12"]],
+)
+def test_message_ids_always_a_list(wrap: Any, operation: str, ids: list[str]) -> None:
+    items = "".join(f"<string>{i}</string>" for i in ids)
+    body = wrap(response(operation, f"<{operation}Result>{items}</{operation}Result>"))
+    assert parsing.message_ids_from(read(operation, body), operation=operation) == ids
+
+
+def test_message_ids_pretty_and_self_closing() -> None:
+    pretty = seed12(
+        response(
+            "SendMessage",
+            "\n      <SendMessageResult>\n        <string>1</string>\n"
+            "        <string> 2 </string>\n      </SendMessageResult>\n    ",
+        )
+    )
+    assert parsing.message_ids_from(read("SendMessage", pretty), operation="SendMessage") == [
+        "1",
+        "2",
+    ]
+    empty = dotnet12(response("SendMessage", "<SendMessageResult />"))
+    assert parsing.message_ids_from(read("SendMessage", empty), operation="SendMessage") == []
+    absent = dotnet12(response("SendMessage", ""))
+    assert parsing.message_ids_from(read("SendMessage", absent), operation="SendMessage") == []
+
+
+@pytest.mark.parametrize("item", ['<string xsi:nil="true" />', "<string>abc</string>", "<string/>"])
+def test_bad_message_id(item: str) -> None:
+    body = dotnet12(response("SendMessage", f"<SendMessageResult>{item}</SendMessageResult>"))
+    with pytest.raises(ParseError, match="message ID 0"):
+        parsing.message_ids_from(read("SendMessage", body), operation="SendMessage")
+
+
+STATE_FULL = (
+    "<GetMessageStateResult><State>0</State>"
+    "<CreationDateUtc>2024-03-05T07:08:09.123</CreationDateUtc>"
+    "<SubmittedDateUtc>2024-03-05T07:08:10.1234567Z</SubmittedDateUtc>"
+    "<ReportedDateUtc>2024-03-05T10:08:12+03:00</ReportedDateUtc>"
+    "<TimeStampUtc>2024-03-05T07:08:12</TimeStampUtc>"
+    "<StateDescription>Доставлено</StateDescription><Price>1.5000</Price>"
+    "</GetMessageStateResult>"
+)
+
+
+@pytest.mark.parametrize("wrap", WRAPPERS)
+def test_message_state(wrap: Any) -> None:
+    body = wrap(response("GetMessageState", STATE_FULL))
+    state = parsing.message_state_from(read("GetMessageState", body), message_id="42")
+    assert state.message_id == "42"
+    assert state.state == 0
+    assert state.state_name == "Delivered_To_Recipient"
+    assert state.is_final
+    assert state.delivery_state is DeliveryState.DELIVERED
+    assert state.description == "Доставлено"
+    assert state.creation_date_utc == datetime(2024, 3, 5, 7, 8, 9, 123000, tzinfo=UTC)
+    assert state.submitted_date_utc == datetime(2024, 3, 5, 7, 8, 10, 123456, tzinfo=UTC)
+    assert state.reported_date_utc == datetime(2024, 3, 5, 7, 8, 12, tzinfo=UTC)
+    assert state.time_stamp_utc == datetime(2024, 3, 5, 7, 8, 12, tzinfo=UTC)
+    assert state.price == Decimal("1.5")
+
+
+def test_message_state_unknown_id_all_nil() -> None:
+    body = dotnet12(
+        response(
+            "GetMessageState",
+            "<GetMessageStateResult><State>255</State>"
+            '<CreationDateUtc xsi:nil="true" /><SubmittedDateUtc xsi:nil="true" />'
+            '<ReportedDateUtc xsi:nil="true" /><TimeStampUtc>0001-01-01T00:00:00</TimeStampUtc>'
+            '<Price xsi:nil="true" /></GetMessageStateResult>',
+        )
+    )
+    state = parsing.message_state_from(read("GetMessageState", body), message_id="1")
+    assert (state.state, state.state_name, state.is_final) == (255, "Unknown", True)
+    assert state.creation_date_utc is None
+    assert state.submitted_date_utc is None
+    assert state.reported_date_utc is None
+    assert state.time_stamp_utc is None
+    assert state.price is None
+    assert state.description is None
+    assert state.delivery_state is DeliveryState.UNKNOWN
+
+
+@pytest.mark.parametrize(("code", "final"), [(-97, False), (-10, False), (69, True), (99, True)])
+def test_unknown_state_code_is_kept(code: int, final: bool) -> None:
+    body = dotnet12(
+        response(
+            "GetMessageState",
+            f"<GetMessageStateResult><State>{code}</State></GetMessageStateResult>",
+        )
+    )
+    state = parsing.message_state_from(read("GetMessageState", body), message_id="7")
+    assert state.state == code
+    assert state.state_name == f"Unknown({code})"
+    assert state.is_final is final
+    assert state.delivery_state is DeliveryState.UNKNOWN
+
+
+def test_state_table() -> None:
+    final = {0, 8, 10, 11, 41, 42, 46, 47, 48, 255, -3, -200}
+    in_progress = {-100, -40, -30, -20, -2, -1}
+    assert set(STATES) == final | in_progress
+    for code in final:
+        assert STATES[code].is_final, code
+    for code in in_progress:
+        assert not STATES[code].is_final, code
+    assert DevinoState(11).name == "Error_Invalid_Destination_Address"
+    assert state_info(-3).name == "ErrorSendingDateTimeInterpretation"
+    assert state_info(46).delivery_state is DeliveryState.EXPIRED
+
+
+STATISTICS = (
+    "<GetStatisticsResult><Sent>10</Sent><Delivered>7</Delivered><Errors>1</Errors>"
+    "<InProcess>2</InProcess><Expired>0</Expired><Rejected>1</Rejected><Optimized>0</Optimized>"
+    "<Tarificated>10</Tarificated><Total>10</Total><TotalWithErrors>11</TotalWithErrors>"
+    "<DeliveryRatio>0.7</DeliveryRatio></GetStatisticsResult>"
+)
+
+
+@pytest.mark.parametrize("wrap", WRAPPERS)
+def test_statistics(wrap: Any) -> None:
+    stats = parsing.statistics_from(
+        read("GetStatistics", wrap(response("GetStatistics", STATISTICS)))
+    )
+    assert (stats.sent, stats.delivered, stats.errors, stats.in_process) == (10, 7, 1, 2)
+    assert (stats.expired, stats.rejected, stats.optimized, stats.tarificated) == (0, 1, 0, 10)
+    assert (stats.total, stats.total_with_errors) == (10, 11)
+    assert stats.delivery_ratio == Decimal("0.7")
+    assert list(stats.counts()) == [
+        "Sent",
+        "Delivered",
+        "Errors",
+        "InProcess",
+        "Expired",
+        "Rejected",
+        "Optimized",
+        "Tarificated",
+        "Total",
+        "TotalWithErrors",
+    ]
+
+
+def test_statistics_seed_spelling_and_missing_field() -> None:
+    seed = STATISTICS.replace("InProcess>", "InProgress>")
+    stats = parsing.statistics_from(
+        read("GetStatistics", dotnet12(response("GetStatistics", seed)))
+    )
+    assert stats.in_process == 2
+    short = STATISTICS.replace("<Optimized>0</Optimized>", "")
+    with pytest.raises(ParseError, match="Optimized"):
+        parsing.statistics_from(read("GetStatistics", dotnet12(response("GetStatistics", short))))
+
+
+def incoming(n: int, date_tag: str = "CreatedDateUtc") -> str:
+    items = "".join(
+        f"<IncomingMessage><Data>reply {i} &amp; more</Data><SourceAddress>7903123456{i}"
+        f"</SourceAddress><DestinationAddress>Alerts</DestinationAddress>"
+        f"<{date_tag}>2024-03-05T07:0{i}:00</{date_tag}></IncomingMessage>"
+        for i in range(n)
+    )
+    return f"<GetIncomingMessagesResult>{items}</GetIncomingMessagesResult>"
+
+
+@pytest.mark.parametrize("wrap", WRAPPERS)
+@pytest.mark.parametrize("n", [0, 1, 3])
+def test_incoming_messages_always_a_list(wrap: Any, n: int) -> None:
+    body = wrap(response("GetIncomingMessages", incoming(n)))
+    messages = parsing.incoming_messages_from(read("GetIncomingMessages", body))
+    assert len(messages) == n
+    for i, message in enumerate(messages):
+        assert message.data == f"reply {i} & more"
+        assert message.source_address == f"7903123456{i}"
+        assert message.destination_address == "Alerts"
+        assert message.created_date_utc == datetime(2024, 3, 5, 7, i, tzinfo=UTC)
+
+
+def test_incoming_seed_spelling_and_whitespace_kept() -> None:
+    body = dotnet12(response("GetIncomingMessages", incoming(1, "CreateDateUtc")))
+    (message,) = parsing.incoming_messages_from(read("GetIncomingMessages", body))
+    assert message.created_date_utc == datetime(2024, 3, 5, 7, 0, tzinfo=UTC)
+    spaced = incoming(1).replace("<Data>reply 0 &amp; more</Data>", "<Data>  two  spaces </Data>")
+    (message,) = parsing.incoming_messages_from(
+        read("GetIncomingMessages", dotnet12(response("GetIncomingMessages", spaced)))
+    )
+    assert message.data == "  two  spaces "
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-03-05T07:08:09", datetime(2024, 3, 5, 7, 8, 9, tzinfo=UTC)),
+        ("2024-03-05T07:08", datetime(2024, 3, 5, 7, 8, tzinfo=UTC)),
+        ("2024-03-05T07:08:09Z", datetime(2024, 3, 5, 7, 8, 9, tzinfo=UTC)),
+        ("2024-03-05T07:08:09.5", datetime(2024, 3, 5, 7, 8, 9, 500000, tzinfo=UTC)),
+        ("2024-03-05T07:08:09.1234567Z", datetime(2024, 3, 5, 7, 8, 9, 123456, tzinfo=UTC)),
+        ("2024-03-05T07:08:09-02:30", datetime(2024, 3, 5, 9, 38, 9, tzinfo=UTC)),
+        (" 2024-03-05T07:08:09 ", datetime(2024, 3, 5, 7, 8, 9, tzinfo=UTC)),
+    ],
+)
+def test_datetimes(text: str, expected: datetime) -> None:
+    assert parsing.parse_datetime(text, field="x") == expected
+
+
+@pytest.mark.parametrize("text", ["dateTime", "2024-13-01T00:00:00", "2024-03-05", "05.03.2024"])
+def test_bad_datetimes(text: str) -> None:
+    with pytest.raises(ParseError):
+        parsing.parse_datetime(text, field="x")
+
+
+@given(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2100, 1, 1)))
+def test_datetime_round_trip(moment: datetime) -> None:
+    text = moment.isoformat(timespec="microseconds")
+    assert parsing.parse_datetime(text, field="x") == moment.replace(tzinfo=UTC)
+
+
+# -- faults --------------------------------------------------------------------------------------
+
+PREFIX = "Server was unable to process request. ---> "
+
+
+def fault12(text: str, code: str = "soap:Receiver") -> bytes:
+    return dotnet12(
+        f"<soap:Fault><soap:Code><soap:Value>{code}</soap:Value></soap:Code>"
+        f'<soap:Reason><soap:Text xml:lang="en">{text}</soap:Text></soap:Reason>'
+        "<soap:Detail /></soap:Fault>"
+    )
+
+
+def fault11(text: str, code: str = "soap:Server") -> bytes:
+    return soap11(
+        f"<soap:Fault><faultcode>{code}</faultcode><faultstring>{text}</faultstring>"
+        "<detail /></soap:Fault>"
+    )
+
+
+FAULTS = [
+    ("Invalid user login or password", AuthenticationError),
+    ("SessionID expired", SessionExpiredError),
+    ("Invalid session", SessionExpiredError),
+    ("Not enough credits", InsufficientFundsError),
+    ("Insufficient balance", InsufficientFundsError),
+    ("Too many requests", RateLimitedError),
+    ("Rate limit exceeded", RateLimitedError),
+    ("Invalid source address", ProviderFaultError),
+    ("Object reference not set to an instance of an object.", ProviderFaultError),
+]
+
+
+@pytest.mark.parametrize(("reason", "cls"), FAULTS)
+@pytest.mark.parametrize("version", ["1.2", "1.1"])
+def test_faults(reason: str, cls: type[ProviderFaultError], version: str) -> None:
+    text = PREFIX + reason
+    body = fault12(text.replace(">", "&gt;")) if version == "1.2" else fault11(text)
+    with pytest.raises(ProviderFaultError) as info:
+        read("GetBalance", body, http_status=500)
+    error = info.value
+    assert type(error) is cls
+    assert error.text == text
+    assert error.code == ("soap:Receiver" if version == "1.2" else "soap:Server")
+    assert error.http_status == 500
+    assert error.raw == body.decode()
+    assert reason in str(error)
+
+
+def test_seed_fault_text_kept_verbatim() -> None:
+    text = (
+        "\n    Server was unable to process request. ---\n"
+        "    &gt; Invalid user login or password\n  "
+    )
+    body = seed12(
+        "<soap12:Fault><soap12:Code>\n  <soap12:Value>soap:Receiver</soap12:Value>\n"
+        f'</soap12:Code>\n<soap12:Reason>\n  <soap12:Text xml:lang="en">{text}</soap12:Text>\n'
+        "</soap12:Reason></soap12:Fault>"
+    )
+    with pytest.raises(AuthenticationError) as info:
+        read("GetSessionID", body, http_status=500)
+    assert info.value.text == text.replace("&gt;", ">")
+
+
+def test_fault_classes_are_transient_only_for_rate_limits() -> None:
+    for reason, cls in FAULTS:
+        error = parsing.classify_fault(
+            operation="X", code=None, text=reason, http_status=500, raw=None
+        )
+        assert type(error) is cls
+        assert error.is_transient() is (cls is RateLimitedError)
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_rate_limit_statuses(status: int) -> None:
+    with pytest.raises(RateLimitedError) as info:
+        read("GetBalance", b"Too Many Requests", http_status=status, retry_after="3")
+    assert info.value.retry_after == 3.0
+    assert info.value.http_status == status
+    with pytest.raises(RateLimitedError) as info:
+        read("GetBalance", fault12("Server busy"), http_status=status)
+    assert info.value.retry_after is None
+    assert info.value.text == "Server busy"
+
+
+def test_retry_after_http_date() -> None:
+    now = datetime(2024, 3, 5, 7, 0, tzinfo=UTC)
+    later = "Tue, 05 Mar 2024 07:00:30 GMT"
+    assert parsing.parse_retry_after(later, now=now) == 30.0
+    assert parsing.parse_retry_after("soon", now=now) is None
+    assert parsing.parse_retry_after(None) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "body"), [(500, b"<html><body>Runtime Error</body></html>"), (502, b""), (404, b"x")]
+)
+def test_non_200_without_fault(status: int, body: bytes) -> None:
+    with pytest.raises(ProviderFaultError) as info:
+        read("GetBalance", body, http_status=status)
+    assert type(info.value) is ProviderFaultError
+    assert info.value.http_status == status
+
+
+def test_fault_with_200_is_still_a_fault() -> None:
+    with pytest.raises(SessionExpiredError):
+        read("GetBalance", fault12(PREFIX + "Invalid session"), http_status=200)
+
+
+# -- unreadable replies --------------------------------------------------------------------------
+
+GOOD = dotnet12(response("GetBalance", "<GetBalanceResult>10</GetBalanceResult>"))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"   ",
+        b"Service Unavailable",
+        b"<html><body>hello</body></html>",
+        GOOD[: len(GOOD) // 2],
+        GOOD[:-5],
+        b"\xff\xfe\x00garbage",
+        dotnet12("<GetBalanceResponse>wrong namespace</GetBalanceResponse>"),
+        dotnet12(response("GetSessionID", "")),
+        dotnet12(""),
+        b'<?xml version="1.0"?><soap:Envelope xmlns:soap="urn:other"><soap:Body/></soap:Envelope>',
+    ],
+)
+def test_unreadable_replies(body: bytes) -> None:
+    with pytest.raises(ParseError) as info:
+        read("GetBalance", body)
+    assert info.value.__cause__ is None or not isinstance(info.value.__cause__, ParseError)
+
+
+def test_expat_errors_are_chained() -> None:
+    with pytest.raises(ParseError) as info:
+        read("GetBalance", GOOD[:-5])
+    assert info.value.__cause__ is not None
+    assert type(info.value.__cause__).__module__.startswith("xml.parsers.expat")
+
+
+BOMB = (
+    b'<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol">'
+    b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>\n'
+    b"<lolz>&lol2;</lolz>"
+)
+EXTERNAL = (
+    b'<?xml version="1.0"?><!DOCTYPE foo [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+    b"<foo>&xxe;</foo>"
+)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        BOMB,
+        EXTERNAL,
+        b'<?xml version="1.0"?><!DOCTYPE html><html/>',
+        # The same, in UTF-16: the byte scan cannot see it, the parser's guard does.
+        '<?xml version="1.0" encoding="utf-16"?><!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>'.encode(
+            "utf-16"
+        ),
+    ],
+)
+def test_dtd_refused(body: bytes) -> None:
+    with pytest.raises(ParseError, match=r"DTD|entit"):
+        parsing.parse_xml(body)
+
+
+def test_size_cap() -> None:
+    with pytest.raises(ParseError, match="larger"):
+        read("GetBalance", GOOD, max_bytes=len(GOOD) - 1)
+    assert parsing.balance_from(read("GetBalance", GOOD, max_bytes=len(GOOD))) == Decimal(10)
+
+
+def test_repeated_element_is_a_shape_error() -> None:
+    body = dotnet12(
+        response(
+            "GetBalance",
+            "<GetBalanceResult>1</GetBalanceResult><GetBalanceResult>2</GetBalanceResult>",
+        )
+    )
+    with pytest.raises(ParseError, match="2 <GetBalanceResult>"):
+        read("GetBalance", body)
+
+
+def test_nil_result_reads_as_none() -> None:
+    body = dotnet12(response("GetMessageState", '<GetMessageStateResult xsi:nil="true" />'))
+    with pytest.raises(ParseError, match="no result"):
+        parsing.message_state_from(read("GetMessageState", body), message_id="1")
+
+
+def test_timedelta_sanity() -> None:
+    # Offsets far from UTC near the end of the calendar must not crash.
+    with pytest.raises(ParseError):
+        parsing.parse_datetime("9999-12-31T23:59:59-05:00", field="x")
+    assert parsing.parse_datetime("0001-01-01T00:00:00", field="x") == datetime(1, 1, 1, tzinfo=UTC)
