@@ -1,0 +1,230 @@
+"""The ``notify-devino`` command line against the sandbox, as a user runs it: a real process
+talking real HTTP on loopback to a sandbox served by the test's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import socket
+import sys
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from notify_devino_soap.emulator import Sandbox
+
+
+async def run_cli(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "notify_devino",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "NOTIFY_DEVINO_CONFIG": "", **(env or {})},
+    )
+    out, err = await asyncio.wait_for(proc.communicate(stdin.encode() if stdin else None), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture(params=["1.2", "1.1"])
+def soap_version(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+async def test_send_follow_read_through_the_cli(
+    devino_sandbox: Sandbox, write_config: Callable[..., Path], soap_version: str
+) -> None:
+    config = str(write_config(devino_sandbox.url, soap_version=soap_version))
+    code, out, err = await run_cli(
+        "--config",
+        config,
+        "send",
+        "Disk full on db-1",
+        "--to",
+        "+79031234567,89031234568",
+        "--wait",
+        "--json",
+    )
+    assert code == 0, err
+    data = json.loads(out)
+    assert [r["outcome"] for r in data["result"]["recipients"]] == ["accepted", "accepted"]
+    assert [s["state"] for s in data["statuses"]] == ["delivered", "delivered"]
+    ids = [i for r in data["result"]["recipients"] for i in r["message_ids"]]
+
+    code, out, _ = await run_cli("--config", config, "status", *ids)
+    assert code == 0
+    assert out.splitlines()[0].split()[:3] == ["MESSAGE", "ID", "STATE"]
+    assert all(i in out for i in ids)
+    assert out.count("Delivered_To_Recipient") == 2
+
+    code, out, _ = await run_cli(
+        "--config", config, "send", "--to", "79031234569", stdin="from stdin\n"
+    )
+    assert code == 0
+    assert "accepted" in out
+
+    code, out, _ = await run_cli("--config", config, "balance", "--json")
+    assert code == 0
+    assert Decimal(json.loads(out)["amount"]) == Decimal("995.5")  # 1000 - 3 x 1.50
+
+    code, out, _ = await run_cli("--config", config, "stats", "--from", "1h", "--json")
+    assert code == 0
+    assert json.loads(out)["counts"]["Total"] == 3
+
+    devino_sandbox.state.inject_incoming("79031234567", "ALERTS", "1 - on it")
+    code, out, _ = await run_cli("--config", config, "inbox", "--since", "10m", "--json")
+    assert code == 0
+    assert [m["text"] for m in json.loads(out)] == ["1 - on it"]
+    assert {r.soap_version for r in devino_sandbox.requests} == {soap_version}
+
+
+async def test_exit_codes_say_what_happened(
+    devino_sandbox: Sandbox, write_config: Callable[..., Path]
+) -> None:
+    config = str(write_config(devino_sandbox.url))
+    # a number the operator rejects: the send is accepted, the message ends undelivered
+    code, out, _ = await run_cli("--config", config, "send", "x", "--to", "79990000001", "--wait")
+    assert code == 3
+    assert "Error_Rejected" in out
+    # a malformed number fails before any request
+    code, out, _ = await run_cli("--config", config, "send", "x", "--to", "12345")
+    assert code == 3
+    assert "is not a valid phone number" in out
+    # a text that is too long: refused as a whole
+    code, _, err = await run_cli("--config", config, "send", "x" * 2001, "--to", "79031234567")
+    assert code == 1
+    assert "text has 2001 characters; expected 1 to 2000 characters" in err
+    # wrong credentials
+    bad = str(write_config(devino_sandbox.url, password="nope"))
+    code, _, err = await run_cli("--config", bad, "balance")
+    assert code == 1
+    assert "Invalid user login or password" in err
+    assert "nope" not in err
+    # a 4-month statistics range
+    code, _, err = await run_cli(
+        "--config", config, "stats", "--from", "2026-01-01", "--to", "2026-05-02"
+    )
+    assert code == 1
+    assert "longer than 3 months" in err
+
+
+async def test_config_errors_exit_2_and_name_the_place(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "version: 1\nchannels:\n  sms:\n    type: devino_soap\n    settings:\n      login: a\n"
+        "      password: ${NOT_SET_ANYWHERE}\n"
+    )
+    code, _, err = await run_cli("--config", str(bad), "balance")
+    assert code == 2
+    assert (
+        f"{bad}:7: channels.sms.settings.password: environment variable NOT_SET_ANYWHERE is not set"
+        in err
+    )
+    bad.write_text("version: 1\nchannels:\n  sms: [unclosed\n")
+    code, _, err = await run_cli("--config", str(bad), "config", "check")
+    assert code == 2
+    assert "malformed YAML" in err
+    bad.write_text(
+        "version: 1\nchannels:\n  sms:\n    type: devino_soap\n    settings:\n      login: a\n"
+        "      password: b\n      sender: ABCDEFGHIJKL\n"
+    )
+    code, _, err = await run_cli("--config", str(bad), "config", "check")
+    assert code == 2
+    assert (
+        "line 8: channels.sms.settings.sender" in err or ":8: channels.sms.settings.sender" in err
+    )
+    code, _, err = await run_cli("--config", str(tmp_path / "absent.yaml"), "balance")
+    assert code == 2
+    assert "does not exist" in err
+
+
+async def test_config_check_accepts_the_shipped_configs() -> None:
+    root = Path(__file__).parents[3] / "config"
+    code, out, err = await run_cli(
+        "config",
+        "check",
+        str(root / "notify-devino.example.yaml"),
+        env={"DEVINO_LOGIN": "alerts", "DEVINO_PASSWORD": "x"},
+    )
+    assert code == 0, err
+    assert "OK (1 channel(s): sms (devino_soap); default sms)" in out
+    code, out, err = await run_cli("config", "check", str(root / "demo.yaml"))
+    assert code == 0, err
+
+
+async def test_plugins_lists_the_installed_devino_plugin() -> None:
+    code, out, _ = await run_cli("plugins", "--json")
+    assert code == 0
+    info = {p["name"]: p for p in json.loads(out)}["devino_soap"]
+    assert info["distribution"] == "notify-devino-soap"
+    assert info["channel_types"] == ["devino_soap"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_the_sandbox_command_serves_and_takes_injected_replies(
+    write_config: Callable[..., Path],
+) -> None:
+    port = _free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "notify_devino",
+        "--log-format",
+        "json",
+        "sandbox",
+        "--port",
+        str(port),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        for _ in range(100):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                await writer.wait_closed()
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        url = f"http://127.0.0.1:{port}"
+        code, out, err = await run_cli(
+            "sandbox", "inject", "--url", url, "--from", "79031234567", "--to", "ALERTS", "ack"
+        )
+        assert code == 0, err
+        config = str(write_config(url + "/SmsService.asmx"))
+        code, out, err = await run_cli("--config", config, "inbox", "--json")
+        assert code == 0, err
+        assert [(m["sender"], m["text"]) for m in json.loads(out)] == [("79031234567", "ack")]
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+async def test_the_demo_runs_and_never_logs_a_secret() -> None:
+    code, out, err = await run_cli("--log-format", "json", "--log-level", "debug", "demo")
+    assert code == 0, out + err
+    assert "Done:" in out
+    logs: list[dict[str, Any]] = [
+        json.loads(line) for line in err.splitlines() if line.startswith("{")
+    ]
+    assert any(e["event"] == "soap_call" for e in logs)
+    everything = out + err
+    assert "demo-password" not in everything
+    # session IDs are 36 upper-case letters and digits; none may reach any line
+    assert not re.search(r"\b[A-Z0-9]{36}\b", everything)

@@ -1,0 +1,270 @@
+"""Every Devino operation through the public dispatcher, against the sandbox over real HTTP on
+loopback, in both SOAP versions; and every bad input refused with a clear error."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import pytest
+
+from notify_devino.config import Config
+from notify_devino.dispatcher import Dispatcher
+from notify_devino.errors import (
+    AuthenticationError,
+    ConfigError,
+    InvalidInputError,
+)
+from notify_devino.plugins import PluginManager
+from notify_devino.types import DeliveryState, SendOutcome
+from notify_devino_soap.emulator import ManualClock, Sandbox
+
+LATIN_161 = "x" * 161
+CYRILLIC_71 = "ж" * 71
+
+
+@pytest.fixture(params=["1.2", "1.1"])
+def soap_version(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+async def test_every_operation_through_the_dispatcher(
+    devino_sandbox: Sandbox,
+    devino_plugins: PluginManager,
+    make_config: Callable[..., Config],
+    soap_version: str,
+) -> None:
+    config = make_config(devino_sandbox.url, soap_version=soap_version)
+    async with Dispatcher(config, plugins=devino_plugins) as dispatcher:
+        before = (await dispatcher.balance()).amount
+        latin = await dispatcher.send("Disk full on db-1", to=["+79031234567"])
+        long_latin = await dispatcher.send(LATIN_161, to=["89031234568"])
+        cyrillic = await dispatcher.send(CYRILLIC_71, to=["79031234569"])
+        bulk = await dispatcher.send("bulk", to=["79031234570", "79990000001", "12345"])
+
+        assert [len(r.message_ids) for r in latin.recipients] == [1]
+        assert [len(r.message_ids) for r in long_latin.recipients] == [2]
+        assert [len(r.message_ids) for r in cyrillic.recipients] == [2]
+        first, second = (int(i) for i in cyrillic.message_ids)
+        assert second == first + 1  # consecutive per segment
+        assert [r.address for r in latin.recipients + long_latin.recipients] == [
+            "79031234567",
+            "79031234568",
+        ]
+        assert [r.outcome for r in bulk.recipients] == [
+            SendOutcome.ACCEPTED,
+            SendOutcome.ACCEPTED,
+            SendOutcome.FAILED,
+        ]
+        bad = bulk.recipients[2].error
+        assert isinstance(bad, InvalidInputError)
+        assert "12345" in str(bad)
+
+        ids = [
+            *latin.message_ids,
+            *long_latin.message_ids,
+            *cyrillic.message_ids,
+            *bulk.message_ids,
+        ]
+        statuses = await dispatcher.wait(ids, interval=0.05, timeout=10)
+        by_id = {s.message_id: s for s in statuses}
+        assert all(s.final for s in statuses)
+        rejected = by_id[bulk.recipients[1].message_ids[0]]
+        assert (rejected.state, rejected.code, rejected.name) == (
+            DeliveryState.FAILED,
+            42,
+            "Error_Rejected",
+        )
+        delivered = [s for s in statuses if s is not rejected]
+        assert {(s.state, s.code) for s in delivered} == {(DeliveryState.DELIVERED, 0)}
+        assert all(s.price == Decimal("1.5") for s in statuses)
+        assert all(s.created_at and s.reported_at for s in statuses)
+
+        after = (await dispatcher.balance()).amount
+        assert before - after == Decimal("1.5") * len(ids)  # charged per segment
+
+        stats = await dispatcher.statistics(datetime.now(UTC) - timedelta(hours=1))
+        assert stats.counts["Total"] == len(ids)
+        assert stats.counts["Delivered"] == len(ids) - 1
+        assert stats.counts["Rejected"] == 1
+
+        async with aiohttp.ClientSession() as admin:
+            response = await admin.post(
+                devino_sandbox.base_url + "/admin/incoming",
+                json={"source": "79031234567", "destination": "ALERTS", "text": "1 - on it"},
+            )
+            assert response.status == 201
+        replies = await dispatcher.inbox(since=timedelta(minutes=5))
+        assert [(m.sender, m.recipient, m.text) for m in replies] == [
+            ("79031234567", "ALERTS", "1 - on it")
+        ]
+    versions = {r.soap_version for r in devino_sandbox.requests}
+    assert versions == {soap_version}
+    # one login for the whole run, shared by every call
+    assert [r.operation for r in devino_sandbox.requests].count("GetSessionID") == 1
+
+
+async def test_a_bulk_send_over_1000_recipients_is_split_into_calls(
+    devino_sandbox: Sandbox, devino_plugins: PluginManager, make_config: Callable[..., Config]
+) -> None:
+    devino_sandbox.config.rate_limit.enabled = False
+    devino_sandbox.state.accounts["demo"].balance = Decimal(10_000)
+    numbers = [f"7903{n:07d}" for n in range(1001)]
+    async with Dispatcher(make_config(devino_sandbox.url), plugins=devino_plugins) as dispatcher:
+        result = await dispatcher.send("maintenance tonight", to=numbers)
+    assert result.ok
+    assert len(result.message_ids) == 1001
+    sends = [r for r in devino_sandbox.requests if r.operation == "SendMessage"]
+    assert sorted(len(r.destinations) for r in sends) == [1, 1000]
+
+
+async def test_the_same_number_twice_is_sent_once(
+    devino_sandbox: Sandbox, devino_plugins: PluginManager, make_config: Callable[..., Config]
+) -> None:
+    async with Dispatcher(make_config(devino_sandbox.url), plugins=devino_plugins) as dispatcher:
+        result = await dispatcher.send(
+            "once", to=["79031234567", "+7 903 123-45-67", "89031234567"]
+        )
+    assert len({r.message_ids for r in result.recipients}) == 1
+    sends = [r for r in devino_sandbox.requests if r.operation == "SendMessage"]
+    assert [r.destinations for r in sends] == [("79031234567",)]
+
+
+async def test_time_zone_sends_are_held_until_the_recipients_local_time(
+    devino_sandbox_manual_clock: Sandbox,
+    sandbox_clock: ManualClock,
+    devino_plugins: PluginManager,
+    make_config: Callable[..., Config],
+) -> None:
+    box = devino_sandbox_manual_clock
+    vladivostok = ZoneInfo("Asia/Vladivostok")
+    local_now = sandbox_clock.now().astimezone(vladivostok).replace(tzinfo=None)
+    async with Dispatcher(make_config(box.url), plugins=devino_plugins) as dispatcher:
+        one = await dispatcher.send(
+            "good morning",
+            to=["79141234567"],
+            send_at=local_now + timedelta(hours=2),
+            recipient_local_time=True,
+        )
+        many = await dispatcher.send(
+            "good morning",
+            to=["79141234567", "79141234568"],
+            send_at=local_now + timedelta(hours=2),
+            recipient_local_time=True,
+        )
+        later = await dispatcher.send(
+            "in an hour", to=["79031234567"], send_at=datetime.now(UTC) + timedelta(hours=1)
+        )
+        ids = [*one.message_ids, *many.message_ids, *later.message_ids]
+        assert {s.code for s in await dispatcher.status(ids)} == {-40}  # queued, held
+        sandbox_clock.advance(timedelta(hours=1, minutes=1))
+        states = {s.message_id: s.code for s in await dispatcher.status(ids)}
+        assert states[later.message_ids[0]] != -40
+        assert all(states[i] == -40 for i in [*one.message_ids, *many.message_ids])
+        sandbox_clock.advance(timedelta(hours=1))
+        assert all(s.state is DeliveryState.DELIVERED for s in await dispatcher.status(ids))
+    operations = [r.operation for r in box.requests]
+    assert "SendMessageByTimeZone" in operations
+    assert "SendMessageByTimeZoneToAddresses" in operations
+
+
+async def test_an_expired_session_is_renewed_transparently(
+    devino_sandbox_manual_clock: Sandbox,
+    sandbox_clock: ManualClock,
+    devino_plugins: PluginManager,
+    make_config: Callable[..., Config],
+) -> None:
+    box = devino_sandbox_manual_clock
+    async with Dispatcher(make_config(box.url), plugins=devino_plugins) as dispatcher:
+        await dispatcher.balance()
+        sandbox_clock.advance(timedelta(minutes=121))
+        result = await dispatcher.send("still here", to=["79031234567"])
+        assert result.ok
+        await dispatcher.balance()
+    faults = [r.fault for r in box.requests if r.fault]
+    assert len(faults) == 1
+    assert "SessionID expired" in faults[0]
+    assert [r.operation for r in box.requests].count("GetSessionID") == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "fragment"),
+    [
+        ({"text": "x" * 2001}, "text", "text has 2001 characters; expected 1 to 2000 characters"),
+        ({"sender": "ABCDEFGHIJKL"}, "sender", "sender 'ABCDEFGHIJKL' has 12 characters"),
+        ({"sender": "1234567890123456"}, "sender", "has 16 digits"),
+        ({"sender": "Тревога"}, "sender", "not Latin letters"),
+    ],
+)
+async def test_bad_input_is_refused_before_any_request(
+    devino_sandbox: Sandbox,
+    devino_plugins: PluginManager,
+    make_config: Callable[..., Config],
+    kwargs: dict[str, str],
+    field: str,
+    fragment: str,
+) -> None:
+    async with Dispatcher(make_config(devino_sandbox.url), plugins=devino_plugins) as dispatcher:
+        text = kwargs.pop("text", "hello")
+        with pytest.raises(InvalidInputError) as info:
+            await dispatcher.send(text, to=["79031234567"], **kwargs)
+    assert info.value.field == field
+    assert fragment in str(info.value)
+    assert info.value.channel == "sms"
+    assert devino_sandbox.requests == []
+
+
+async def test_bad_numbers_fail_alone_with_their_reason(
+    devino_sandbox: Sandbox, devino_plugins: PluginManager, make_config: Callable[..., Config]
+) -> None:
+    async with Dispatcher(make_config(devino_sandbox.url), plugins=devino_plugins) as dispatcher:
+        result = await dispatcher.send("x", to=["7903123456a", "123", "+79031234567", ""])
+    reasons = [str(r.error) if r.error else None for r in result.recipients]
+    assert "has characters other than digits" in reasons[0]
+    assert "is not a valid phone number (too short)" in reasons[1]
+    assert reasons[2] is None
+    assert "expected an international number such as 79031234567" in reasons[3]
+    assert [r.destinations for r in devino_sandbox.requests if r.destinations] == [("79031234567",)]
+
+
+async def test_statistics_over_more_than_three_months_are_refused_before_any_request(
+    devino_sandbox: Sandbox, devino_plugins: PluginManager, make_config: Callable[..., Config]
+) -> None:
+    end = datetime(2026, 11, 28, tzinfo=UTC)
+    async with Dispatcher(make_config(devino_sandbox.url), plugins=devino_plugins) as dispatcher:
+        with pytest.raises(InvalidInputError, match="longer than 3 months"):
+            await dispatcher.statistics(end - timedelta(days=120), end)
+        ok = await dispatcher.statistics(end - timedelta(days=89), end)
+    assert ok.counts["Total"] == 0
+    assert [r.operation for r in devino_sandbox.requests] == ["GetSessionID", "GetStatistics"]
+
+
+async def test_wrong_credentials(
+    devino_sandbox: Sandbox, devino_plugins: PluginManager, make_config: Callable[..., Config]
+) -> None:
+    config = make_config(devino_sandbox.url, password="wrong")
+    async with Dispatcher(config, plugins=devino_plugins) as dispatcher:
+        with pytest.raises(AuthenticationError) as info:
+            await dispatcher.balance()
+        result = await dispatcher.send("x", to=["79031234567"])
+    assert "Invalid user login or password" in (info.value.text or "")
+    assert result.recipients[0].outcome is SendOutcome.FAILED
+    assert isinstance(result.recipients[0].error, AuthenticationError)
+
+
+async def test_bad_channel_settings_name_the_yaml_path(
+    devino_plugins: PluginManager, make_config: Callable[..., Config]
+) -> None:
+    config = make_config(
+        "http://127.0.0.1:9/SmsService.asmx", sender="ABCDEFGHIJKL", soap_version="2"
+    )
+    with pytest.raises(ConfigError) as info:
+        async with Dispatcher(config, plugins=devino_plugins):
+            pass
+    message = str(info.value)
+    assert "channels.sms.settings.sender" in message
+    assert "has 12 characters" in message
+    assert "channels.sms.settings.soap_version: got '2', expected '1.1' or '1.2'" in message
