@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -93,8 +94,7 @@ class Config(BaseModel):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     status: StatusConfig = Field(default_factory=StatusConfig)
 
-    _source: str | None = PrivateAttr(default=None)
-    _lines: dict[Path_, int] = PrivateAttr(default_factory=dict)
+    _doc: YamlDocument = PrivateAttr(default_factory=lambda: YamlDocument(None))
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
     @field_validator("channels")
@@ -128,15 +128,11 @@ class Config(BaseModel):
     @property
     def source(self) -> str | None:
         """The file this configuration was read from, if any."""
-        return self._source
+        return self._doc.source
 
     def line_of(self, path: Path_) -> int | None:
         """The line of the YAML value at ``path`` (or of its nearest parent), if known."""
-        while path:
-            if path in self._lines:
-                return self._lines[path]
-            path = path[:-1]
-        return self._lines.get(())
+        return self._doc.line_of(path)
 
     def channel_settings(self, name: str, model: type[M]) -> M:
         """Validate channel ``name``'s settings against its plugin's model.
@@ -156,10 +152,7 @@ class Config(BaseModel):
                 if field in raw:
                     raise self._error(f"give {field} or {key}, not both", (*base, key))
                 raw[field] = self._read_secret_file(raw.pop(key), (*base, key))
-        try:
-            return model.model_validate(raw)
-        except ValidationError as exc:
-            raise self._validation_error(exc, base) from None
+        return self._doc.validate(model, raw, base)
 
     def _read_secret_file(self, value: object, path: Path_) -> str:
         if not isinstance(value, str):
@@ -175,12 +168,7 @@ class Config(BaseModel):
             ) from None
 
     def _error(self, message: str, path: Path_) -> ConfigError:
-        return ConfigError(
-            message, path=_dotted(path), line=self.line_of(path), source=self._source
-        )
-
-    def _validation_error(self, exc: ValidationError, base: Path_ = ()) -> ConfigError:
-        return _validation_error(exc, base, self.line_of, self._source)
+        return self._doc.error(message, path)
 
 
 def _validation_error(
@@ -232,7 +220,7 @@ def _line_map(node: yaml.Node, path: Path_ = ()) -> dict[Path_, int]:
     lines: dict[Path_, int] = {path: node.start_mark.line + 1}
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
-            child = (*path, key.value)
+            child = (*path, str(key.value))
             lines.update(_line_map(value, child))
             lines[child] = key.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
@@ -241,7 +229,82 @@ def _line_map(node: yaml.Node, path: Path_ = ()) -> dict[Path_, int]:
     return lines
 
 
-def _interpolate(value: Any, path: Path_, env: Mapping[str, str], fail: Any) -> Any:
+@dataclass(frozen=True)
+class YamlDocument:
+    """A parsed YAML document that remembers where each value stood, so that any error about a
+    value can name its file, line and path. Plugins use it for their own YAML files too."""
+
+    data: Any
+    source: str | None = None
+    lines: Mapping[Path_, int] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str, *, source: str | None = None) -> YamlDocument:
+        """Parse YAML text with ``safe_load``; malformed YAML is a :class:`ConfigError`."""
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            data = yaml.safe_load(text)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            problem = " ".join(p for p in (exc.context, exc.problem) if p)
+            raise ConfigError(
+                f"malformed YAML: {problem}"
+                + (f" (column {mark.column + 1})" if mark is not None else ""),
+                line=mark.line + 1 if mark is not None else None,
+                source=source,
+            ) from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"malformed YAML: {exc}", source=source) from None
+        return cls(data, source, _line_map(node) if node is not None else {})
+
+    @classmethod
+    def read(
+        cls, path: str | os.PathLike[str], *, what: str = "configuration file"
+    ) -> YamlDocument:
+        """Read and parse a YAML file; a missing or unreadable file is a :class:`ConfigError`."""
+        file = Path(path).expanduser()
+        try:
+            text = file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"{what} {str(file)!r} does not exist") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read {what} {str(file)!r}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{what} {str(file)!r} is not UTF-8 text: {exc}") from None
+        return cls.parse(text, source=str(file))
+
+    def line_of(self, path: Path_) -> int | None:
+        """The line of the value at ``path``, or of its nearest parent that has one."""
+        while path and path not in self.lines:
+            path = path[:-1]
+        return self.lines.get(path)
+
+    def error(self, message: str, path: Path_ = ()) -> ConfigError:
+        return ConfigError(
+            message, path=_dotted(path) or None, line=self.line_of(path), source=self.source
+        )
+
+    def mapping(self, expected: str) -> dict[str, Any]:
+        """The document as a mapping; anything else is an error saying what was ``expected``."""
+        if not isinstance(self.data, dict):
+            got = "an empty file" if self.data is None else type(self.data).__name__
+            raise ConfigError(
+                f"expected a mapping at the top level ({expected}), got {got}",
+                source=self.source,
+                line=1,
+            )
+        return self.data
+
+    def validate(self, model: type[M], data: Any = None, base: Path_ = ()) -> M:
+        """Validate ``data`` (by default the whole document) against a pydantic model; every
+        problem is reported with its YAML path and line."""
+        try:
+            return model.model_validate(self.data if data is None else data)
+        except ValidationError as exc:
+            raise _validation_error(exc, base, self.line_of, self.source) from None
+
+
+def _interpolate(value: Any, path: Path_, env: Mapping[str, str], doc: YamlDocument) -> Any:
     if isinstance(value, str):
 
         def substitute(match: re.Match[str]) -> str:
@@ -250,13 +313,15 @@ def _interpolate(value: Any, path: Path_, env: Mapping[str, str], fail: Any) -> 
                 return env[name]
             if default is not None:
                 return default
-            raise fail(f"environment variable {name} is not set (referenced as ${{{name}}})", path)
+            raise doc.error(
+                f"environment variable {name} is not set (referenced as ${{{name}}})", path
+            )
 
         return _ENV_REF.sub(substitute, value)
     if isinstance(value, dict):
-        return {k: _interpolate(v, (*path, k), env, fail) for k, v in value.items()}
+        return {k: _interpolate(v, (*path, k), env, doc) for k, v in value.items()}
     if isinstance(value, list):
-        return [_interpolate(v, (*path, i), env, fail) for i, v in enumerate(value)]
+        return [_interpolate(v, (*path, i), env, doc) for i, v in enumerate(value)]
     return value
 
 
@@ -274,63 +339,22 @@ def parse_config(
         ``${VAR:-default}`` gives a default.
     :param base_dir: what relative ``*_file`` paths are relative to (the file's folder).
     """
-    env = os.environ if env is None else env
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = " ".join(p for p in (exc.context, exc.problem) if p)
-        raise ConfigError(
-            f"malformed YAML: {problem}"
-            + (f" (column {mark.column + 1})" if mark is not None else ""),
-            line=mark.line + 1 if mark is not None else None,
-            source=source,
-        ) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"malformed YAML: {exc}", source=source) from None
-    lines = _line_map(node) if node is not None else {}
+    return _config_from(YamlDocument.parse(text, source=source), env, base_dir)
 
-    def line_of(path: Path_) -> int | None:
-        while path and path not in lines:
-            path = path[:-1]
-        return lines.get(path)
 
-    def fail(message: str, path: Path_) -> ConfigError:
-        line = next(
-            (lines[p] for p in (path[:i] for i in range(len(path), 0, -1)) if p in lines), None
-        )
-        return ConfigError(message, path=_dotted(path), line=line, source=source)
-
-    if not isinstance(data, dict):
-        raise ConfigError(
-            "expected a mapping at the top level (version: 1, channels: ...), got "
-            + ("an empty file" if data is None else type(data).__name__),
-            source=source,
-            line=1,
-        )
-    data = _interpolate(data, (), env, fail)
-    try:
-        config = Config.model_validate(data)
-    except ValidationError as exc:
-        raise _validation_error(exc, (), line_of, source) from None
-    config._source, config._lines = source, lines
+def _config_from(doc: YamlDocument, env: Mapping[str, str] | None, base_dir: Path | None) -> Config:
+    data = doc.mapping("version: 1, channels: ...")
+    data = _interpolate(data, (), os.environ if env is None else env, doc)
+    config = doc.validate(Config, data)
+    config._doc = doc
     config._base_dir = base_dir or Path.cwd()
     return config
 
 
 def load_config(path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None) -> Config:
     """Read and validate a configuration file; see :func:`parse_config`."""
-    file = Path(path).expanduser()
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"configuration file {str(file)!r} does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read configuration file {str(file)!r}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"configuration file {str(file)!r} is not UTF-8 text: {exc}") from None
-    return parse_config(text, source=str(file), env=env, base_dir=file.resolve().parent)
+    doc = YamlDocument.read(path)
+    return _config_from(doc, env, Path(path).expanduser().resolve().parent)
 
 
 def find_config(explicit: str | os.PathLike[str] | None = None) -> Path:

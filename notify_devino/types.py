@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -220,8 +220,6 @@ class StatusChange:
 
 def utc_now() -> datetime:
     """The current time, timezone-aware, in UTC."""
-    from datetime import UTC
-
     return datetime.now(UTC)
 
 

@@ -24,13 +24,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from notify_devino.errors import ConfigError, InvalidInputError
+from notify_devino.config import YamlDocument
+from notify_devino.errors import InvalidInputError
 
 from ..rules import normalize_phone
 
@@ -275,28 +275,6 @@ def _longest_prefix(table: Mapping[str, object], number: str) -> str | None:
 
 # -- loading -----------------------------------------------------------------------------------
 
-_Path = tuple[str | int, ...]
-
-
-def _line_map(node: yaml.Node, path: _Path = ()) -> dict[_Path, int]:
-    lines: dict[_Path, int] = {path: node.start_mark.line + 1}
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            child = (*path, str(key.value))
-            lines.update(_line_map(value, child))
-            lines[child] = key.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            lines.update(_line_map(item, (*path, index)))
-    return lines
-
-
-def _line_of(lines: Mapping[_Path, int], path: _Path) -> int | None:
-    for end in range(len(path), -1, -1):
-        if path[:end] in lines:
-            return lines[path[:end]]
-    return None
-
 
 def load_sandbox_config(path: str | Path) -> SandboxConfig:
     """Read a sandbox config file (YAML, ``safe_load``) and validate it.
@@ -304,32 +282,7 @@ def load_sandbox_config(path: str | Path) -> SandboxConfig:
     :raise ConfigError: naming the file, the YAML path and line of the bad value, and what was
         expected.
     """
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read the sandbox config: {exc.strerror}", source=source) from exc
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data: Any = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(
-            f"not valid YAML: {getattr(exc, 'problem', None) or exc}",
-            line=mark.line + 1 if mark is not None else None,
-            source=source,
-        ) from exc
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError("expected a mapping at the top level", line=1, source=source)
-    lines = _line_map(node) if node is not None else {}
-    try:
-        return SandboxConfig.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc: _Path = tuple(err["loc"])
-        # A failing validator of a whole mapping reports the mapping; name it all the same.
-        dotted = ".".join(str(part) for part in loc) or None
-        message = err["msg"].removeprefix("Value error, ")
-        raise ConfigError(message, path=dotted, line=_line_of(lines, loc), source=source) from exc
+    doc = YamlDocument.read(path, what="sandbox config")
+    if doc.data is None:  # an empty file: every default
+        return SandboxConfig()
+    return doc.validate(SandboxConfig, doc.mapping("accounts, prices, delivery, ..."))
