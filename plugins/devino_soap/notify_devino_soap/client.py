@@ -35,7 +35,6 @@ TransportError with ``request_sent=True`` (the outcome is unknown). A ``Retry-Af
 from __future__ import annotations
 
 import contextlib
-import inspect
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -45,23 +44,15 @@ from typing import Any, TypeVar
 import aiohttp
 import structlog
 import yarl
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
 from notify_devino.errors import (
     ChannelError,
     ConnectionFailedError,
     InvalidInputError,
     ParseError,
-    RateLimitedError,
     RequestTimeoutError,
-    TransportError,
 )
+from notify_devino.retrying import RetryPolicy, RetrySettings
 
 from . import envelopes, parsing, rules
 from .envelopes import SoapRequest, SoapVersion
@@ -70,14 +61,6 @@ from .ratelimit import SlidingWindowLimiter
 from .session import DEFAULT_LIFETIME, DEFAULT_MARGIN, SessionKeeper
 
 log = structlog.get_logger(__name__)
-
-# tenacity 9.2 renamed wait_exponential_jitter's ``initial`` to ``multiplier`` (and warns on
-# the old name); older releases only know ``initial``.
-_BACKOFF_SCALE = (
-    "multiplier"
-    if "multiplier" in inspect.signature(wait_exponential_jitter.__init__).parameters
-    else "initial"
-)
 
 T = TypeVar("T")
 
@@ -172,7 +155,6 @@ class DevinoClient:
         self.channel = channel
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_reply_bytes = max_reply_bytes
-        self._retry_wait_max = retry_wait_max
         self.limiter = SlidingWindowLimiter.per_second(rate_limit, guard=rate_limit_guard)
         self.sessions = SessionKeeper(
             self._fresh_login,
@@ -181,28 +163,13 @@ class DevinoClient:
             channel=channel,
             **({"clock": clock} if clock is not None else {}),
         )
-        # Jitter proportional to the first wait: 0.5 s -> 0.5-1 s, 1-1.5 s, 2-2.5 s, ...
-        backoff = wait_exponential_jitter(
-            **{_BACKOFF_SCALE: retry_wait_initial}, max=retry_wait_max, jitter=retry_wait_initial
-        )
-
-        def wait(state: RetryCallState) -> float:
-            delay = float(backoff(state))
-            exc = state.outcome.exception() if state.outcome is not None else None
-            if isinstance(exc, RateLimitedError) and exc.retry_after is not None:
-                delay = max(delay, exc.retry_after)
-            return delay
-
-        common: dict[str, Any] = {
-            "stop": stop_after_attempt(retry_attempts),
-            "wait": wait,
-            "reraise": True,
-        }
-        self._read_retrying = AsyncRetrying(
-            retry=retry_if_exception(self._read_may_retry), **common
-        )
-        self._send_retrying = AsyncRetrying(
-            retry=retry_if_exception(self._send_may_retry), **common
+        self.retry = RetryPolicy(
+            RetrySettings(
+                attempts=retry_attempts,
+                wait_initial_seconds=retry_wait_initial,
+                wait_max_seconds=retry_wait_max,
+            ),
+            channel=channel,
         )
 
     def __repr__(self) -> str:
@@ -210,36 +177,6 @@ class DevinoClient:
             f"<DevinoClient channel={self.channel!r} url={str(self._url)!r} "
             f"soap={self.soap_version}>"
         )
-
-    # -- retry policy ---------------------------------------------------------------------------
-
-    def _retry_after_ok(self, exc: BaseException) -> bool:
-        retry_after = getattr(exc, "retry_after", None)
-        return retry_after is None or retry_after <= self._retry_wait_max
-
-    def _read_may_retry(self, exc: BaseException) -> bool:
-        """Read-only operations: anything transient."""
-        return isinstance(exc, ChannelError) and exc.is_transient() and self._retry_after_ok(exc)
-
-    def _send_may_retry(self, exc: BaseException) -> bool:
-        """Sends: only what proves the request was not processed."""
-        if isinstance(exc, TransportError):
-            return not exc.request_sent
-        return isinstance(exc, RateLimitedError) and self._retry_after_ok(exc)
-
-    def _log_retry(self, operation: str) -> Callable[[RetryCallState], None]:
-        def before_sleep(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome is not None else None
-            log.warning(
-                "retry_scheduled",
-                channel=self.channel,
-                operation=operation,
-                attempt=state.attempt_number,
-                wait_s=round(state.next_action.sleep, 3) if state.next_action else None,
-                error=type(exc).__name__ if exc is not None else None,
-            )
-
-        return before_sleep
 
     # -- one exchange ---------------------------------------------------------------------------
 
@@ -340,14 +277,11 @@ class DevinoClient:
             )
 
     async def _with_retries(self, request: SoapRequest) -> Any:
-        template = (
-            self._send_retrying if request.operation in SEND_OPERATIONS else self._read_retrying
+        return await self.retry.call(
+            request.operation,
+            lambda attempt: self._exchange(request, attempt),
+            idempotent=request.operation not in SEND_OPERATIONS,
         )
-        retrying = template.copy(before_sleep=self._log_retry(request.operation))
-        async for attempt in retrying:
-            with attempt:
-                return await self._exchange(request, attempt.retry_state.attempt_number)
-        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     async def _session_call(
         self, build: Callable[[str], SoapRequest], read: Callable[[Any], T]
