@@ -18,8 +18,7 @@ from notify_devino.dispatcher import Dispatcher
 from notify_devino.errors import ConfigError, PluginError
 from notify_devino.hookspecs import ChannelType
 from notify_devino.plugins import PluginManager
-
-from .memory_plugin import MemoryPlugin, MemorySettings, _factory
+from notify_devino_memory import MemoryPlugin, MemorySettings, _factory
 
 
 def install_distribution(
