@@ -16,9 +16,7 @@ A configuration file looks like this (``config/notify-devino.example.yaml`` is a
     groups:
       oncall: [alice]
     routes:                                   # severity/tags -> channels, tried in order
-      critical:
-        channels: [sms, email]
-        fallback_after_seconds: 120
+      critical: [sms, email]
 
 Every error is a :class:`~notify_devino.errors.ConfigError` that names the file, the line, the
 YAML path of the offending value and what was expected.
@@ -72,7 +70,7 @@ class ChannelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: str = Field(description="the channel type a plugin registers, e.g. devino_soap")
+    type: str = Field(description="a channel type that an installed plugin registers")
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -138,15 +136,24 @@ class RouteConfig(BaseModel):
 
     match: RouteMatch | None = None
     channels: list[str] = Field(min_length=1)
+    follow: bool = True
+    """Follow a message a channel took through the channel's status, and try the next channel
+    when it fails or is not delivered in time. With false, a taken message ends the chain and
+    only a failed send moves on. The last channel, and a channel that reports no status, are
+    never followed: there is nothing to fall back to, or nothing to read."""
     fallback_after_seconds: float | None = Field(default=None, gt=0)
-    """Follow each accepted message through the channel's status and try the next channel when
-    it is not delivered within this time (or fails on the way). Without it, a message the
-    channel accepted is not followed, and only a failed send moves on to the next channel."""
+    """How long a followed message has to be delivered; default ``status.wait_timeout_seconds``."""
 
     @model_validator(mode="before")
     @classmethod
     def _short_form(cls, value: object) -> object:
         return {"channels": value} if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _timed_only_when_followed(self) -> RouteConfig:
+        if not self.follow and self.fallback_after_seconds is not None:
+            raise ValueError("fallback_after_seconds needs follow: true")
+        return self
 
 
 class Config(BaseModel):

@@ -332,8 +332,9 @@ class Dispatcher:
         ``to`` names contacts and groups of the configuration. The route is ``route`` if given,
         else the first route whose ``match`` fits ``severity`` and ``tags``, else the default
         channel alone. Each contact gets the message on the route's first channel it has an
-        address for; when that send fails, or (with ``fallback_after_seconds``) the message is
-        not delivered in time, the next channel is tried. See :mod:`notify_devino.routing`.
+        address for; when that send fails, or the message is not delivered within the route's
+        ``fallback_after_seconds``, the next channel is tried. It returns when every contact's
+        chain has ended. See :mod:`notify_devino.routing`.
 
         :return: per contact, the channel that carried the message and every channel tried.
         :raises InvalidInputError: a name is neither a contact nor a group, or ``route`` names

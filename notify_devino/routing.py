@@ -9,12 +9,14 @@ order). :func:`deliver` expands the names given to contacts, picks the route, an
 1. a channel the contact has no address for is skipped;
 2. the notification is sent on the channel; if the send failed, or its outcome is unknown, the
    next channel is tried at once;
-3. when the channel took the message and the route has ``fallback_after_seconds``, the message
-   is followed through the channel's status (:meth:`Dispatcher.status`, so through the
-   ``notify_status`` hook, and observers hear of every change): delivered ends the chain; a
-   failed or expired message, or one not delivered within the time, moves on to the next channel;
-4. without ``fallback_after_seconds``, or on a channel that reports no status, a message the
-   channel took ends the chain.
+3. when the channel took the message, it is followed through the channel's status
+   (:meth:`Dispatcher.status`, so through the ``notify_status`` hook, and observers hear of
+   every change): delivered ends the chain; a failed or expired message, or one not delivered
+   within the route's ``fallback_after_seconds`` (default ``status.wait_timeout_seconds``),
+   moves on to the next channel;
+4. a taken message ends the chain without being followed on the route's last channel (there
+   is nothing to fall back to), on a channel that reports no status, and on a route with
+   ``follow: false``.
 
 Sends that several chains ask of one channel in the same turn of the event loop (the first
 step of every contact, say) go out as one notification with several recipients: an SMS to a
@@ -35,7 +37,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from .config import Config
+from .config import Config, RouteConfig
 from .errors import ChannelError, ConfigError, InvalidInputError, UnsupportedOperationError
 from .types import (
     ChannelAttempt,
@@ -65,7 +67,7 @@ class RoutePlan:
     :param name: the route's name; None when no route matched and the default channel is used.
     :param channels: configured channel names, in the order they are tried.
     :param fallback_after: seconds a taken message has to be delivered before the next channel
-        is tried; None to not follow delivery.
+        is tried; None to not follow delivery (``follow: false``, or the default channel).
     """
 
     name: str | None
@@ -126,16 +128,23 @@ def select_route(
                 value=route,
                 expected="one of " + (", ".join(config.routes) or "(none configured)"),
             )
-        return RoutePlan(route, tuple(chosen.channels), chosen.fallback_after_seconds)
+        return _plan(config, route, chosen)
     for name, candidate in config.routes.items():
         if candidate.match is not None and candidate.match.matches(severity, tag_set):
-            return RoutePlan(name, tuple(candidate.channels), candidate.fallback_after_seconds)
+            return _plan(config, name, candidate)
     if config.default_channel is None:
         raise ConfigError(
             f"no route matches severity={severity!r}, tags={sorted(tag_set)} and no "
             "default_channel is configured: add a route with 'match: {}' or a default_channel"
         )
     return RoutePlan(None, (config.default_channel,), None)
+
+
+def _plan(config: Config, name: str, route: RouteConfig) -> RoutePlan:
+    after = None
+    if route.follow:
+        after = route.fallback_after_seconds or config.status.wait_timeout_seconds
+    return RoutePlan(name, tuple(route.channels), after)
 
 
 class _Batcher:
@@ -198,8 +207,9 @@ class _Router:
         types = dispatcher.plugins.channel_types()
         self.follows = {
             name: plan.fallback_after is not None
+            and index + 1 < len(plan.channels)
             and "status" in types[self.config.channels[name].type].operations
-            for name in plan.channels
+            for index, name in enumerate(plan.channels)
         }
 
     async def chain(self, contact: str) -> ContactResult:

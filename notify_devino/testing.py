@@ -20,10 +20,16 @@ Fixtures:
     An async factory of started dispatchers, closed when the test ends:
     ``dispatcher = await notify_dispatcher(config)`` (on ``notify_plugin_manager`` unless
     ``plugins=`` is given). Needs pytest-asyncio.
+
+And :func:`run_cli`, which runs the ``notify-devino`` command line in a subprocess, as a user
+does: ``code, out, err = await run_cli("--config", path, "plugins", "--json")``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -42,6 +48,38 @@ try:
     import pytest_asyncio
 except ImportError:  # pragma: no cover - the async fixture says what is missing when used
     pytest_asyncio = None  # type: ignore[assignment]
+
+
+async def run_cli(
+    *args: str,
+    stdin: str | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60,  # noqa: ASYNC109 - a bound for the whole subprocess
+) -> tuple[int, str, str]:
+    """Run ``python -m notify_devino ARGS`` in a subprocess; :return: exit code, stdout, stderr.
+
+    ``NOTIFY_DEVINO_CONFIG`` is cleared unless ``env`` sets it, so only ``--config`` counts.
+    """
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "notify_devino",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "NOTIFY_DEVINO_CONFIG": "", **(env or {})},
+    )
+    try:
+        out, err = await asyncio.wait_for(
+            process.communicate(stdin.encode() if stdin is not None else None), timeout
+        )
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
 
 
 @pytest.fixture

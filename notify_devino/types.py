@@ -226,8 +226,8 @@ class RouteOutcome(enum.StrEnum):
     DELIVERED = "delivered"
     """The channel took the message and its status confirmed delivery."""
     ACCEPTED = "accepted"
-    """The channel took the message; its delivery was not followed (the route has no
-    ``fallback_after_seconds``, or the channel cannot report a status)."""
+    """The channel took the message; its delivery was not followed (the route's last channel,
+    a channel that cannot report a status, or a route with ``follow: false``)."""
     LATE = "late"
     """The channel took the message, but it was not delivered within the route's
     ``fallback_after_seconds``; it may still arrive."""

@@ -139,9 +139,17 @@ def test_missing_file_and_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def test_example_configs_in_the_repository_are_valid() -> None:
     root = Path(__file__).parents[1] / "config"
     config = load_config(
-        root / "notify-devino.example.yaml", env={"DEVINO_LOGIN": "a", "DEVINO_PASSWORD": "x"}
+        root / "notify-devino.example.yaml",
+        env={
+            "DEVINO_LOGIN": "a",
+            "DEVINO_PASSWORD": "x",
+            "SMTP_PASSWORD": "y",
+            "WEBHOOK_SECRET": "z",
+        },
     )
-    assert config.channels
+    assert list(config.channels) == ["sms", "email", "chatops"]
+    assert config.routes["critical"].channels == ["sms", "email"]
+    assert config.contacts["alice"] == {"sms": "+79031234567", "email": "alice@example.com"}
     demo = load_config(
         root / "demo.yaml", env={"DEVINO_SANDBOX_URL": "http://127.0.0.1:1/SmsService.asmx"}
     )
@@ -207,6 +215,12 @@ def test_contacts_groups_and_routes_are_read() -> None:
         ("[email]", "[]", 15, "routes.rest.channels: List should have at least 1 item"),
         ("match: {}", "match: {colour: red}", 14, "routes.rest.match.colour: is not a known"),
         ("match: {}", "fallback_after_seconds: -1", 14, "greater than 0"),
+        (
+            "match: {}",
+            "follow: false\n    fallback_after_seconds: 5",
+            13,
+            "routes.rest: fallback_after_seconds needs follow: true",
+        ),
     ],
 )
 def test_routing_mistakes_name_their_line_and_path(

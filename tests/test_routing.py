@@ -21,6 +21,7 @@ version: 1
 default_channel: email
 status:
   poll_interval_seconds: 0.01
+  wait_timeout_seconds: 5
 channels:
   sms:
     type: memory
@@ -47,9 +48,7 @@ groups:
   oncall: [ann, ben]
   everyone: [oncall, cat, ann, fay]
 routes:
-  critical:
-    channels: [sms, email]
-    fallback_after_seconds: 5
+  critical: [sms, email]
   slow:
     match: {severity: [warning, major]}
     channels: [sms, email]
@@ -57,6 +56,7 @@ routes:
   quiet:
     match: {severity: info}
     channels: [sms, email]
+    follow: false
   database:
     match: {tags: [db, prod]}
     channels: [pager, email]
@@ -101,10 +101,11 @@ def test_groups_expand_to_contacts_once_each_in_the_order_first_named(config: Co
     [
         ("critical", (), None, ("critical", ("sms", "email"), 5.0)),
         ("major", ("db",), None, ("slow", ("sms", "email"), 0.3)),
+        ("info", ("db", "prod"), None, ("quiet", ("sms", "email"), None)),  # follow: false
         ("info", (), None, ("quiet", ("sms", "email"), None)),
-        (None, ("prod", "db", "x"), None, ("database", ("pager", "email"), None)),
+        (None, ("prod", "db", "x"), None, ("database", ("pager", "email"), 5.0)),
         (None, ("db",), None, (None, ("email",), None)),  # tags are all-of: default channel
-        ("pager-first", (), None, ("pager-first", ("pager", "sms"), None)),  # the short form
+        ("pager-first", (), None, ("pager-first", ("pager", "sms"), 5.0)),  # the short form
         ("info", (), "critical", ("critical", ("sms", "email"), 5.0)),  # named beats matched
     ],
 )
@@ -231,7 +232,7 @@ async def test_an_unknown_outcome_falls_back_and_a_route_can_end_with_nothing_ca
     assert not result.ok
 
 
-async def test_without_fallback_after_a_taken_message_is_not_followed(
+async def test_with_follow_false_a_taken_message_is_not_followed(
     config: Config, plugins: PluginManager, notify_dispatcher: DispatcherFactory
 ) -> None:
     dispatcher = await notify_dispatcher(config, plugins=plugins)
@@ -240,6 +241,20 @@ async def test_without_fallback_after_a_taken_message_is_not_followed(
     cat, ben = result.recipients
     assert [(a.channel, a.outcome) for a in cat.attempts] == [("sms", RouteOutcome.ACCEPTED)]
     assert ben.carried_by == "email"  # a failed send still falls back
+    assert sms.status_calls == 0
+
+
+async def test_the_last_channel_of_a_route_is_not_followed(
+    config: Config, plugins: PluginManager, notify_dispatcher: DispatcherFactory
+) -> None:
+    dispatcher = await notify_dispatcher(config, plugins=plugins)
+    sms, _ = channels(dispatcher)
+    result = await dispatcher.notify("x", to=["cat"], route="pager-first")
+    (cat,) = result.recipients
+    assert [(a.channel, a.outcome) for a in cat.attempts] == [
+        ("pager", RouteOutcome.SKIPPED),
+        ("sms", RouteOutcome.ACCEPTED),  # it will be rejected; there is nothing after it
+    ]
     assert sms.status_calls == 0
 
 
