@@ -264,7 +264,7 @@ class _Router:
             )
         reason = f"not delivered within {self.plan.fallback_after:g} s"
         if error is not None and len(statuses) < len(sent.message_ids):
-            reason += f" (status not readable: {error})"
+            reason = str(error)
         return ChannelAttempt(channel, address, RouteOutcome.LATE, sent, statuses, reason=reason)
 
     async def follow(
@@ -284,8 +284,13 @@ class _Router:
                 for status in await self.dispatcher.status(list(message_ids), channel=channel):
                     latest[status.message_id] = status
             except ChannelError as exc:  # a status read failed; the message may still arrive
-                error = exc
+                error = ChannelError(f"status not readable: {exc}", channel=channel)
                 log.warning("route_status_failed", channel=channel, error=str(exc))
+            except Exception as exc:  # a plugin's bug: stop following, move on to the next channel
+                log.exception("route_status_crashed", channel=channel)
+                return tuple(latest.values()), ChannelError(
+                    f"status not readable: unexpected {type(exc).__name__}: {exc}", channel=channel
+                )
             statuses = [latest[i] for i in message_ids if i in latest]
             done = len(statuses) == len(message_ids) and all(s.final for s in statuses)
             if done or any(s.final and s.state is not DeliveryState.DELIVERED for s in statuses):

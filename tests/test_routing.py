@@ -330,6 +330,39 @@ async def test_names_are_checked_before_anything_is_sent(
     assert notify_events.sent == []
 
 
+@pytest.mark.parametrize(
+    ("status_error", "reason"),
+    [
+        ("transport", "status not readable: status service down"),
+        ("bug", "status not readable: unexpected RuntimeError: status bug"),
+    ],
+)
+async def test_a_status_that_cannot_be_read_moves_on_to_the_next_channel(
+    notify_config: ConfigFactory,
+    plugins: PluginManager,
+    notify_dispatcher: DispatcherFactory,
+    status_error: str,
+    reason: str,
+) -> None:
+    config = notify_config(
+        {
+            "sms": {"type": "memory", "settings": {"status_error": status_error}},
+            "email": {"type": "memory_sendonly"},
+        },
+        status={"poll_interval_seconds": 0.01},
+        contacts={"ann": {"sms": "+1", "email": "ann@example.com"}},
+        routes={"critical": {"channels": ["sms", "email"], "fallback_after_seconds": 0.2}},
+    )
+    dispatcher = await notify_dispatcher(config, plugins=plugins)
+    result = await dispatcher.notify("x", to=["ann"], severity="critical")
+    (ann,) = result.recipients
+    assert [(a.channel, a.outcome, a.reason) for a in ann.attempts] == [
+        ("sms", RouteOutcome.LATE, reason),
+        ("email", RouteOutcome.ACCEPTED, None),
+    ]
+    assert ann.carried_by == "email"
+
+
 def test_the_sync_facade_notifies_too(config: Config, plugins: PluginManager) -> None:
     with SyncDispatcher(config, plugins=plugins) as dispatcher:
         result = dispatcher.notify("x", to="ann", severity="critical")

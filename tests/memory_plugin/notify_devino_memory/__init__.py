@@ -15,6 +15,9 @@ Two channel types:
     message. A text longer than ``max_text`` is refused as a whole.
 ``memory_sendonly``
     the same, but answers no status: a channel whose delivery cannot be followed.
+
+``status_error`` makes every status read fail: ``transport`` (a ConnectionFailedError) or
+``bug`` (a RuntimeError, a plugin breaking its contract).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -50,6 +53,7 @@ class MemorySettings(BaseModel):
     stuck_for: list[str] = []
     reads_to_deliver: int = Field(default=3, ge=1)
     max_text: int | None = None
+    status_error: Literal["transport", "bug"] | None = None
 
 
 class MemoryChannel:
@@ -121,6 +125,10 @@ class MemoryChannel:
 
     async def status(self, message_ids: Sequence[str]) -> list[MessageStatus]:
         self.status_calls += 1
+        if self.settings.status_error == "transport":
+            raise ConnectionFailedError("status service down", request_sent=False)
+        if self.settings.status_error == "bug":
+            raise RuntimeError("status bug")
         return [self._status(i) for i in message_ids]
 
     async def inbox(self, since: datetime, until: datetime) -> list[InboundMessage]:
