@@ -26,6 +26,7 @@ the same error at once, without a connection attempt each.
 
 from __future__ import annotations
 
+import socket
 import ssl
 import time
 from datetime import UTC, datetime
@@ -197,7 +198,8 @@ class SmtpChannel:
         self.sender = mail.parse_mailbox(settings.sender)
         self.reply_to = mail.parse_mailbox(settings.reply_to) if settings.reply_to else None
         self.tls_context = self._tls_context(settings)
-        self.helo_name = settings.helo_name or "localhost"
+        # socket.gethostname() asks no DNS (aiosmtplib's own default, getfqdn, may wait on one)
+        self.helo_name = settings.helo_name or socket.gethostname() or "localhost"
         self.retry = RetryPolicy(settings.retry, channel=self.name)
 
     @staticmethod

@@ -377,6 +377,21 @@ async def test_bad_settings_fail_at_start_with_their_yaml_path(
     assert fragment in str(info.value)
 
 
+async def test_the_password_is_masked_in_every_log_line(
+    make_smtp_server: ServerFactory,
+    plugins: PluginManager,
+    email_config: ConfigMaker,
+    notify_dispatcher: DispatcherFactory,
+) -> None:
+    from notify_devino.logconfig import REDACTED, redact_secrets
+
+    server = await make_smtp_server(security="starttls", users={"alerts": "s3cret-pass"})
+    await notify_dispatcher(email_config(server.channel_settings()), plugins=plugins)
+    with structlog.testing.capture_logs(processors=[redact_secrets]) as logs:
+        structlog.get_logger("anything").warning("leak", detail="AUTH PLAIN alerts s3cret-pass")
+    assert logs[0]["detail"] == f"AUTH PLAIN alerts {REDACTED}"
+
+
 def test_the_plugin_is_found_through_its_installed_entry_point() -> None:
     manager = PluginManager(autoload=True)
     info = {p.name: p for p in manager.plugins()}["smtp"]

@@ -67,6 +67,8 @@ from .signing import IDEMPOTENCY_HEADER, signed_headers
 log = structlog.get_logger(__name__)
 
 PAYLOAD_VERSION = 1
+SECRET_HEADER_WORDS = ("authorization", "token", "key", "secret", "signature", "cookie")
+"""Extra headers whose names hold one of these carry secrets: never logged."""
 _ERROR_BODY_BYTES = 2048
 # aiohttp >= 3.10 tells a connect timeout (nothing sent) from a read timeout.
 _CONNECT_TIMEOUT: tuple[type[BaseException], ...] = tuple(
@@ -113,8 +115,9 @@ class WebhookChannel:
         self._http = context.session
         self._secret = settings.secret.get_secret_value()
         register_secret(self._secret)
-        for value in settings.headers.values():
-            register_secret(value)
+        for name, value in settings.headers.items():
+            if any(word in name.lower() for word in SECRET_HEADER_WORDS):
+                register_secret(value)
         self._timeout = aiohttp.ClientTimeout(total=settings.timeout_seconds)
         self._slots = asyncio.Semaphore(settings.max_concurrency)
         self.retry = RetryPolicy(settings.retry, channel=self.name)
