@@ -249,6 +249,16 @@ class SmtpChannel:
             for key, header in LABELS.items()
             if notification.metadata.get(key)
         }
+        try:  # what cannot be encoded is refused as a whole, before anything is sent
+            self._message(
+                sender, "probe@example.invalid", subject, notification.text, html_body, labels
+            )
+        except (UnicodeError, ValueError) as exc:
+            raise InvalidInputError(
+                f"the notification cannot be written as an email: {exc}",
+                field="text",
+                channel=self.name,
+            ) from None
         connection = _Connection(self)
         done: dict[str, RecipientResult] = {}
         results: list[RecipientResult] = []
@@ -275,6 +285,30 @@ class SmtpChannel:
             await connection.close()
         return SendResult(self.name, notification, tuple(results))
 
+    def _message(
+        self,
+        sender: tuple[str, str],
+        address: str,
+        subject: str,
+        text: str,
+        html_body: str | None,
+        labels: dict[str, str],
+    ) -> tuple[str, bytes]:
+        """One recipient's message: (its Message-ID, its bytes on the wire)."""
+        message_id = make_msgid(domain=sender[1].rpartition("@")[2])
+        message = mail.build_message(
+            sender=sender,
+            recipient=address,
+            subject=subject,
+            text=text,
+            html_body=html_body,
+            message_id=message_id,
+            date=datetime.now(UTC),
+            reply_to=self.reply_to,
+            labels=labels,
+        )
+        return message_id, message.as_bytes()
+
     async def _send_one(
         self,
         connection: _Connection,
@@ -288,18 +322,11 @@ class SmtpChannel:
         if connection.connect_error is not None:  # the server cannot be reached: fail the rest
             error = connection.connect_error
             return RecipientResult(address, address, send_outcome_of(error), error=error)
-        message_id = make_msgid(domain=sender[1].rpartition("@")[2])
-        data = mail.build_message(
-            sender=sender,
-            recipient=address,
-            subject=subject,
-            text=text,
-            html_body=html_body,
-            message_id=message_id,
-            date=datetime.now(UTC),
-            reply_to=self.reply_to,
-            labels=labels,
-        ).as_bytes()
+        try:
+            message_id, data = self._message(sender, address, subject, text, html_body, labels)
+        except (UnicodeError, ValueError) as exc:  # nothing was sent for this one
+            error = InvalidInputError(str(exc), field="recipient", value=address, channel=self.name)
+            return RecipientResult(address, address, SendOutcome.FAILED, error=error)
         started = time.perf_counter()
 
         async def exchange(attempt: int) -> str:

@@ -331,6 +331,9 @@ async def test_a_notification_email_cannot_carry_is_refused_before_any_connectio
     assert info.value.channel == "email"
     with pytest.raises(InvalidInputError, match="'ALERTS' is not an email address"):
         await dispatcher.send("x", to=["a@example.com"], sender="ALERTS")
+    with pytest.raises(InvalidInputError, match="cannot be written as an email") as info:
+        await dispatcher.send("half a character: \ud800", to=["a@example.com"])
+    assert info.value.field == "text"
     assert smtp_server.connections == 0
 
 

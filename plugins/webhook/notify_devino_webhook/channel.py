@@ -153,6 +153,17 @@ class WebhookChannel:
                 expected="no send_at",
                 channel=self.name,
             )
+        try:  # what JSON in UTF-8 cannot carry is refused as a whole, before anything is sent
+            json.dumps(
+                [notification.text, notification.sender, dict(notification.metadata)],
+                ensure_ascii=False,
+            ).encode()
+        except (UnicodeError, TypeError, ValueError) as exc:
+            raise InvalidInputError(
+                f"the notification cannot be written as JSON: {exc}",
+                field="text",
+                channel=self.name,
+            ) from None
         notification_id = notification.metadata.get("notification_id") or uuid.uuid4().hex
         created_at = datetime.now(UTC).isoformat()
         unique = list(dict.fromkeys(notification.recipients))  # the same target twice: once

@@ -259,6 +259,9 @@ async def test_inputs_a_webhook_cannot_take(
     assert len(webhook_receiver.deliveries) == 1  # the same target twice is posted once
     with pytest.raises(InvalidInputError, match="cannot be held"):
         await dispatcher.send("x", to=["ops"], send_at=datetime.now(UTC) + timedelta(hours=1))
+    with pytest.raises(InvalidInputError, match="cannot be written as JSON"):
+        await dispatcher.send("half a character: \ud800", to=["ops"])
+    assert webhook_receiver.requests == 1
 
 
 async def test_the_secret_and_secret_headers_are_masked_in_every_log_line(
