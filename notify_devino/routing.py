@@ -182,6 +182,8 @@ class _Batcher:
                 self._text, to=addresses, channel=channel, metadata=self._metadata
             )
             answers = list(result.recipients)
+            if len(answers) != len(addresses):
+                raise ValueError(f"{len(answers)} results for {len(addresses)} recipients")
         except (InvalidInputError, UnsupportedOperationError, ConfigError) as exc:
             # Refused as a whole before anything was sent (a text too long for SMS, say):
             # nothing went out on this channel.
@@ -248,7 +250,8 @@ class _Router:
             return ChannelAttempt(channel, address, RouteOutcome.ACCEPTED, sent)
         assert self.plan.fallback_after is not None
         statuses, error = await self.follow(channel, sent.message_ids, self.plan.fallback_after)
-        if statuses and all(s.state is DeliveryState.DELIVERED for s in statuses):
+        delivered = [s for s in statuses if s.state is DeliveryState.DELIVERED]
+        if len(delivered) == len(sent.message_ids):
             return ChannelAttempt(channel, address, RouteOutcome.DELIVERED, sent, statuses)
         undelivered = [s for s in statuses if s.final and s.state is not DeliveryState.DELIVERED]
         if undelivered:

@@ -4,17 +4,27 @@ installed memory plugin (its channels fail, lose, reject or deliver by address).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 import pytest
+import structlog
 
+from notify_devino import hookimpl
 from notify_devino.config import Config
 from notify_devino.dispatcher import Dispatcher, SyncDispatcher
 from notify_devino.errors import ConfigError, InvalidInputError
+from notify_devino.hookspecs import Channel, ChannelContext, ChannelType
 from notify_devino.plugins import PluginManager
 from notify_devino.routing import NOTIFICATION_ID_KEY, resolve_contacts, select_route
 from notify_devino.testing import ConfigFactory, DispatcherFactory, EventRecorder
-from notify_devino.types import DeliveryState, RouteOutcome, SendOutcome
-from notify_devino_memory import MemoryChannel, MemoryPlugin
+from notify_devino.types import (
+    DeliveryState,
+    Notification,
+    RouteOutcome,
+    SendOutcome,
+    SendResult,
+)
+from notify_devino_memory import MemoryChannel, MemoryPlugin, MemorySettings
 
 CONFIG = """\
 version: 1
@@ -361,6 +371,63 @@ async def test_a_status_that_cannot_be_read_moves_on_to_the_next_channel(
         ("email", RouteOutcome.ACCEPTED, None),
     ]
     assert ann.carried_by == "email"
+
+
+class CrashingChannel:
+    def __init__(self, context: ChannelContext, settings: object) -> None:
+        self.name = context.name
+        self.calls = 0
+
+    async def start(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+    async def send(self, notification: Notification) -> SendResult:
+        self.calls += 1
+        raise RuntimeError("plugin bug")
+
+
+class CrashingPlugin:
+    """A plugin that breaks the send hook's contract: it raises after it may have sent."""
+
+    @hookimpl
+    def notify_register_channel_types(self) -> list[ChannelType]:
+        return [
+            ChannelType("crashing", MemorySettings, CrashingChannel, operations=frozenset({"send"}))
+        ]
+
+    @hookimpl
+    def notify_send(
+        self, channel: Channel, notification: Notification
+    ) -> Awaitable[SendResult] | None:
+        return channel.send(notification) if isinstance(channel, CrashingChannel) else None
+
+
+async def test_a_plugin_that_breaks_the_send_contract_is_unknown_and_the_route_moves_on(
+    notify_config: ConfigFactory, plugins: PluginManager, notify_dispatcher: DispatcherFactory
+) -> None:
+    plugins.register(CrashingPlugin(), name="crashing")
+    config = notify_config(
+        {"pager": {"type": "crashing"}, "email": {"type": "memory_sendonly"}},
+        contacts={
+            "ann": {"pager": "1", "email": "ann@example.com"},
+            "ben": {"email": "ben@example.com"},
+        },
+        routes={"critical": ["pager", "email"]},
+    )
+    dispatcher = await notify_dispatcher(config, plugins=plugins)
+    with structlog.testing.capture_logs() as logs:
+        result = await dispatcher.notify("x", to=["ann", "ben"], severity="critical")
+    ann, ben = result.recipients
+    assert [(a.channel, a.outcome) for a in ann.attempts] == [
+        ("pager", RouteOutcome.UNKNOWN),
+        ("email", RouteOutcome.ACCEPTED),
+    ]
+    assert ann.attempts[0].reason == "outcome unknown: unexpected RuntimeError: plugin bug"
+    assert (ben.carried_by, ann.carried_by) == ("email", "email")
+    assert [e["event"] for e in logs].count("route_send_crashed") == 1
 
 
 def test_the_sync_facade_notifies_too(config: Config, plugins: PluginManager) -> None:
