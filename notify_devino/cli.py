@@ -1,8 +1,9 @@
 """The ``notify-devino`` command line.
 
-Core commands: ``send``, ``status``, ``inbox``, ``balance``, ``stats``, ``plugins`` and
-``config check``; plugins add their own (the Devino plugin adds ``sandbox`` and ``demo``) through
-the ``notify_register_commands`` hook. Tables for people, ``--json`` for programs.
+Core commands: ``send``, ``notify`` (contacts and routes), ``status``, ``inbox``, ``balance``,
+``stats``, ``plugins`` and ``config check``; plugins add their own (the Devino plugin adds
+``sandbox`` and ``demo``) through the ``notify_register_commands`` hook. Tables for people,
+``--json`` for programs.
 
 Exit codes: 0 success; 1 the operation failed (provider, transport or plugin error);
 2 bad usage or configuration; 3 some recipients failed or some messages ended undelivered;
@@ -27,10 +28,19 @@ import click
 
 from .config import Config, find_config, load_config
 from .dispatcher import Dispatcher
-from .errors import ConfigError, NotifyError
+from .errors import ConfigError, InvalidInputError, NotifyError
 from .logconfig import configure_logging
 from .plugins import PluginManager
-from .types import DeliveryState, MessageStatus, SendOutcome, SendResult, utc_now
+from .types import (
+    ChannelAttempt,
+    DeliveryState,
+    MessageStatus,
+    NotifyResult,
+    RouteOutcome,
+    SendOutcome,
+    SendResult,
+    utc_now,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_UNKNOWN = 0, 1, 2, 3, 4
 
@@ -282,6 +292,78 @@ def send(
             click.echo()
             click.echo(table(STATUS_HEADERS, _status_rows(statuses)))
     sys.exit(_exit_for_send([result], statuses))
+
+
+def _attempt_text(attempt: ChannelAttempt) -> str:
+    reason = f" ({attempt.reason})" if attempt.reason else ""
+    return f"{attempt.channel}: {attempt.outcome.value}{reason}"
+
+
+@cli.command()
+@click.argument("text", required=False)
+@click.option(
+    "-t",
+    "--to",
+    "names",
+    multiple=True,
+    required=True,
+    metavar="NAME",
+    help="A contact or group of the configuration; repeat for several, or separate with commas.",
+)
+@click.option("--severity", help="The notification's severity; routes match on it (critical).")
+@click.option("--tag", "tags", multiple=True, metavar="TAG", help="A tag routes match on; repeat.")
+@click.option("--route", help="Take this route instead of the first one that matches.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_state
+def notify(
+    state: CliState,
+    text: str | None,
+    names: tuple[str, ...],
+    severity: str | None,
+    tags: tuple[str, ...],
+    route: str | None,
+    as_json: bool,
+) -> None:
+    """Send TEXT (or standard input) to contacts and groups along a route, falling back from
+    channel to channel (the configuration's contacts:, groups: and routes:)."""
+    if text is None or text == "-":
+        if sys.stdin.isatty():
+            raise click.UsageError("give the text as an argument or on standard input")
+        text = sys.stdin.read().rstrip("\n")
+    to = [n.strip() for value in names for n in value.split(",") if n.strip()]
+
+    async def work(dispatcher: Dispatcher) -> NotifyResult:
+        return await dispatcher.notify(text, to=to, severity=severity, tags=tags, route=route)
+
+    def run() -> NotifyResult:
+        try:
+            return state.run(work)
+        except InvalidInputError as exc:  # a name or route the configuration does not have
+            raise click.UsageError(str(exc)) from None
+
+    result = _guard(run)
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(f"route: {result.route or '(default channel)'}")
+        click.echo(
+            table(
+                ("contact", "outcome", "carried by", "channels tried"),
+                [
+                    [
+                        r.contact,
+                        r.outcome.value,
+                        r.carried_by,
+                        "; ".join(_attempt_text(a) for a in r.attempts),
+                    ]
+                    for r in result.recipients
+                ],
+            )
+        )
+    outcomes = {r.outcome for r in result.recipients}
+    if RouteOutcome.UNKNOWN in outcomes:
+        sys.exit(EXIT_UNKNOWN)
+    sys.exit(EXIT_PARTIAL if RouteOutcome.FAILED in outcomes else EXIT_OK)
 
 
 @cli.command()

@@ -11,6 +11,12 @@ A configuration file looks like this (``config/notify-devino.example.yaml`` is a
           login: alerts
           password: ${DEVINO_PASSWORD}        # from the environment
           # password_file: /run/secrets/devino  # or from a file
+    contacts:                                 # people, with an address per channel name
+      alice: {sms: "+79031234567", email: alice@example.com}
+    groups:
+      oncall: [alice]
+    routes:                                   # severity/tags -> channels, tried in order
+      critical: [sms, email]
 
 Every error is a :class:`~notify_devino.errors.ConfigError` that names the file, the line, the
 YAML path of the offending value and what was expected.
@@ -20,14 +26,15 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -52,6 +59,7 @@ SEARCH_PATHS = (
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _CHANNEL_NAME = re.compile(r"[a-z][a-z0-9_-]*")
+_CONTACT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]*")
 
 M = TypeVar("M", bound=BaseModel)
 Path_ = tuple[str | int, ...]
@@ -62,7 +70,7 @@ class ChannelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: str = Field(description="the channel type a plugin registers, e.g. devino_soap")
+    type: str = Field(description="a channel type that an installed plugin registers")
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -83,6 +91,71 @@ class StatusConfig(BaseModel):
     wait_timeout_seconds: float = Field(default=300.0, gt=0)
 
 
+# -- contacts, groups and routes ------------------------------------------------------------------
+
+
+def _number_as_text(value: object) -> object:
+    """YAML reads an unquoted +79031234567 as a number; an address is text."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _one_or_many(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+Address = Annotated[str, BeforeValidator(_number_as_text), Field(min_length=1)]
+"""An address in a channel's own form: a phone number, an email address, a webhook target."""
+
+
+class RouteMatch(BaseModel):
+    """Which notifications a route takes. Every condition given must hold; none given matches
+    every notification."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    severity: Annotated[list[str], BeforeValidator(_one_or_many)] = Field(default_factory=list)
+    """The notification's severity is one of these (a single string is one)."""
+    tags: Annotated[list[str], BeforeValidator(_one_or_many)] = Field(default_factory=list)
+    """The notification carries every one of these tags."""
+
+    def matches(self, severity: str | None, tags: Iterable[str]) -> bool:
+        if self.severity and severity not in self.severity:
+            return False
+        return set(self.tags) <= set(tags)
+
+
+class RouteConfig(BaseModel):
+    """An ordered list of channels a matching notification is tried on, one after the other.
+
+    ``critical: [sms, email]`` is short for ``critical: {channels: [sms, email]}``. A route with
+    no ``match:`` takes the notifications whose severity is the route's name; ``match: {}``
+    takes every notification.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    match: RouteMatch | None = None
+    channels: list[str] = Field(min_length=1)
+    follow: bool = True
+    """Follow a message a channel took through the channel's status, and try the next channel
+    when it fails or is not delivered in time. With false, a taken message ends the chain and
+    only a failed send moves on. The last channel, and a channel that reports no status, are
+    never followed: there is nothing to fall back to, or nothing to read."""
+    fallback_after_seconds: float | None = Field(default=None, gt=0)
+    """How long a followed message has to be delivered; default ``status.wait_timeout_seconds``."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, value: object) -> object:
+        return {"channels": value} if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _timed_only_when_followed(self) -> RouteConfig:
+        if not self.follow and self.fallback_after_seconds is not None:
+            raise ValueError("fallback_after_seconds needs follow: true")
+        return self
+
+
 class Config(BaseModel):
     """The validated configuration of a dispatcher."""
 
@@ -93,6 +166,13 @@ class Config(BaseModel):
     default_channel: str | None = None
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     status: StatusConfig = Field(default_factory=StatusConfig)
+    contacts: dict[str, dict[str, Address]] = Field(default_factory=dict)
+    """People by name, each with an address per configured channel name."""
+    groups: dict[str, list[str]] = Field(default_factory=dict)
+    """Named lists of contacts and other groups."""
+    routes: dict[str, RouteConfig] = Field(default_factory=dict)
+    """Routes by name, in the order they are tried: the first that matches takes the
+    notification."""
 
     _doc: YamlDocument = PrivateAttr(default_factory=lambda: YamlDocument(None))
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
@@ -124,6 +204,72 @@ class Config(BaseModel):
         if self.default_channel is None and len(self.channels) == 1:
             self.default_channel = next(iter(self.channels))
         return self
+
+    @model_validator(mode="after")
+    def _check_routing(self, info: ValidationInfo) -> Config:
+        """Contacts, groups and routes may only name what exists. Raised as a ConfigError that
+        names the YAML line when the YAML document is in the validation context."""
+        problems = list(self._routing_problems())
+        for name, route in self.routes.items():
+            if route.match is None:
+                route.match = RouteMatch(severity=[name])
+        if problems:
+            doc = (info.context or {}).get("yaml")
+            if not isinstance(doc, YamlDocument):
+                doc = YamlDocument(None)
+            raise doc.problems_error(problems)
+        return self
+
+    def _routing_problems(self) -> Iterator[tuple[Path_, str]]:
+        channels = ", ".join(sorted(self.channels))
+        for name, addresses in self.contacts.items():
+            if not _CONTACT_NAME.fullmatch(name):
+                yield ("contacts", name), f"contact name {name!r} is not valid"
+            if not addresses:
+                yield ("contacts", name), "a contact needs an address for at least one channel"
+            for channel in addresses:
+                if channel not in self.channels:
+                    yield (
+                        ("contacts", name, channel),
+                        f"{channel!r} is not a configured channel (configured: {channels})",
+                    )
+        for name, members in self.groups.items():
+            if not _CONTACT_NAME.fullmatch(name):
+                yield ("groups", name), f"group name {name!r} is not valid"
+            if name in self.contacts:
+                yield ("groups", name), f"{name!r} is both a contact and a group"
+            if not members:
+                yield ("groups", name), "a group needs at least one member"
+            for index, member in enumerate(members):
+                if member not in self.contacts and member not in self.groups:
+                    yield (
+                        ("groups", name, index),
+                        f"{member!r} is neither a contact nor a group",
+                    )
+        for name in self.groups:
+            cycle = self._group_cycle(name, ())
+            if cycle and name == min(cycle):  # each cycle once, at its first name
+                yield ("groups", name), "groups include each other: " + " -> ".join(cycle)
+        for name, route in self.routes.items():
+            seen: set[str] = set()
+            for index, channel in enumerate(route.channels):
+                if channel not in self.channels:
+                    yield (
+                        ("routes", name, "channels", index),
+                        f"{channel!r} is not a configured channel (configured: {channels})",
+                    )
+                elif channel in seen:
+                    yield (("routes", name, "channels", index), f"{channel!r} is listed twice")
+                seen.add(channel)
+
+    def _group_cycle(self, name: str, path: tuple[str, ...]) -> tuple[str, ...]:
+        if name in path:
+            return (*path[path.index(name) :], name) if path[0] == name else ()
+        for member in self.groups.get(name, ()):
+            cycle = self._group_cycle(member, (*path, name))
+            if cycle:
+                return cycle
+        return ()
 
     @property
     def source(self) -> str | None:
@@ -177,15 +323,25 @@ def _validation_error(
     problems = []
     for err in exc.errors(include_url=False):
         path = (*base, *err["loc"])
-        problems.append((path, line_of(path), _describe(err)))
-    path, line, text = problems[0]
-    if len(problems) == 1:
+        problems.append((path, _describe(err)))
+    return _problems_error(problems, line_of, source)
+
+
+def _problems_error(
+    problems: Sequence[tuple[Path_, str]],
+    line_of: Callable[[Path_], int | None],
+    source: str | None,
+) -> ConfigError:
+    """One ConfigError for one or more (path, what is wrong) problems, each with its line."""
+    located = [(path, line_of(path), text) for path, text in problems]
+    path, line, text = located[0]
+    if len(located) == 1:
         return ConfigError(text, path=_dotted(path) or None, line=line, source=source)
     listing = "\n  ".join(
         (f"line {ln}: " if ln is not None else "") + f"{_dotted(p) or '(top level)'}: {t}"
-        for p, ln, t in problems
+        for p, ln, t in located
     )
-    error = ConfigError(f"{len(problems)} problems:\n  {listing}", source=source)
+    error = ConfigError(f"{len(located)} problems:\n  {listing}", source=source)
     error.path, error.line = _dotted(path), line
     return error
 
@@ -297,11 +453,16 @@ class YamlDocument:
 
     def validate(self, model: type[M], data: Any = None, base: Path_ = ()) -> M:
         """Validate ``data`` (by default the whole document) against a pydantic model; every
-        problem is reported with its YAML path and line."""
+        problem is reported with its YAML path and line. Validators find the document in the
+        validation context as ``info.context["yaml"]``."""
         try:
-            return model.model_validate(self.data if data is None else data)
+            return model.model_validate(self.data if data is None else data, context={"yaml": self})
         except ValidationError as exc:
             raise _validation_error(exc, base, self.line_of, self.source) from None
+
+    def problems_error(self, problems: Sequence[tuple[Path_, str]]) -> ConfigError:
+        """One ConfigError for several (path, what is wrong) problems, each with its line."""
+        return _problems_error(problems, self.line_of, self.source)
 
 
 def _interpolate(value: Any, path: Path_, env: Mapping[str, str], doc: YamlDocument) -> Any:

@@ -23,6 +23,7 @@ from typing import Any, Self
 import aiohttp
 import structlog
 
+from . import routing
 from .config import Config, load_config
 from .errors import ConfigError
 from .hookspecs import Channel, ChannelContext, ChannelType
@@ -32,6 +33,7 @@ from .types import (
     InboundMessage,
     MessageStatus,
     Notification,
+    NotifyResult,
     SendResult,
     Statistics,
     StatusChange,
@@ -313,6 +315,35 @@ class Dispatcher:
                 raise ValueError("statistics times must be timezone-aware")
         return await self.plugins.statistics(self.channel(channel), start, end)
 
+    # -- routed notifications (contacts, groups and routes of the configuration) -----------------
+
+    async def notify(
+        self,
+        text: str,
+        *,
+        to: Iterable[str] | str,
+        severity: str | None = None,
+        tags: Iterable[str] = (),
+        route: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> NotifyResult:
+        """Send ``text`` to people along a route, falling back from channel to channel.
+
+        ``to`` names contacts and groups of the configuration. The route is ``route`` if given,
+        else the first route whose ``match`` fits ``severity`` and ``tags``, else the default
+        channel alone. Each contact gets the message on the route's first channel it has an
+        address for; when that send fails, or the message is not delivered within the route's
+        ``fallback_after_seconds``, the next channel is tried. It returns when every contact's
+        chain has ended. See :mod:`notify_devino.routing`.
+
+        :return: per contact, the channel that carried the message and every channel tried.
+        :raises InvalidInputError: a name is neither a contact nor a group, or ``route`` names
+            no route. Nothing was sent.
+        """
+        return await routing.deliver(
+            self, text, to=to, severity=severity, tags=tags, route=route, metadata=metadata
+        )
+
 
 class SyncDispatcher:
     """A :class:`Dispatcher` for code that is not async. It runs its own event loop, so it must
@@ -379,6 +410,9 @@ class SyncDispatcher:
 
     def statistics(self, start: datetime, end: datetime | None = None, **kwargs: Any) -> Statistics:
         return self._runner.run(self.dispatcher.statistics(start, end, **kwargs))
+
+    def notify(self, text: str, **kwargs: Any) -> NotifyResult:
+        return self._runner.run(self.dispatcher.notify(text, **kwargs))
 
 
 __all__ = ["Dispatcher", "SyncDispatcher"]

@@ -32,6 +32,8 @@ SECRET_KEYS = frozenset(
 """Event keys whose values never reach a log line, whatever they hold (compared lower-case)."""
 
 _secret_values: dict[str, None] = {}
+_longest_first: tuple[str, ...] = ()
+"""The registered secrets, longest first: a secret that contains another is masked whole."""
 _MAX_SECRET_VALUES = 1024
 
 
@@ -43,14 +45,16 @@ def register_secret(value: str) -> None:
     """
     if len(value) < 6:
         return
+    global _longest_first
     _secret_values[value] = None
     while len(_secret_values) > _MAX_SECRET_VALUES:
         del _secret_values[next(iter(_secret_values))]
+    _longest_first = tuple(sorted(_secret_values, key=len, reverse=True))
 
 
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
-        for secret in _secret_values:
+        for secret in _longest_first:
             if secret in value:
                 value = value.replace(secret, REDACTED)
         return value

@@ -218,6 +218,106 @@ class StatusChange:
     previous: MessageStatus | None
 
 
+class RouteOutcome(enum.StrEnum):
+    """What became of a routed notification on one channel (:class:`ChannelAttempt`), and for
+    one contact over the whole route (:class:`ContactResult`, which is only ever delivered,
+    accepted, failed or unknown)."""
+
+    DELIVERED = "delivered"
+    """The channel took the message and its status confirmed delivery."""
+    ACCEPTED = "accepted"
+    """The channel took the message; its delivery was not followed (the route's last channel,
+    a channel that cannot report a status, or a route with ``follow: false``)."""
+    LATE = "late"
+    """The channel took the message, but it was not delivered within the route's
+    ``fallback_after_seconds``; it may still arrive."""
+    UNDELIVERED = "undelivered"
+    """The channel took the message, then reported it failed or expired."""
+    FAILED = "failed"
+    """The channel did not take the message (bad address, refused, nothing sent)."""
+    UNKNOWN = "unknown"
+    """The send may have reached the provider but no answer came back."""
+    SKIPPED = "skipped"
+    """The contact has no address on this channel."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelAttempt:
+    """One channel of a route, tried for one contact.
+
+    :param channel: the configured channel name.
+    :param address: the contact's address on it (None when it has none: skipped).
+    :param outcome: what became of the message on this channel.
+    :param result: the channel's answer to the send (None when skipped).
+    :param statuses: the last status read of each message ID, when the delivery was followed.
+    :param reason: why the next channel was tried, in words; None when this one carried it.
+    """
+
+    channel: str
+    address: str | None
+    outcome: RouteOutcome
+    result: RecipientResult | None = None
+    statuses: tuple[MessageStatus, ...] = ()
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContactResult:
+    """What became of a routed notification for one contact.
+
+    :param contact: the contact's name in the configuration.
+    :param outcome: delivered or accepted (``carried_by`` says on which channel), failed (no
+        channel took it) or unknown (no channel took it for sure, and a send may have gone out).
+    :param carried_by: the channel that carried the message: the last one that took it.
+    :param attempts: every channel of the route, in order, up to the one that carried it.
+    """
+
+    contact: str
+    outcome: RouteOutcome
+    carried_by: str | None
+    attempts: tuple[ChannelAttempt, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyResult:
+    """The result of :meth:`Dispatcher.notify <notify_devino.dispatcher.Dispatcher.notify>`.
+
+    :param text: the text sent.
+    :param route: the name of the route taken; None when no route matched and the default
+        channel was used alone.
+    :param notification_id: the ID shared by every channel's send (``metadata["notification_id"]``).
+    :param recipients: one result per contact, in the order the names were given (groups
+        expanded, each contact once).
+    """
+
+    text: str
+    route: str | None
+    notification_id: str
+    severity: str | None
+    tags: tuple[str, ...]
+    recipients: tuple[ContactResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when a channel took the message for every contact."""
+        return all(
+            r.outcome in (RouteOutcome.DELIVERED, RouteOutcome.ACCEPTED) for r in self.recipients
+        )
+
+    @property
+    def carried_by(self) -> dict[str, str | None]:
+        """Contact name -> the channel that carried the message (None if none did)."""
+        return {r.contact: r.carried_by for r in self.recipients}
+
+    @property
+    def failed(self) -> tuple[ContactResult, ...]:
+        return tuple(r for r in self.recipients if r.outcome is RouteOutcome.FAILED)
+
+    @property
+    def unknown(self) -> tuple[ContactResult, ...]:
+        return tuple(r for r in self.recipients if r.outcome is RouteOutcome.UNKNOWN)
+
+
 def utc_now() -> datetime:
     """The current time, timezone-aware, in UTC."""
     return datetime.now(UTC)
@@ -225,11 +325,15 @@ def utc_now() -> datetime:
 
 __all__ = [
     "Balance",
+    "ChannelAttempt",
+    "ContactResult",
     "DeliveryState",
     "InboundMessage",
     "MessageStatus",
     "Notification",
+    "NotifyResult",
     "RecipientResult",
+    "RouteOutcome",
     "SendOutcome",
     "SendResult",
     "Statistics",

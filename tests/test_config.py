@@ -139,10 +139,96 @@ def test_missing_file_and_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def test_example_configs_in_the_repository_are_valid() -> None:
     root = Path(__file__).parents[1] / "config"
     config = load_config(
-        root / "notify-devino.example.yaml", env={"DEVINO_LOGIN": "a", "DEVINO_PASSWORD": "x"}
+        root / "notify-devino.example.yaml",
+        env={
+            "DEVINO_LOGIN": "a",
+            "DEVINO_PASSWORD": "x",
+            "SMTP_PASSWORD": "y",
+            "WEBHOOK_SECRET": "z",
+        },
     )
-    assert config.channels
+    assert list(config.channels) == ["sms", "email", "chatops"]
+    assert config.routes["critical"].channels == ["sms", "email"]
+    assert config.contacts["alice"] == {"sms": "+79031234567", "email": "alice@example.com"}
     demo = load_config(
         root / "demo.yaml", env={"DEVINO_SANDBOX_URL": "http://127.0.0.1:1/SmsService.asmx"}
     )
     assert demo.default_channel == "sms"
+
+
+ROUTING = """\
+version: 1
+channels:
+  sms: {type: x}
+  email: {type: y}
+contacts:
+  alice:
+    sms: +79031234567
+    email: alice@example.com
+groups:
+  oncall: [alice]
+routes:
+  critical: [sms, email]
+  rest:
+    match: {}
+    channels: [email]
+"""
+
+
+def test_contacts_groups_and_routes_are_read() -> None:
+    config = parse_config(ROUTING, env={})
+    assert config.contacts == {"alice": {"sms": "79031234567", "email": "alice@example.com"}}
+    assert config.groups == {"oncall": ["alice"]}
+    critical, rest = config.routes["critical"], config.routes["rest"]
+    assert critical.channels == ["sms", "email"]
+    assert critical.match is not None
+    assert critical.match.severity == ["critical"]
+    assert rest.match is not None
+    assert rest.match.matches("anything", ())
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "fragment"),
+    [
+        (
+            "    email: alice@",
+            "    fax: alice@",
+            8,
+            "contacts.alice.fax: 'fax' is not a configured",
+        ),
+        (
+            "  alice:\n    sms: +790",
+            "  alice: {}\n  x:\n    sms: +790",
+            6,
+            "contacts.alice: a contact",
+        ),
+        ("[alice]", "[alice, bob]", 10, "groups.oncall[1]: 'bob' is neither a contact nor a group"),
+        ("  oncall: [alice]", "  oncall: [team]\n  team: [oncall]", 10, "oncall -> team -> oncall"),
+        ("  oncall: [alice]", "  alice: [alice]", 10, "'alice' is both a contact and a group"),
+        (
+            "[sms, email]",
+            "[sms, fax]",
+            12,
+            "routes.critical.channels[1]: 'fax' is not a configured",
+        ),
+        ("[email]", "[email, email]", 15, "routes.rest.channels[1]: 'email' is listed twice"),
+        ("[email]", "[]", 15, "routes.rest.channels: List should have at least 1 item"),
+        ("match: {}", "match: {colour: red}", 14, "routes.rest.match.colour: is not a known"),
+        ("match: {}", "fallback_after_seconds: -1", 14, "greater than 0"),
+        (
+            "match: {}",
+            "follow: false\n    fallback_after_seconds: 5",
+            13,
+            "routes.rest: fallback_after_seconds needs follow: true",
+        ),
+    ],
+)
+def test_routing_mistakes_name_their_line_and_path(
+    old: str, new: str, line: int, fragment: str
+) -> None:
+    assert old in ROUTING
+    with pytest.raises(ConfigError) as info:
+        parse_config(ROUTING.replace(old, new), source="r.yaml", env={})
+    assert fragment in str(info.value)
+    assert info.value.line == line
+    assert str(info.value).startswith("r.yaml:")

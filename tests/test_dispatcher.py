@@ -21,8 +21,7 @@ from notify_devino.types import (
     SendResult,
     StatusChange,
 )
-
-from .memory_plugin import MemoryChannel, MemoryPlugin
+from notify_devino_memory import MemoryChannel, MemoryPlugin
 
 
 class Recorder:

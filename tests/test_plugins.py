@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import sys
 import textwrap
-from collections.abc import Iterable
+import tomllib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import click
@@ -18,8 +20,7 @@ from notify_devino.dispatcher import Dispatcher
 from notify_devino.errors import ConfigError, PluginError
 from notify_devino.hookspecs import ChannelType
 from notify_devino.plugins import PluginManager
-
-from .memory_plugin import MemoryPlugin, MemorySettings, _factory
+from notify_devino_memory import MemoryPlugin, MemorySettings, _factory
 
 
 def install_distribution(
@@ -43,13 +44,28 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         del sys.modules[name]
 
 
-def test_the_devino_plugin_is_found_through_its_installed_entry_point() -> None:
-    manager = PluginManager(autoload=True)
-    info = {p.name: p for p in manager.plugins()}["devino_soap"]
-    assert info.distribution == "notify-devino-soap"
-    assert info.version
-    assert info.channel_types == ("devino_soap",)
-    assert "notify_send" in info.hooks
+ROOT = Path(__file__).parents[1]
+PLUGIN_PROJECTS = sorted((ROOT / "plugins").glob("*/pyproject.toml"))
+
+
+def _project(pyproject: Path) -> object:
+    marks = [pytest.mark.devino] if pyproject.parent.name == "devino_soap" else []
+    return pytest.param(pyproject, id=pyproject.parent.name, marks=marks)
+
+
+@pytest.mark.parametrize(
+    "project",
+    [_project(p) for p in [*PLUGIN_PROJECTS, ROOT / "tests" / "memory_plugin" / "pyproject.toml"]],
+)
+def test_every_plugin_of_the_repository_is_installed_and_found_by_its_entry_point(
+    project: Path,
+) -> None:
+    meta = tomllib.loads(project.read_text())["project"]
+    (entry_point,) = meta["entry-points"]["notify_devino"]
+    info = {p.name: p for p in PluginManager(autoload=True).plugins()}[entry_point]
+    assert (info.distribution, info.version) == (meta["name"], meta["version"])
+    assert info.channel_types
+    assert "notify_register_channel_types" in info.hooks
 
 
 def test_an_installed_distribution_is_loaded_with_its_version(site: Path) -> None:
@@ -90,20 +106,21 @@ def test_a_plugin_that_fails_to_import_is_logged_and_skipped(site: Path) -> None
     with structlog.testing.capture_logs() as logs:
         manager = PluginManager(autoload=True)
     assert not manager.is_registered("broken")
-    assert manager.is_registered("devino_soap")
+    assert manager.is_registered("memory")  # the others are loaded
     failure = next(e for e in logs if e["event"] == "plugin_load_failed")
     assert failure["plugin"] == "broken"
     assert "needs libfoo" in failure["error"]
 
 
 def test_autoload_can_be_disabled_and_plugins_blocked(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert not PluginManager(autoload=False).is_registered("devino_soap")
-    assert not PluginManager(autoload=True, block=["devino_soap"]).is_registered("devino_soap")
-    monkeypatch.setenv("NOTIFY_DEVINO_BLOCK_PLUGINS", "other, devino_soap")
-    assert not PluginManager(autoload=True).is_registered("devino_soap")
+    assert PluginManager(autoload=True).is_registered("memory")
+    assert not PluginManager(autoload=False).is_registered("memory")
+    assert not PluginManager(autoload=True, block=["memory"]).is_registered("memory")
+    monkeypatch.setenv("NOTIFY_DEVINO_BLOCK_PLUGINS", "other, memory")
+    assert not PluginManager(autoload=True).is_registered("memory")
     monkeypatch.delenv("NOTIFY_DEVINO_BLOCK_PLUGINS")
     monkeypatch.setenv("NOTIFY_DEVINO_DISABLE_PLUGIN_AUTOLOAD", "1")
-    assert not PluginManager().is_registered("devino_soap")
+    assert not PluginManager().is_registered("memory")
 
 
 def _types_plugin(*types: ChannelType) -> object:
@@ -191,3 +208,34 @@ def test_every_hook_is_documented() -> None:
     assert len(hooks) >= 12
     for name in hooks:
         assert f"`{name}" in doc, f"{name} is not documented in docs/hooks.md"
+
+
+def _code_strings(tree: ast.AST) -> Iterator[str]:
+    """Every string constant of a module except documentation (docstrings, and the bare
+    strings that document attributes)."""
+    docstrings = {
+        id(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+    }
+    for node in ast.walk(tree):
+        is_text = isinstance(node, ast.Constant) and isinstance(node.value, str)
+        if is_text and id(node) not in docstrings:
+            yield node.value
+
+
+def test_the_core_names_no_channel_and_imports_no_plugin() -> None:
+    channel_types = {t for p in PluginManager(autoload=True).plugins() for t in p.channel_types} | {
+        "devino_soap",
+        "smtp",
+        "webhook",
+    }
+    for module in sorted((ROOT / "notify_devino").glob("*.py")):
+        tree = ast.parse(module.read_text())
+        for text in _code_strings(tree):
+            named = [t for t in channel_types if t in text.lower()]
+            assert not named, f"{module.name} names channel type {named} in {text!r}"
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                assert not [n for n in names if n.startswith("notify_devino_")], module.name

@@ -1,0 +1,1 @@
+"""Email over SMTP as a notify-devino channel: ``type: smtp``."""

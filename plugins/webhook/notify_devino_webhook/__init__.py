@@ -1,0 +1,1 @@
+"""JSON webhooks, signed with HMAC-SHA256, as a notify-devino channel: ``type: webhook``."""
