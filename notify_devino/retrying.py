@@ -24,7 +24,8 @@ Waits grow exponentially with jitter, never below a ``Retry-After`` the provider
 is sent (time spent queueing for a rate limit before that is not the provider's fault): no wait
 runs, and no attempt starts, past it, and a read's attempt is given only the time left. A
 send's attempt is never cut short (that would turn a clean answer into an unknown outcome). The
-exchange calls :meth:`Attempt.start` as its request is about to go. Each retry is one
+exchange calls :meth:`Attempt.start` as its request is about to go (one that does not has its
+deadline counted from the end of its first attempt). Each retry is one
 ``retry_scheduled`` log event (channel, operation, attempt, wait, error class).
 """
 
@@ -226,6 +227,8 @@ class RetryPolicy:
                         if not idempotent and unanswered is None and exc.may_have_been_processed():
                             unanswered = exc
                         raise
+                    finally:
+                        budget.start()  # if the exchange did not say when its request left
                     if unanswered is not None:
                         log.warning(
                             "send_repeated_after_unknown_outcome",

@@ -110,6 +110,13 @@ def account_limiter(
         return limiter
 
 
+def forget_account_limiters() -> None:
+    """Drop every shared limiter, so the next client of an account starts a fresh one. For test
+    suites, where one sandbox's port may be another's a moment later."""
+    with _shared_lock:
+        _shared.clear()
+
+
 def _stricter(a: Rate, b: Rate) -> bool:
     """Whether ``a`` allows fewer requests per millisecond than ``b``, or as many per longer
     window (both guard a burst of the same size; the longer window spaces them more)."""
@@ -118,4 +125,4 @@ def _stricter(a: Rate, b: Rate) -> bool:
     )
 
 
-__all__ = ["DEFAULT_GUARD", "AccountLimiter", "account_limiter"]
+__all__ = ["DEFAULT_GUARD", "AccountLimiter", "account_limiter", "forget_account_limiters"]
