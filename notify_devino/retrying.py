@@ -142,6 +142,41 @@ class Attempt:
         return min(timeout, max(left, _MIN_ATTEMPT_SECONDS)) if self.idempotent else timeout
 
 
+class SendAttempts:
+    """What the attempts of one send have shown so far, across retries and across the repeats a
+    channel makes of its own (after renewing a session, say).
+
+    Pass one to :meth:`RetryPolicy.call` for each repeat, and :meth:`settle` the error the send
+    finally ends with.
+    """
+
+    def __init__(self) -> None:
+        self.unanswered: ChannelError | None = None
+        """The first error after which the send may have been processed, if any."""
+
+    def record(self, exc: ChannelError) -> None:
+        if self.unanswered is None and exc.may_have_been_processed():
+            self.unanswered = exc
+
+    def settle(self, final: ChannelError) -> ChannelError:
+        """The error the send ends with: ``final``, unless an earlier attempt may have been
+        processed and ``final`` does not say the same of the send (it proves only its own
+        attempt was not processed, or it is the error of another request, such as a login);
+        then that earlier error, with a note of the final one: the outcome is unknown."""
+        earlier = self.unanswered
+        if earlier is None or earlier is final:
+            return final
+        if final.may_have_been_processed() and final.operation == earlier.operation:
+            return final  # the send's own later attempt is as unknown as the earlier one
+        # The final error is a refusal, or comes from another request (the login that renewed
+        # a session): it says nothing of the earlier attempt, which may be out.
+        earlier.add_note(
+            f"a later attempt failed with {type(final).__name__}: {final}; an earlier one may "
+            "have been processed, so the outcome is unknown"
+        )
+        return earlier
+
+
 class RetryPolicy:
     """The retry policy of one channel: two tenacity templates, built once, copied per call.
 
@@ -205,18 +240,26 @@ class RetryPolicy:
         return before_sleep
 
     async def call(
-        self, operation: str, exchange: Callable[[Attempt], Awaitable[T]], *, idempotent: bool
+        self,
+        operation: str,
+        exchange: Callable[[Attempt], Awaitable[T]],
+        *,
+        idempotent: bool,
+        attempts: SendAttempts | None = None,
     ) -> T:
-        """Run ``exchange(attempt)`` under the policy; the last error is re-raised, except that a
-        send which may have been processed on an earlier attempt raises that attempt's error
-        when a later one fails with an error proving only *it* was not processed."""
+        """Run ``exchange(attempt)`` under the policy; the last error is re-raised.
+
+        For a send, an error after which an earlier attempt may have been processed is settled
+        by :meth:`SendAttempts.settle`: here, or, when the caller passes its own ``attempts``
+        (it may repeat the call itself), by the caller once it is done.
+        """
         template = self._idempotent if idempotent else self._once
         budget = _Budget(self.settings.deadline_seconds)
         retrying = template.copy(
             stop=self._attempts | _StopAtDeadline(budget),
             before_sleep=self._log(operation, idempotent=idempotent),
         )
-        unanswered: ChannelError | None = None
+        history = attempts if attempts is not None else SendAttempts()
         try:
             async for attempt in retrying:
                 with attempt:
@@ -224,29 +267,26 @@ class RetryPolicy:
                     try:
                         result = await exchange(Attempt(number, idempotent, budget))
                     except ChannelError as exc:
-                        if not idempotent and unanswered is None and exc.may_have_been_processed():
-                            unanswered = exc
+                        if not idempotent:
+                            history.record(exc)
                         raise
                     finally:
                         budget.start()  # if the exchange did not say when its request left
-                    if unanswered is not None:
+                    if history.unanswered is not None:
                         log.warning(
                             "send_repeated_after_unknown_outcome",
                             channel=self.channel,
                             operation=operation,
                             attempt=number,
-                            error=type(unanswered).__name__,
+                            error=type(history.unanswered).__name__,
                         )
                     return result
         except ChannelError as final:
-            if unanswered is None or final is unanswered or final.may_have_been_processed():
+            settled = final if attempts is not None else history.settle(final)
+            if settled is final:
                 raise
-            unanswered.add_note(
-                f"a later attempt failed with {type(final).__name__}: {final}; the first may "
-                "have been processed, so the outcome is unknown"
-            )
-            raise unanswered  # noqa: B904 - its own cause (the lost reply) is what matters
+            raise settled  # noqa: B904 - its own cause (the lost reply) is what matters
         raise AssertionError("unreachable: tenacity re-raises")  # pragma: no cover
 
 
-__all__ = ["Attempt", "RetryPolicy", "RetrySettings", "SendPolicy"]
+__all__ = ["Attempt", "RetryPolicy", "RetrySettings", "SendAttempts", "SendPolicy"]

@@ -2,8 +2,9 @@
 
 A :class:`DevinoClient` runs on an ``aiohttp.ClientSession`` it is given (it never creates or
 closes one). Each method checks its inputs with :mod:`.rules` before any request, takes a session
-ID from its :class:`~.session.SessionKeeper`, builds the envelope (:mod:`.envelopes`), passes the
-client's rate limiter, makes one HTTP exchange, and reads the reply (:mod:`.parsing`).
+ID from its :class:`~.session.SessionKeeper`, builds the envelope (:mod:`.envelopes`), holds a
+slot of the account's rate limiter (:mod:`.ratelimit`) for one HTTP exchange, and reads the reply
+(:mod:`.parsing`).
 
 Errors are those of :mod:`notify_devino.errors`, with the client's channel name on them; no
 aiohttp exception leaves this module:
@@ -58,12 +59,13 @@ from notify_devino.errors import (
     ParseError,
     RequestTimeoutError,
 )
-from notify_devino.retrying import Attempt, RetryPolicy, RetrySettings
+from notify_devino.retrying import Attempt, RetryPolicy, RetrySettings, SendAttempts
+from notify_devino.types import utc_now
 
 from . import envelopes, parsing, rules
 from .envelopes import SoapRequest, SoapVersion
 from .models import DevinoStatistics, IncomingMessage, MessageState
-from .ratelimit import DEFAULT_GUARD, account_limiter
+from .ratelimit import account_limiter
 from .session import DEFAULT_LIFETIME, DEFAULT_MARGIN, SessionKeeper
 
 log = structlog.get_logger(__name__)
@@ -118,7 +120,6 @@ class DevinoClient:
     :param channel: the configured channel name, put on every error.
     :param session_lifetime: how long the service keeps a session (120 minutes).
     :param session_margin: how long before its end a session is replaced (5 minutes).
-    :param rate_limit_guard: seconds added to the rate-limit window against network jitter.
     """
 
     def __init__(
@@ -137,7 +138,6 @@ class DevinoClient:
         channel: str | None = None,
         session_lifetime: timedelta = DEFAULT_LIFETIME,
         session_margin: timedelta = DEFAULT_MARGIN,
-        rate_limit_guard: float = DEFAULT_GUARD,
     ) -> None:
         parsed = yarl.URL(url)
         if parsed.scheme not in ("http", "https") or not parsed.host:
@@ -156,13 +156,13 @@ class DevinoClient:
         self.channel = channel
         self._timeout = timeout
         self._max_reply_bytes = max_reply_bytes
-        self.limiter = account_limiter(str(parsed), login, rate_limit, guard=rate_limit_guard)
+        self.limiter = account_limiter(str(parsed), login, rate_limit)
         self.sessions = SessionKeeper(
             self._fresh_login,
             lifetime=session_lifetime,
             margin=session_margin,
             channel=channel,
-            **({"clock": clock} if clock is not None else {}),
+            clock=clock if clock is not None else utc_now,
         )
         self.retry = RetryPolicy(retry if retry is not None else RetrySettings(), channel=channel)
 
@@ -245,21 +245,23 @@ class DevinoClient:
             ) from exc
 
     async def _exchange(self, request: SoapRequest, attempt: Attempt) -> Any:
-        """Pass the limiter, make one exchange, return the ``<Op>Result`` node; log one event."""
-        await self.limiter.acquire()
+        """Hold a rate-limit slot for one exchange, return the ``<Op>Result`` node; log one
+        event."""
         started = time.perf_counter()
         status: int | None = None
         outcome = "interrupted"
         try:
             with self._stamped(request.operation):
-                timeout = attempt.start(self._timeout)
-                if timeout is None:
-                    raise RequestTimeoutError(
-                        f"{request.operation}: the retry deadline passed before the request "
-                        "could be sent",
-                        request_sent=False,
-                    )
-                status, body, retry_after = await self._post(request, timeout)
+                async with self.limiter.slot():
+                    started = time.perf_counter()
+                    timeout = attempt.start(self._timeout)
+                    if timeout is None:
+                        raise RequestTimeoutError(
+                            f"{request.operation}: the retry deadline passed before the request "
+                            "could be sent",
+                            request_sent=False,
+                        )
+                    status, body, retry_after = await self._post(request, timeout)
                 result = parsing.read_result(
                     body,
                     operation=request.operation,
@@ -284,26 +286,38 @@ class DevinoClient:
                 http_status=status,
             )
 
-    async def _with_retries(self, request: SoapRequest) -> Any:
+    async def _with_retries(
+        self, request: SoapRequest, attempts: SendAttempts | None = None
+    ) -> Any:
         return await self.retry.call(
             request.operation,
             lambda attempt: self._exchange(request, attempt),
             idempotent=request.operation not in SEND_OPERATIONS,
+            attempts=attempts,
         )
 
     async def _session_call(
         self, build: Callable[[str], SoapRequest], read: Callable[[Any], T]
     ) -> T:
-        """Run one operation with a session ID (renewed once on a session fault)."""
+        """Run one operation with a session ID (renewed, at most twice, on a session fault).
+        A send's attempts are remembered across the renewals: one that may have been processed
+        before a session fault still makes the outcome unknown."""
+        attempts = SendAttempts()
 
         async def once(session_id: str) -> T:
             request = build(session_id)
-            result = await self._with_retries(request)
+            result = await self._with_retries(request, attempts)
             with self._stamped(request.operation):
                 return read(result)
 
-        with self._stamped():
-            return await self.sessions.call(once)
+        try:
+            with self._stamped():
+                return await self.sessions.call(once)
+        except ChannelError as final:
+            settled = attempts.settle(final)
+            if settled is final:
+                raise
+            raise settled  # noqa: B904 - its own cause (the lost reply) is what matters
 
     async def _fresh_login(self) -> str:
         request = envelopes.build_get_session_id(

@@ -2,97 +2,161 @@
 
 Devino allows 10 requests per second per client and says nothing of how it counts. The strict
 reading is a sliding window: no one-second window, wherever it starts, may hold more than N
-requests. pyrate-limiter's in-memory bucket is exactly that (a sliding log of grant times), and
-its ``try_acquire_async`` waits with ``asyncio.sleep`` under a per-loop lock, so waiters are
-served in arrival order, a cancelled waiter takes no slot, and one bucket can be shared by
-event loops in several threads (a :class:`~notify_devino.dispatcher.SyncDispatcher` beside an
-async one).
+requests *as the service sees them arrive*. A limiter that counts requests when it lets them
+go (as pyrate-limiter's sliding log, ``limits``' moving window and aiolimiter's leaky bucket
+all do) keeps that only if every request arrives within a fixed guard of its grant: a burst
+whose first requests open new connections (a TLS handshake takes a few hundred milliseconds)
+and whose next burst reuses warm ones breaks it. Measured against the sandbox's own arrival
+times, pyrate-limiter with a 1.000 s window let 11 to 14 requests into one second, and with a
+1.05 s window still let the sandbox refuse 3 of 26 requests when the machine was busy.
 
-The window is counted when a request is *granted*; the service counts when it *arrives*. A burst
-whose first requests open new connections arrives spread out, and the next burst, on warm
-connections, arrives closer together: measured against the sandbox's own arrival times, a 1.000 s
-window let 11 to 14 requests into one second. The window is therefore ``1 s + guard`` (50 ms by
-default), which measured 10 at most in every run, idle or with both cores busy. Should the
-service still refuse one, the refusal is retried (it proves nothing was processed).
+So this limiter counts a request for as long as the service may be counting it: from the moment
+it is let go until one window after it *ended* (its reply came, or it failed). The service sees
+it arrive somewhere in between, so however long the way there, no window at the service can hold
+more than N: if N + 1 arrivals fell in one window, then at the latest of their grants all N + 1
+would still be counted here, which the limiter never allows. The price is a little throughput
+at high latency: a slot serves one request per ``window + latency`` (about 8 per second at
+200 ms per request, 10 on loopback). A burst of up to N still leaves at once.
 
-:func:`account_limiter` gives every client of the same account (endpoint URL and login) in the
-process the same limiter, so two channels or two dispatchers on one account share its 10 per
-second. The limiter's log is pruned as it is used, so no background thread or task is needed.
+Waiters are served in arrival order; a cancelled waiter takes no slot. One limiter may be shared
+by event loops in several threads (a :class:`~notify_devino.dispatcher.SyncDispatcher` beside an
+async dispatcher): its bookkeeping is under a thread lock and each waiter is woken in its own
+loop. :func:`account_limiter` gives every client of the same account (endpoint URL and login)
+in the process the same limiter.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import threading
-
-from pyrate_limiter import InMemoryBucket, Limiter, MonotonicClock, Rate, SingleBucketFactory
-
-DEFAULT_GUARD = 0.05
-"""Seconds added to the one-second window against jitter on the way to the service."""
-
-_NAME = "devino"
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 
 
-def _rate(requests_per_second: float, guard: float) -> Rate:
-    """``floor(rate)`` requests per ``1 s + guard`` for a rate of 1 or more (a one-second window
-    never holds more than ``rate``), else one per ``1/rate s + guard``."""
+class _Waiter:
+    """One task waiting for a slot, woken from any thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.event = asyncio.Event()
+
+    def wake(self) -> None:
+        self.loop.call_soon_threadsafe(self.event.set)
+
+
+def _shape(requests_per_second: float) -> tuple[int, float]:
+    """(requests, window): ``floor(rate)`` per second for a rate of 1 or more (a one-second
+    window never holds more than ``rate``), else one per ``1/rate`` seconds."""
     if not requests_per_second > 0 or math.isinf(requests_per_second):
         raise ValueError(f"rate must be a positive number, not {requests_per_second!r}")
-    if guard < 0:
-        raise ValueError("guard must not be negative")
     if requests_per_second >= 1:
-        limit, window = math.floor(requests_per_second), 1.0
-    else:
-        limit, window = 1, 1.0 / requests_per_second
-    return Rate(limit, math.ceil((window + guard) * 1000))
+        return math.floor(requests_per_second), 1.0
+    return 1, 1.0 / requests_per_second
 
 
 class AccountLimiter:
-    """At most ``rate.limit`` grants in any ``rate.interval`` milliseconds.
+    """At most ``max_requests`` requests counted at any moment, each counted from its start
+    until ``window`` seconds after its end.
 
     :param requests_per_second: the allowed rate.
-    :param guard: seconds added to the window (see the module's docstring).
+    :param clock: a monotonic clock in seconds (``time.monotonic``).
     """
 
-    def __init__(self, requests_per_second: float, *, guard: float = DEFAULT_GUARD) -> None:
-        self.rate = _rate(requests_per_second, guard)
-        self._bucket = InMemoryBucket([self.rate])
-        # No leak scheduling: that would start a thread per limiter. ``acquire`` prunes instead.
-        self._limiter = Limiter(SingleBucketFactory(self._bucket, schedule_leak=False), buffer_ms=0)
-
-    @property
-    def max_requests(self) -> int:
-        return self.rate.limit
-
-    @property
-    def window(self) -> float:
-        """The counted window in seconds, guard included."""
-        return self.rate.interval / 1000
-
-    async def acquire(self) -> None:
-        """Wait until a request may go, and count it."""
-        if self._bucket.count() > 2 * self.rate.limit:
-            self._bucket.leak(MonotonicClock().now())  # the bucket's own clock
-        granted = await self._limiter.try_acquire_async(_NAME)
-        if not granted:  # pragma: no cover - only for a weight above the limit, never 1
-            raise RuntimeError("the rate limiter refused a request it can never admit")
-
-    def tighten(self, rate: Rate) -> None:
-        """Hold every later grant to ``rate`` (stricter than the current one)."""
-        self._bucket.rates = [rate]
-        self.rate = rate
+    def __init__(
+        self, requests_per_second: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.max_requests, self.window = _shape(requests_per_second)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._ended: deque[float] = deque()  # end times of requests ended less than a window ago
+        self._queue: deque[_Waiter] = deque()
 
     def __repr__(self) -> str:
-        return f"<AccountLimiter {self.rate.limit} per {self.rate.interval} ms>"
+        return f"<AccountLimiter {self.max_requests} per {self.window:g} s after each ends>"
+
+    @property
+    def counted(self) -> int:
+        """Requests counted now: in flight, or ended less than a window ago."""
+        with self._lock:
+            self._expire(self._clock())
+            return self._in_flight + len(self._ended)
+
+    def tighten(self, requests_per_second: float) -> None:
+        """Hold every later start to a stricter rate."""
+        with self._lock:
+            self.max_requests, self.window = _shape(requests_per_second)
+
+    def _expire(self, now: float) -> None:
+        while self._ended and now - self._ended[0] >= self.window:
+            self._ended.popleft()
+
+    def _take(self, now: float) -> float | None:
+        """Take a slot (None), or say how long until one frees (inf: when a request ends)."""
+        self._expire(now)
+        if self._in_flight + len(self._ended) < self.max_requests:
+            self._in_flight += 1
+            return None
+        return self._ended[0] + self.window - now if self._ended else math.inf
+
+    def _wake_first(self) -> None:
+        if self._queue:
+            self._queue[0].wake()
+
+    async def _acquire(self) -> None:
+        waiter: _Waiter | None = None
+        try:
+            while True:
+                with self._lock:
+                    first = not self._queue or self._queue[0] is waiter
+                    wait = self._take(self._clock()) if first else math.inf
+                    if wait is None:
+                        if waiter is not None:
+                            self._queue.popleft()
+                        self._wake_first()  # there may be a slot for the next one too
+                        return
+                    if waiter is None:
+                        waiter = _Waiter()
+                        self._queue.append(waiter)
+                    waiter.event.clear()
+                timeout = None if math.isinf(wait) else wait
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waiter.event.wait(), timeout)
+        except BaseException:
+            if waiter is not None:
+                with self._lock:
+                    was_first = bool(self._queue) and self._queue[0] is waiter
+                    with contextlib.suppress(ValueError):
+                        self._queue.remove(waiter)
+                    if was_first:
+                        self._wake_first()
+            raise
+
+    def _release(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            self._ended.append(self._clock())
+            self._wake_first()  # it can now tell when its slot frees
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Wait for a slot, hold it while the request runs, and count it for one window after
+        it ends (however it ends)."""
+        await self._acquire()
+        try:
+            yield
+        finally:
+            self._release()
 
 
 _shared: dict[tuple[str, str], AccountLimiter] = {}
 _shared_lock = threading.Lock()
 
 
-def account_limiter(
-    url: str, login: str, requests_per_second: float, *, guard: float = DEFAULT_GUARD
-) -> AccountLimiter:
+def account_limiter(url: str, login: str, requests_per_second: float) -> AccountLimiter:
     """The one limiter of ``login`` at ``url`` in this process, shared by all its clients.
 
     When clients of one account ask for different rates, the account is held to the strictest
@@ -100,13 +164,13 @@ def account_limiter(
     for the life of the process, so a client made later still sees the requests of the last
     second made by one that is gone.
     """
-    wanted = _rate(requests_per_second, guard)
+    requests, window = _shape(requests_per_second)
     with _shared_lock:
         limiter = _shared.get((url, login))
         if limiter is None:
-            limiter = _shared[(url, login)] = AccountLimiter(requests_per_second, guard=guard)
-        elif _stricter(wanted, limiter.rate):
-            limiter.tighten(wanted)
+            limiter = _shared[(url, login)] = AccountLimiter(requests_per_second)
+        elif requests * limiter.window < limiter.max_requests * window:
+            limiter.tighten(requests_per_second)
         return limiter
 
 
@@ -117,12 +181,4 @@ def forget_account_limiters() -> None:
         _shared.clear()
 
 
-def _stricter(a: Rate, b: Rate) -> bool:
-    """Whether ``a`` allows fewer requests per millisecond than ``b``, or as many per longer
-    window (both guard a burst of the same size; the longer window spaces them more)."""
-    return a.limit * b.interval < b.limit * a.interval or (
-        a.limit == b.limit and a.interval > b.interval
-    )
-
-
-__all__ = ["DEFAULT_GUARD", "AccountLimiter", "account_limiter", "forget_account_limiters"]
+__all__ = ["AccountLimiter", "account_limiter", "forget_account_limiters"]

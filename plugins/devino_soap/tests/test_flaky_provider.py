@@ -20,6 +20,7 @@ from notify_devino.errors import (
     ConnectionFailedError,
     ParseError,
     RequestTimeoutError,
+    SessionExpiredError,
     TemporaryFaultError,
 )
 from notify_devino.plugins import PluginManager
@@ -182,6 +183,24 @@ async def test_at_least_once_a_refused_resend_leaves_the_outcome_unknown(
     assert devino_sandbox.state.sends_per_destination() == {NUMBER: 1}
 
 
+async def test_at_least_once_a_failed_login_after_an_unanswered_send_is_unknown(
+    devino_sandbox: Sandbox, devino_plugins: PluginManager, configure: Callable[..., Config]
+) -> None:
+    # The send goes out unanswered, its resend meets an expired session, and every login to
+    # renew it loses its reply: the send's outcome is still unknown, not a failed login.
+    inject(devino_sandbox, "close_after_processing", "SendMessage", [1])
+    inject(devino_sandbox, "session_expired", "SendMessage", [2])
+    inject(devino_sandbox, "close_after_processing", "GetSessionID", [2, 3, 4])
+    async with Dispatcher(configure("at_least_once"), plugins=devino_plugins) as dispatcher:
+        result = await dispatcher.send("disk full", to=[NUMBER])
+    (recipient,) = result.recipients
+    assert recipient.outcome is SendOutcome.UNKNOWN
+    assert recipient.error is not None
+    assert recipient.error.operation == "SendMessage"
+    assert any("ConnectionFailedError" in note for note in recipient.error.__notes__)
+    assert devino_sandbox.state.sends_per_destination() == {NUMBER: 1}
+
+
 async def test_a_refusal_that_outlasts_the_attempts_fails_with_its_type(
     devino_sandbox: Sandbox, devino_plugins: PluginManager, configure: Callable[..., Config]
 ) -> None:
@@ -213,15 +232,20 @@ async def test_a_login_that_fails_before_a_send_is_a_failure_not_unknown(
     assert requests_of(devino_sandbox, "SendMessage") == 0
 
 
-async def test_a_second_expired_session_fails_the_send_cleanly(
+async def test_a_session_expired_again_is_renewed_again_then_fails_cleanly(
     devino_sandbox: Sandbox, devino_plugins: PluginManager, configure: Callable[..., Config]
 ) -> None:
-    inject(devino_sandbox, "session_expired", "SendMessage", [1, 2])
+    # A shared session may be expired again before a task's repeat reaches the service: two
+    # renewals per call, then the fault stands (nothing was sent: failed, safe to resend).
+    inject(devino_sandbox, "session_expired", "SendMessage", [1, 2, 4, 5, 6])
     async with Dispatcher(configure(), plugins=devino_plugins) as dispatcher:
-        result = await dispatcher.send("disk full", to=[NUMBER])
-    (recipient,) = result.recipients
-    assert recipient.outcome is SendOutcome.FAILED
-    assert devino_sandbox.state.messages() == []
+        renewed_twice = await dispatcher.send("disk full", to=[NUMBER])
+        given_up = await dispatcher.send("disk full", to=["79031234568"])
+    assert renewed_twice.recipients[0].outcome is SendOutcome.ACCEPTED
+    assert given_up.recipients[0].outcome is SendOutcome.FAILED
+    assert isinstance(given_up.recipients[0].error, SessionExpiredError)
+    assert devino_sandbox.state.sends_per_destination() == {NUMBER: 1}
+    assert requests_of(devino_sandbox, "GetSessionID") == 1 + 2 + 2
 
 
 async def test_retry_after_is_honoured(
