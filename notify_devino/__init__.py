@@ -19,6 +19,7 @@ from .errors import (
     RateLimitedError,
     RequestTimeoutError,
     SessionExpiredError,
+    TemporaryFaultError,
     TransportError,
     UnsupportedOperationError,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "SessionExpiredError",
     "Statistics",
     "StatusChange",
+    "TemporaryFaultError",
     "TransportError",
     "UnsupportedOperationError",
     "hookimpl",

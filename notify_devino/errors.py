@@ -16,8 +16,15 @@ the message, so callers can branch on it without parsing text::
         │   ├── AuthenticationError
         │   ├── SessionExpiredError
         │   ├── InsufficientFundsError
-        │   └── RateLimitedError
+        │   ├── RateLimitedError
+        │   └── TemporaryFaultError
         └── ParseError              the provider's reply could not be understood
+
+Two questions every channel error answers, for retries and for the outcome of a send:
+
+- :meth:`ChannelError.is_transient`: may the same request succeed if made again later?
+- :meth:`ChannelError.may_have_been_processed`: may the provider have acted on the request
+  (an SMS out and paid for) although the caller got this error instead of an answer?
 """
 
 from __future__ import annotations
@@ -71,9 +78,12 @@ class ChannelError(NotifyError):
     """A channel failed to do what was asked.
 
     :ivar channel: the configured channel name (``sms``), when known.
+    :ivar operation: the provider operation whose request failed (``SendMessage``), when known.
+        A channel sets it so a caller can tell a failed login before a send from the send.
     """
 
     channel: str | None = None
+    operation: str | None = None
 
     def __init__(self, message: str, *, channel: str | None = None) -> None:
         super().__init__(message)
@@ -82,7 +92,17 @@ class ChannelError(NotifyError):
     def is_transient(self) -> bool:
         """Whether repeating the same request later may succeed.
 
-        The default is False; transport errors and some provider faults override it.
+        The default is False; transport errors, unreadable replies and some provider faults
+        override it.
+        """
+        return False
+
+    def may_have_been_processed(self) -> bool:
+        """Whether the provider may have acted on the request despite this error.
+
+        False means the error proves the request was not processed (it never left, or the
+        provider answered that it refused it), so sending it again cannot duplicate anything.
+        The default is False; errors that can follow a request that left override it.
         """
         return False
 
@@ -129,6 +149,9 @@ class TransportError(ChannelError):
     def is_transient(self) -> bool:
         return True
 
+    def may_have_been_processed(self) -> bool:
+        return self.request_sent
+
 
 class RequestTimeoutError(TransportError):
     """The provider did not answer within the configured timeout."""
@@ -145,6 +168,11 @@ class ProviderFaultError(ChannelError):
     :ivar text: the fault's text, verbatim.
     :ivar http_status: the HTTP status of the reply.
     :ivar raw: the raw reply body, for diagnosis.
+
+    A reply with a fault (a ``code`` or a ``text``) is the provider's own answer: it refused the
+    request, so nothing was processed. An HTTP 5xx without one (a proxy's 502, a gateway's 504,
+    a server's error page) says nothing of whether the provider processed the request, and
+    repeating it may well succeed.
     """
 
     transient = False
@@ -165,8 +193,14 @@ class ProviderFaultError(ChannelError):
         self.http_status = http_status
         self.raw = raw
 
+    def _bare_server_error(self) -> bool:
+        return self.code is None and self.text is None and (self.http_status or 500) >= 500
+
     def is_transient(self) -> bool:
-        return self.transient
+        return self.transient or self._bare_server_error()
+
+    def may_have_been_processed(self) -> bool:
+        return self._bare_server_error()
 
 
 class AuthenticationError(ProviderFaultError):
@@ -193,15 +227,44 @@ class RateLimitedError(ProviderFaultError):
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
         self.retry_after = retry_after
 
+    def may_have_been_processed(self) -> bool:
+        return False  # a refusal, whatever carried it (a fault, HTTP 429 or 503)
+
+
+class TemporaryFaultError(ProviderFaultError):
+    """The provider refused the request with a fault it marks as temporary (``Service is
+    temporarily unavailable, try again later``): nothing was processed, and the same request
+    may succeed later."""
+
+    transient = True
+
 
 class ParseError(ChannelError):
     """The provider's reply could not be understood (not XML, wrong shape, bad value).
 
+    A reply came back, so the request reached the provider and may have been processed.
+
     :ivar body: the start of the offending body, for diagnosis.
+    :ivar transient: True when the bytes themselves were unreadable (empty, cut short, not
+        XML: a truncated transfer or an intermediary's error page), which a second try may not
+        meet; False when a well-formed reply had the wrong shape or was refused as hostile,
+        which a second try would meet again.
     """
 
     def __init__(
-        self, message: str, *, body: str | None = None, channel: str | None = None
+        self,
+        message: str,
+        *,
+        body: str | None = None,
+        channel: str | None = None,
+        transient: bool = False,
     ) -> None:
         super().__init__(message, channel=channel)
         self.body = body
+        self.transient = transient
+
+    def is_transient(self) -> bool:
+        return self.transient
+
+    def may_have_been_processed(self) -> bool:
+        return True

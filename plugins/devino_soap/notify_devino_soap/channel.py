@@ -15,14 +15,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from notify_devino.errors import (
-    ChannelError,
-    InvalidInputError,
-    ParseError,
-    ProviderFaultError,
-    RateLimitedError,
-    TransportError,
-)
+from notify_devino.errors import ChannelError, InvalidInputError
 from notify_devino.hookspecs import ChannelContext
 from notify_devino.logconfig import register_secret
 from notify_devino.types import (
@@ -37,7 +30,7 @@ from notify_devino.types import (
 )
 
 from . import rules
-from .client import DevinoClient
+from .client import SEND_OPERATIONS, DevinoClient
 from .models import MessageState, state_info
 from .segments import count_segments
 from .settings import DevinoSettings
@@ -48,21 +41,17 @@ log = structlog.get_logger(__name__)
 def send_outcome_of(error: ChannelError) -> SendOutcome:
     """Whether a send that ended in ``error`` may have been processed by the service.
 
-    *Failed* only when the service certainly did not take the message: it refused it with a
-    SOAP fault (bad session, funds, input) or a rate-limit answer, or the request never left.
+    *Failed* only when the service certainly did not take the message: the error came before
+    the send's own request (a failed login), the request never left, or the service refused it
+    with a SOAP fault (bad session, funds, input, a temporary fault) or a rate-limit answer.
     *Unknown* when it may have: no answer after the request was written, a reply that could
     not be read (the SMS may be out and paid for), or an HTTP 5xx that is not the service's own
-    fault (a proxy's 502 or 504 says nothing about whether the service processed it).
+    fault (a proxy's 502 or 504 says nothing about whether the service processed it); see
+    :meth:`~notify_devino.errors.ChannelError.may_have_been_processed`.
     """
-    if isinstance(error, TransportError):
-        return SendOutcome.UNKNOWN if error.request_sent else SendOutcome.FAILED
-    if isinstance(error, ParseError):
-        return SendOutcome.UNKNOWN
-    if isinstance(error, RateLimitedError):
+    if error.operation is not None and error.operation not in SEND_OPERATIONS:
         return SendOutcome.FAILED
-    if isinstance(error, ProviderFaultError) and error.code is None:
-        return SendOutcome.UNKNOWN if (error.http_status or 500) >= 500 else SendOutcome.FAILED
-    return SendOutcome.FAILED
+    return SendOutcome.UNKNOWN if error.may_have_been_processed() else SendOutcome.FAILED
 
 
 class DevinoChannel:
@@ -80,7 +69,7 @@ class DevinoChannel:
             password=password,
             soap_version=settings.soap_version,
             timeout=settings.timeout_seconds,
-            retry_attempts=settings.retry_attempts,
+            retry=settings.retry,
             rate_limit=settings.rate_limit_per_second,
             channel=self.name,
         )

@@ -2,8 +2,9 @@
 
 A :class:`DevinoClient` runs on an ``aiohttp.ClientSession`` it is given (it never creates or
 closes one). Each method checks its inputs with :mod:`.rules` before any request, takes a session
-ID from its :class:`~.session.SessionKeeper`, builds the envelope (:mod:`.envelopes`), passes the
-client's rate limiter, makes one HTTP exchange, and reads the reply (:mod:`.parsing`).
+ID from its :class:`~.session.SessionKeeper`, builds the envelope (:mod:`.envelopes`), holds a
+slot of the account's rate limiter (:mod:`.ratelimit`) for one HTTP exchange, and reads the reply
+(:mod:`.parsing`).
 
 Errors are those of :mod:`notify_devino.errors`, with the client's channel name on them; no
 aiohttp exception leaves this module:
@@ -24,12 +25,18 @@ other non-200                               ProviderFaultError(http_status=...)
 unreadable reply                            ParseError
 ==========================================  =================================================
 
-Retries (tenacity, built once per client, copied per call): read-only operations retry whatever
-``is_transient()`` says is transient; the three sends retry only what proves the request was not
-processed: a connection never made (``request_sent=False``) and a rate-limit refusal. A send that
-timed out or lost its connection after the request was written is never resent: it surfaces as a
-TransportError with ``request_sent=True`` (the outcome is unknown). A ``Retry-After`` longer than
-``retry_wait_max`` is not waited for; the error surfaces with its ``retry_after``.
+Retries (:class:`notify_devino.retrying.RetryPolicy`, built once per client from a
+:class:`~notify_devino.retrying.RetrySettings`, copied per call): read-only operations retry
+whatever ``is_transient()`` says is transient; the three sends, under the default
+``send_policy: at_most_once``, retry only what proves the request was not processed: a
+connection never made (``request_sent=False``), a rate-limit refusal, a fault the service marks
+as temporary. A send that timed out or lost its connection after the request was written, or
+whose reply could not be read, is never resent: it surfaces with the error (the outcome is
+unknown). ``send_policy: at_least_once`` resends those too. A ``Retry-After`` longer than
+``retry.wait_max_seconds`` is not waited for; the error surfaces with its ``retry_after``.
+
+Every error leaving the client carries the ``operation`` whose request failed, so a caller can
+tell a failed login before a send (nothing sent) from a failed send.
 """
 
 from __future__ import annotations
@@ -52,12 +59,13 @@ from notify_devino.errors import (
     ParseError,
     RequestTimeoutError,
 )
-from notify_devino.retrying import RetryPolicy, RetrySettings
+from notify_devino.retrying import Attempt, RetryPolicy, RetrySettings, SendAttempts
+from notify_devino.types import utc_now
 
 from . import envelopes, parsing, rules
 from .envelopes import SoapRequest, SoapVersion
 from .models import DevinoStatistics, IncomingMessage, MessageState
-from .ratelimit import SlidingWindowLimiter
+from .ratelimit import account_limiter
 from .session import DEFAULT_LIFETIME, DEFAULT_MARGIN, SessionKeeper
 
 log = structlog.get_logger(__name__)
@@ -104,16 +112,14 @@ class DevinoClient:
     :param password: the account password; never logged, never in an error.
     :param soap_version: ``"1.2"`` (default) or ``"1.1"``.
     :param timeout: seconds for one whole HTTP exchange (connect, send, read).
-    :param retry_attempts: attempts per call, first included (1 = no retry).
-    :param rate_limit: requests per second, at most, in any one-second window.
+    :param retry: attempts, backoff, deadline and send policy; None is ``RetrySettings()``.
+    :param rate_limit: requests per second, at most, in any one-second window, for the account
+        (every client of the same ``url`` and ``login`` in the process shares one limiter).
     :param max_reply_bytes: replies larger than this are refused (ParseError).
     :param clock: returns the current time as an aware UTC datetime (session expiry).
     :param channel: the configured channel name, put on every error.
     :param session_lifetime: how long the service keeps a session (120 minutes).
     :param session_margin: how long before its end a session is replaced (5 minutes).
-    :param retry_wait_initial: the first backoff, in seconds (exponential with jitter).
-    :param retry_wait_max: the longest backoff, and the longest ``Retry-After`` honoured.
-    :param rate_limit_guard: seconds added to the rate-limit window against network jitter.
     """
 
     def __init__(
@@ -125,16 +131,13 @@ class DevinoClient:
         password: str,
         soap_version: SoapVersion = "1.2",
         timeout: float = 30.0,
-        retry_attempts: int = 3,
+        retry: RetrySettings | None = None,
         rate_limit: float = 10,
         max_reply_bytes: int = parsing.DEFAULT_MAX_REPLY_BYTES,
         clock: Callable[[], datetime] | None = None,
         channel: str | None = None,
         session_lifetime: timedelta = DEFAULT_LIFETIME,
         session_margin: timedelta = DEFAULT_MARGIN,
-        retry_wait_initial: float = 0.5,
-        retry_wait_max: float = 10.0,
-        rate_limit_guard: float = 0.05,
     ) -> None:
         parsed = yarl.URL(url)
         if parsed.scheme not in ("http", "https") or not parsed.host:
@@ -143,8 +146,6 @@ class DevinoClient:
             raise ValueError(f"soap_version must be '1.1' or '1.2', not {soap_version!r}")
         if timeout <= 0:
             raise ValueError("timeout must be positive")
-        if retry_attempts < 1:
-            raise ValueError("retry_attempts must be at least 1")
         if max_reply_bytes < 1:
             raise ValueError("max_reply_bytes must be positive")
         self._http = session
@@ -153,24 +154,17 @@ class DevinoClient:
         self._password = password
         self.soap_version: SoapVersion = soap_version
         self.channel = channel
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout = timeout
         self._max_reply_bytes = max_reply_bytes
-        self.limiter = SlidingWindowLimiter.per_second(rate_limit, guard=rate_limit_guard)
+        self.limiter = account_limiter(str(parsed), login, rate_limit)
         self.sessions = SessionKeeper(
             self._fresh_login,
             lifetime=session_lifetime,
             margin=session_margin,
             channel=channel,
-            **({"clock": clock} if clock is not None else {}),
+            clock=clock if clock is not None else utc_now,
         )
-        self.retry = RetryPolicy(
-            RetrySettings(
-                attempts=retry_attempts,
-                wait_initial_seconds=retry_wait_initial,
-                wait_max_seconds=retry_wait_max,
-            ),
-            channel=channel,
-        )
+        self.retry = RetryPolicy(retry if retry is not None else RetrySettings(), channel=channel)
 
     def __repr__(self) -> str:
         return (
@@ -181,13 +175,16 @@ class DevinoClient:
     # -- one exchange ---------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _stamped(self) -> Iterator[None]:
-        """Put the channel name on every ChannelError passing through."""
+    def _stamped(self, operation: str | None = None) -> Iterator[None]:
+        """Put the channel name (and the operation, if given) on every ChannelError passing
+        through."""
         try:
             yield
         except ChannelError as exc:
             if exc.channel is None:
                 exc.channel = self.channel
+            if exc.operation is None and operation is not None:
+                exc.operation = operation
             raise
 
     async def _read_body(self, resp: aiohttp.ClientResponse) -> bytes:
@@ -203,7 +200,11 @@ class DevinoClient:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def _post(self, request: SoapRequest) -> tuple[int, bytes, str | None]:
+    async def _post(
+        self,
+        request: SoapRequest,
+        timeout: float,  # noqa: ASYNC109 - aiohttp's own per-request timeout, mapped below
+    ) -> tuple[int, bytes, str | None]:
         """One HTTP exchange: (status, body, Retry-After). aiohttp errors become ours."""
         op = request.operation
         try:
@@ -211,7 +212,7 @@ class DevinoClient:
                 self._url,
                 data=request.body,
                 headers=request.headers,
-                timeout=self._timeout,
+                timeout=aiohttp.ClientTimeout(total=timeout),
                 allow_redirects=False,
             ) as resp:
                 body = await self._read_body(resp)
@@ -222,7 +223,7 @@ class DevinoClient:
             ) from exc
         except TimeoutError as exc:  # asyncio.TimeoutError and aiohttp.ServerTimeoutError
             raise RequestTimeoutError(
-                f"{op}: no reply within {self._timeout.total} s", request_sent=True
+                f"{op}: no reply within {timeout:g} s", request_sent=True
             ) from exc
         except aiohttp.ClientConnectorError as exc:
             raise ConnectionFailedError(
@@ -243,15 +244,24 @@ class DevinoClient:
                 f"{op}: HTTP exchange failed: {type(exc).__name__}: {exc}", request_sent=True
             ) from exc
 
-    async def _exchange(self, request: SoapRequest, attempt: int) -> Any:
-        """Pass the limiter, make one exchange, return the ``<Op>Result`` node; log one event."""
-        await self.limiter.acquire()
+    async def _exchange(self, request: SoapRequest, attempt: Attempt) -> Any:
+        """Hold a rate-limit slot for one exchange, return the ``<Op>Result`` node; log one
+        event."""
         started = time.perf_counter()
         status: int | None = None
         outcome = "interrupted"
         try:
-            with self._stamped():
-                status, body, retry_after = await self._post(request)
+            with self._stamped(request.operation):
+                async with self.limiter.slot():
+                    started = time.perf_counter()
+                    timeout = attempt.start(self._timeout)
+                    if timeout is None:
+                        raise RequestTimeoutError(
+                            f"{request.operation}: the retry deadline passed before the request "
+                            "could be sent",
+                            request_sent=False,
+                        )
+                    status, body, retry_after = await self._post(request, timeout)
                 result = parsing.read_result(
                     body,
                     operation=request.operation,
@@ -270,39 +280,51 @@ class DevinoClient:
                 channel=self.channel,
                 operation=request.operation,
                 soap_version=request.soap_version,
-                attempt=attempt,
+                attempt=attempt.number,
                 elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
                 outcome=outcome,
                 http_status=status,
             )
 
-    async def _with_retries(self, request: SoapRequest) -> Any:
+    async def _with_retries(
+        self, request: SoapRequest, attempts: SendAttempts | None = None
+    ) -> Any:
         return await self.retry.call(
             request.operation,
             lambda attempt: self._exchange(request, attempt),
             idempotent=request.operation not in SEND_OPERATIONS,
+            attempts=attempts,
         )
 
     async def _session_call(
         self, build: Callable[[str], SoapRequest], read: Callable[[Any], T]
     ) -> T:
-        """Run one operation with a session ID (renewed once on a session fault)."""
+        """Run one operation with a session ID (renewed, at most twice, on a session fault).
+        A send's attempts are remembered across the renewals: one that may have been processed
+        before a session fault still makes the outcome unknown."""
+        attempts = SendAttempts()
 
         async def once(session_id: str) -> T:
             request = build(session_id)
-            result = await self._with_retries(request)
-            with self._stamped():
+            result = await self._with_retries(request, attempts)
+            with self._stamped(request.operation):
                 return read(result)
 
-        with self._stamped():
-            return await self.sessions.call(once)
+        try:
+            with self._stamped():
+                return await self.sessions.call(once)
+        except ChannelError as final:
+            settled = attempts.settle(final)
+            if settled is final:
+                raise
+            raise settled  # noqa: B904 - its own cause (the lost reply) is what matters
 
     async def _fresh_login(self) -> str:
         request = envelopes.build_get_session_id(
             self._login_name, self._password, soap_version=self.soap_version
         )
         result = await self._with_retries(request)
-        with self._stamped():
+        with self._stamped(request.operation):
             return parsing.session_id_from(result)
 
     # -- operations -----------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from notify_devino.errors import (
     ProviderFaultError,
     RateLimitedError,
     SessionExpiredError,
+    TemporaryFaultError,
 )
 
 from .envelopes import DEVINO_NS, SOAP11_NS, SOAP12_NS, XSI_NS
@@ -47,13 +48,16 @@ FAULT_RULES: tuple[tuple[re.Pattern[str], type[ProviderFaultError]], ...] = (
     (re.compile(r"session", re.IGNORECASE), SessionExpiredError),
     (re.compile(r"not enough credits|\bbalance\b", re.IGNORECASE), InsufficientFundsError),
     (re.compile(r"too many requests|\brate\b|rate.?limit", re.IGNORECASE), RateLimitedError),
+    (re.compile(r"temporar|try again", re.IGNORECASE), TemporaryFaultError),
 )
 """How a fault's text maps to an error class: the first pattern found in the text wins; a text
 that matches none is a plain :class:`~notify_devino.errors.ProviderFaultError`.
 
-The service's fault texts for an expired session, too little balance or too many requests are
-not documented (the REST twin says ``SessionID expired``, ``Invalid session``,
-``Not enough credits``), hence the loose patterns."""
+The service's fault texts for an expired session, too little balance, too many requests or a
+temporary failure are not documented (the REST twin says ``SessionID expired``, ``Invalid
+session``, ``Not enough credits``), hence the loose patterns. A temporary fault (``Service is
+temporarily unavailable, try again later``) is the service refusing the request: a send may be
+retried after one, as after a rate-limit refusal."""
 
 _NAMESPACES: Mapping[str, str | None] = {
     SOAP11_NS: None,
@@ -119,7 +123,7 @@ def parse_xml(
     if len(body) > max_bytes:
         raise ParseError(f"reply of {len(body)} bytes is larger than {max_bytes}", body=shown)
     if not body.strip():
-        raise ParseError("reply body is empty", body=shown)
+        raise ParseError("reply body is empty", body=shown, transient=True)
     if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
         raise ParseError("reply has a DTD or an entity declaration; refused", body=shown)
     try:
@@ -135,7 +139,10 @@ def parse_xml(
     except _ForbiddenMarkupError as exc:
         raise ParseError(str(exc), body=shown) from exc
     except (expat.ExpatError, ValueError) as exc:
-        raise ParseError(f"reply is not well-formed XML: {exc}", body=shown) from exc
+        # Unreadable bytes (cut short, an intermediary's page) may read fine on a second try.
+        raise ParseError(
+            f"reply is not well-formed XML: {exc}", body=shown, transient=True
+        ) from exc
     if not isinstance(doc, dict):
         raise ParseError("reply has no root element", body=shown)
     return doc
@@ -378,8 +385,10 @@ def read_result(
     shown = None if redact else _snippet(body)
     try:
         envelope = _child(doc, "Envelope", "reply")
-        if envelope is _MISSING:
-            raise ParseError(f"reply is not a SOAP envelope (root <{next(iter(doc))}>)")
+        if envelope is _MISSING:  # someone else answered (a maintenance page): may pass
+            raise ParseError(
+                f"reply is not a SOAP envelope (root <{next(iter(doc))}>)", transient=True
+            )
         soap_body = _child(envelope, "Body", "Envelope")
         if soap_body is _MISSING:
             raise ParseError("SOAP envelope has no Body")
@@ -389,7 +398,7 @@ def read_result(
             raise ParseError(f"SOAP Body has {found}, expected <{operation}Response>")
         result = _child(response, f"{operation}Result", f"{operation}Response")
     except ParseError as exc:
-        raise ParseError(f"{operation}: {exc}", body=shown) from None
+        raise ParseError(f"{operation}: {exc}", body=shown, transient=exc.transient) from None
     return None if result is _MISSING else result
 
 

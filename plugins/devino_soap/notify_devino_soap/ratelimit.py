@@ -1,93 +1,184 @@
-"""A strict sliding-window rate limiter for one client's requests.
+"""The request rate limit of one Devino account, shared by every client in the process.
 
-Devino allows 10 requests per second per client, and says nothing of how it counts. The strict
+Devino allows 10 requests per second per client and says nothing of how it counts. The strict
 reading is a sliding window: no one-second window, wherever it starts, may hold more than N
-requests. ``aiolimiter.AsyncLimiter(N, 1)`` does not give that (it is a leaky bucket: a burst of
-N, then N more within the same second as the bucket drains); ``AsyncLimiter(1, 1/N)`` does, but
-spaces every request 1/N apart, so a burst of 5 alerts takes half a second to leave.
+requests *as the service sees them arrive*. A limiter that counts requests when it lets them
+go (as pyrate-limiter's sliding log, ``limits``' moving window and aiolimiter's leaky bucket
+all do) keeps that only if every request arrives within a fixed guard of its grant: a burst
+whose first requests open new connections (a TLS handshake takes a few hundred milliseconds)
+and whose next burst reuses warm ones breaks it. Measured against the sandbox's own arrival
+times, pyrate-limiter with a 1.000 s window let 11 to 14 requests into one second, and with a
+1.05 s window still let the sandbox refuse 3 of 26 requests when the machine was busy.
 
-This limiter keeps the times of the last N grants and lets a request through when fewer than N
-were granted in the last ``window + guard`` seconds: a burst of up to N leaves at once, and no
-window of ``window`` seconds ever holds more than N grants. The guard (default 50 ms) absorbs
-the jitter between a grant here and the request's arrival at the server. Waiters are served in
-arrival order (``asyncio.Lock`` is FIFO); a cancelled waiter takes no slot.
+So this limiter counts a request for as long as the service may be counting it: from the moment
+it is let go until one window after it *ended* (its reply came, or it failed). The service sees
+it arrive somewhere in between, so however long the way there, no window at the service can hold
+more than N: if N + 1 arrivals fell in one window, then at the latest of their grants all N + 1
+would still be counted here, which the limiter never allows. The price is a little throughput
+at high latency: a slot serves one request per ``window + latency`` (about 8 per second at
+200 ms per request, 10 on loopback). A burst of up to N still leaves at once.
+
+Waiters are served in arrival order; a cancelled waiter takes no slot. One limiter may be shared
+by event loops in several threads (a :class:`~notify_devino.dispatcher.SyncDispatcher` beside an
+async dispatcher): its bookkeeping is under a thread lock and each waiter is woken in its own
+loop. :func:`account_limiter` gives every client of the same account (endpoint URL and login)
+in the process the same limiter.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from types import TracebackType
+from collections.abc import AsyncIterator, Callable
 
 
-class SlidingWindowLimiter:
-    """At most ``max_requests`` grants in any ``window`` seconds.
+class _Waiter:
+    """One task waiting for a slot, woken from any thread."""
 
-    :param max_requests: grants allowed per window (at least 1).
-    :param window: the window in seconds.
-    :param guard: extra seconds added to the window, for jitter on the way to the server.
-    :param clock: a monotonic clock in seconds (for tests); ``time.monotonic`` by default.
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.event = asyncio.Event()
+
+    def wake(self) -> None:
+        self.loop.call_soon_threadsafe(self.event.set)
+
+
+def _shape(requests_per_second: float) -> tuple[int, float]:
+    """(requests, window): ``floor(rate)`` per second for a rate of 1 or more (a one-second
+    window never holds more than ``rate``), else one per ``1/rate`` seconds."""
+    if not requests_per_second > 0 or math.isinf(requests_per_second):
+        raise ValueError(f"rate must be a positive number, not {requests_per_second!r}")
+    if requests_per_second >= 1:
+        return math.floor(requests_per_second), 1.0
+    return 1, 1.0 / requests_per_second
+
+
+class AccountLimiter:
+    """At most ``max_requests`` requests counted at any moment, each counted from its start
+    until ``window`` seconds after its end.
+
+    :param requests_per_second: the allowed rate.
+    :param clock: a monotonic clock in seconds (``time.monotonic``).
     """
 
     def __init__(
-        self,
-        max_requests: int,
-        window: float = 1.0,
-        *,
-        guard: float = 0.05,
-        clock: Callable[[], float] = time.monotonic,
+        self, requests_per_second: float, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        if max_requests < 1:
-            raise ValueError("max_requests must be at least 1")
-        if window <= 0 or guard < 0:
-            raise ValueError("window must be positive and guard not negative")
-        self.max_requests = max_requests
-        self.window = window
-        self.guard = guard
-        self._span = window + guard
+        self.max_requests, self.window = _shape(requests_per_second)
         self._clock = clock
-        self._grants: deque[float] = deque()
-        self._lock = asyncio.Lock()
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._ended: deque[float] = deque()  # end times of requests ended less than a window ago
+        self._queue: deque[_Waiter] = deque()
 
-    @classmethod
-    def per_second(cls, rate: float, *, guard: float = 0.05) -> SlidingWindowLimiter:
-        """A limiter for ``rate`` requests per second: ``floor(rate)`` per second for a rate of
-        1 or more (a one-second window never holds more than ``rate``), else one per
-        ``1/rate`` seconds."""
-        if not rate > 0 or math.isinf(rate):
-            raise ValueError(f"rate must be a positive number, not {rate!r}")
-        if rate >= 1:
-            return cls(math.floor(rate), 1.0, guard=guard)
-        return cls(1, 1.0 / rate, guard=guard)
+    def __repr__(self) -> str:
+        return f"<AccountLimiter {self.max_requests} per {self.window:g} s after each ends>"
+
+    @property
+    def counted(self) -> int:
+        """Requests counted now: in flight, or ended less than a window ago."""
+        with self._lock:
+            self._expire(self._clock())
+            return self._in_flight + len(self._ended)
+
+    def tighten(self, requests_per_second: float) -> None:
+        """Hold every later start to a stricter rate."""
+        with self._lock:
+            self.max_requests, self.window = _shape(requests_per_second)
 
     def _expire(self, now: float) -> None:
-        while self._grants and now - self._grants[0] >= self._span:
-            self._grants.popleft()
+        while self._ended and now - self._ended[0] >= self.window:
+            self._ended.popleft()
 
-    async def acquire(self) -> None:
-        """Wait until a request may go, and count it."""
-        async with self._lock:
+    def _take(self, now: float) -> float | None:
+        """Take a slot (None), or say how long until one frees (inf: when a request ends)."""
+        self._expire(now)
+        if self._in_flight + len(self._ended) < self.max_requests:
+            self._in_flight += 1
+            return None
+        return self._ended[0] + self.window - now if self._ended else math.inf
+
+    def _wake_first(self) -> None:
+        if self._queue:
+            self._queue[0].wake()
+
+    async def _acquire(self) -> None:
+        waiter: _Waiter | None = None
+        try:
             while True:
-                now = self._clock()
-                self._expire(now)
-                if len(self._grants) < self.max_requests:
-                    self._grants.append(now)
-                    return
-                await asyncio.sleep(self._grants[0] + self._span - now)
+                with self._lock:
+                    first = not self._queue or self._queue[0] is waiter
+                    wait = self._take(self._clock()) if first else math.inf
+                    if wait is None:
+                        if waiter is not None:
+                            self._queue.popleft()
+                        self._wake_first()  # there may be a slot for the next one too
+                        return
+                    if waiter is None:
+                        waiter = _Waiter()
+                        self._queue.append(waiter)
+                    waiter.event.clear()
+                timeout = None if math.isinf(wait) else wait
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waiter.event.wait(), timeout)
+        except BaseException:
+            if waiter is not None:
+                with self._lock:
+                    was_first = bool(self._queue) and self._queue[0] is waiter
+                    with contextlib.suppress(ValueError):
+                        self._queue.remove(waiter)
+                    if was_first:
+                        self._wake_first()
+            raise
 
-    async def __aenter__(self) -> None:
-        await self.acquire()
+    def _release(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            self._ended.append(self._clock())
+            self._wake_first()  # it can now tell when its slot frees
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Wait for a slot, hold it while the request runs, and count it for one window after
+        it ends (however it ends)."""
+        await self._acquire()
+        try:
+            yield
+        finally:
+            self._release()
 
 
-__all__ = ["SlidingWindowLimiter"]
+_shared: dict[tuple[str, str], AccountLimiter] = {}
+_shared_lock = threading.Lock()
+
+
+def account_limiter(url: str, login: str, requests_per_second: float) -> AccountLimiter:
+    """The one limiter of ``login`` at ``url`` in this process, shared by all its clients.
+
+    When clients of one account ask for different rates, the account is held to the strictest
+    asked so far (the shared limiter is tightened in place, for every client). Limiters are kept
+    for the life of the process, so a client made later still sees the requests of the last
+    second made by one that is gone.
+    """
+    requests, window = _shape(requests_per_second)
+    with _shared_lock:
+        limiter = _shared.get((url, login))
+        if limiter is None:
+            limiter = _shared[(url, login)] = AccountLimiter(requests_per_second)
+        elif requests * limiter.window < limiter.max_requests * window:
+            limiter.tighten(requests_per_second)
+        return limiter
+
+
+def forget_account_limiters() -> None:
+    """Drop every shared limiter, so the next client of an account starts a fresh one. For test
+    suites, where one sandbox's port may be another's a moment later."""
+    with _shared_lock:
+        _shared.clear()
+
+
+__all__ = ["AccountLimiter", "account_limiter", "forget_account_limiters"]

@@ -5,8 +5,12 @@ Every Devino operation but ``GetSessionID`` takes a session ID that lives 120 mi
 the login started; when many tasks need one at the same moment, one login is made and the others
 wait for it (an ``asyncio.Lock`` single-flight; if that login fails, the tasks that waited for it
 get its error instead of each trying again). When the service answers a call with a session fault,
-:meth:`SessionKeeper.call` renews the ID once and repeats the call once: the fault proves the call
-was not processed, so this is safe for a send too.
+:meth:`SessionKeeper.call` renews the ID and repeats the call: the fault proves the call was not
+processed, so this is safe for a send too. One call logs in at most ``renewals`` times (2); when
+a session shared by many tasks is expired, one of them logs in and the others take up its new
+session, which does not count against theirs (a flaky provider expiring sessions early would
+otherwise fail every task that was in flight). A service that refuses every session still
+costs a call at most two logins and six runs.
 
 The session ID is a credential: it is never logged and never put in an error message. Log
 events say ``session="new"`` or ``session="renewed"``.
@@ -41,6 +45,7 @@ class SessionKeeper:
     :param margin: how long before the end of its lifetime a session is replaced.
     :param clock: returns the current time as an aware UTC datetime.
     :param channel: the channel name, for log events.
+    :param renewals: how many times one call may renew the session after a session fault.
     """
 
     def __init__(
@@ -51,9 +56,13 @@ class SessionKeeper:
         margin: timedelta = DEFAULT_MARGIN,
         clock: Callable[[], datetime] = utc_now,
         channel: str | None = None,
+        renewals: int = 2,
     ) -> None:
         if lifetime <= margin:
             raise ValueError("the session lifetime must be longer than the renewal margin")
+        if renewals < 0:
+            raise ValueError("renewals must not be negative")
+        self.renewals = renewals
         self._login = login
         self._lifetime = lifetime
         self._margin = margin
@@ -97,14 +106,16 @@ class SessionKeeper:
         current = self._current()
         if current is not None:
             return current
-        return await self._fetch(stale=None)
+        session_id, _ = await self._fetch(stale=None)
+        return session_id
 
-    async def _fetch(self, *, stale: str | None) -> str:
+    async def _fetch(self, *, stale: str | None) -> tuple[str, bool]:
+        """A session other than ``stale``, and whether this task logged in for it."""
         seen = self._finished
         async with self._lock:
             current = self._current()
             if current is not None and current != stale:
-                return current  # another task logged in while this one waited
+                return current, False  # another task logged in while this one waited
             if self._finished != seen and self._last_error is not None:
                 raise self._last_error  # the login this task waited for failed: share its error
             reason = "renewed" if stale is not None else "expired" if self._session_id else "new"
@@ -134,18 +145,26 @@ class SessionKeeper:
                 session=reason,
                 valid_until=self._valid_until.isoformat(),
             )
-            return session_id
+            return session_id, True
 
     async def call(self, operation: Callable[[str], Awaitable[T]]) -> T:
-        """Run ``operation(session_id)``; on a session fault renew the session once and run it
-        once more. A second session fault propagates."""
+        """Run ``operation(session_id)``; on a session fault renew the session and run it
+        again. A call logs in itself at most :attr:`renewals` times; taking up a session
+        another task has just fetched does not count, though a call never runs more than
+        ``2 * (renewals + 1)`` times. The last session fault propagates."""
         session_id = await self.get()
-        try:
-            return await operation(session_id)
-        except SessionExpiredError:
-            log.info("session_rejected", channel=self._channel, session="renewing")
-            session_id = await self._fetch(stale=session_id)
-        return await operation(session_id)
+        renewals = 0
+        runs = 0
+        while True:
+            runs += 1
+            try:
+                return await operation(session_id)
+            except SessionExpiredError:
+                if renewals >= self.renewals or runs >= 2 * (self.renewals + 1):
+                    raise
+                log.info("session_rejected", channel=self._channel, session="renewing")
+                session_id, logged_in = await self._fetch(stale=session_id)
+                renewals += logged_in
 
 
 __all__ = ["DEFAULT_LIFETIME", "DEFAULT_MARGIN", "SessionKeeper"]

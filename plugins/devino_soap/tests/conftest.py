@@ -15,6 +15,14 @@ import yaml
 
 from notify_devino.config import Config, load_config
 from notify_devino.plugins import PluginManager
+from notify_devino_soap.ratelimit import forget_account_limiters
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits() -> None:
+    """Each test starts with no shared rate limiter: a sandbox's port may have been another
+    test's, with another rate."""
+    forget_account_limiters()
 
 
 @pytest.fixture

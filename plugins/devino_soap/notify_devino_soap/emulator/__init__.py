@@ -3,6 +3,7 @@
 - :mod:`.config`: :class:`SandboxConfig` and :func:`load_sandbox_config` (YAML);
 - :mod:`.clock`: :class:`SystemClock` and :class:`ManualClock`;
 - :mod:`.state`: :class:`SandboxState`, the clock-driven bookkeeping, no HTTP;
+- :mod:`.faults`: fault injection (:class:`FaultsConfig`, :class:`FaultInjector`);
 - :mod:`.server`: :class:`Sandbox`, the aiohttp server, and :func:`run_sandbox` for the CLI.
 
 Everything the live service leaves undocumented is a setting, and the defaults say so.
@@ -17,6 +18,15 @@ from .config import (
     SandboxConfig,
     load_sandbox_config,
 )
+from .faults import (
+    FAULT_KINDS,
+    PROCESSED_KINDS,
+    FaultInjector,
+    FaultKind,
+    FaultRule,
+    FaultsConfig,
+    InjectedFault,
+)
 from .server import RequestRecord, Sandbox, run_sandbox
 from .state import (
     AccountState,
@@ -28,12 +38,19 @@ from .state import (
 )
 
 __all__ = [
+    "FAULT_KINDS",
+    "PROCESSED_KINDS",
     "Account",
     "AccountState",
     "Clock",
     "DeliveryTimings",
+    "FaultInjector",
+    "FaultKind",
+    "FaultRule",
     "FaultTexts",
+    "FaultsConfig",
     "IncomingRecord",
+    "InjectedFault",
     "ManualClock",
     "MessageStateRecord",
     "RateLimit",

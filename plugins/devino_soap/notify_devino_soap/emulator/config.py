@@ -1,5 +1,5 @@
 """The sandbox's settings: accounts, tariffs, delivery timings, failing numbers, time zones,
-the rate limit and the fault texts.
+the rate limit, the fault texts and the faults to inject.
 
 ``SandboxConfig()`` is a working sandbox with one account (``demo`` / ``demo-password``, balance
 1000). ``config/sandbox.yaml`` in the repository is the same, commented, plus a second account
@@ -17,6 +17,9 @@ A file looks like this (every key optional)::
     failing_numbers: {"79990000001": rejected}
     time_zones: {"7914": Asia/Vladivostok}
     rate_limit: {requests_per_second: 10, response: http_429}
+    faults: {seed: 7, rules: [{kind: http_503, operation: SendMessage, probability: 0.05}]}
+
+``faults`` is described in :mod:`.faults`.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from notify_devino.config import YamlDocument
 from notify_devino.errors import InvalidInputError
 
 from ..rules import normalize_phone
+from .faults import FaultsConfig
 
 FailureKind = Literal["rejected", "bad_address", "never_delivered", "rejected_by_devino"]
 """How a failing number fails, after the ``sent`` timing:
@@ -129,6 +133,8 @@ class FaultTexts(_Model):
     argument_null: str = "Argument is null or empty"
     invalid_argument: str = "Invalid argument"
     rate_limited: str = "Too many requests"
+    temporarily_unavailable: str = "Service is temporarily unavailable, try again later"
+    """What an injected ``receiver_fault`` says (see :mod:`.faults`)."""
 
 
 def _default_accounts() -> list[Account]:
@@ -205,6 +211,8 @@ class SandboxConfig(_Model):
     message_id_start: int = Field(default=579700854169272358, ge=1, le=_MAX_INT64)
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     fault_texts: FaultTexts = Field(default_factory=FaultTexts)
+    faults: FaultsConfig = Field(default_factory=FaultsConfig)
+    """Faults to inject (none by default); a running sandbox's are in ``Sandbox.faults``."""
 
     @field_validator("accounts")
     @classmethod

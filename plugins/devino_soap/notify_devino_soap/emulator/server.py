@@ -45,6 +45,7 @@ Wire choices the client must know
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import re
@@ -65,6 +66,7 @@ from aiohttp.helpers import parse_mimetype
 
 from .clock import Clock, SystemClock
 from .config import SandboxConfig
+from .faults import FaultInjector, FaultKind, FaultRule
 from .state import (
     MIN_DATETIME,
     IncomingRecord,
@@ -115,9 +117,10 @@ class RequestRecord:
     :ivar soap_version: ``1.1``, ``1.2``, or ``""`` (not a SOAP request: a WSDL GET, a wrong
         content type).
     :ivar login: the account it belongs to (the login given, or the session's), when known.
-    :ivar status: the HTTP status answered.
+    :ivar status: the HTTP status answered; 0 when the connection was closed without one.
     :ivar fault: the fault text, or the rate-limit text for an HTTP 429/503, else None.
     :ivar destinations: the destination addresses as the request gave them.
+    :ivar injected: the kind of fault injected into this request (see :mod:`.faults`), or None.
     """
 
     monotonic: float
@@ -128,6 +131,7 @@ class RequestRecord:
     status: int
     fault: str | None
     destinations: tuple[str, ...] = ()
+    injected: FaultKind | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -152,6 +156,13 @@ class _SlidingWindow:
             return False
         hits.append(now)
         return True
+
+
+def _hang_up(request: web.Request) -> None:
+    """Close the request's connection: the client sees it drop, with no response."""
+    transport = request.transport
+    if transport is not None:
+        transport.close()
 
 
 # -- values on the wire --------------------------------------------------------------------------
@@ -531,6 +542,10 @@ class Sandbox:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.state = SandboxState(self.config, self.clock)
         self.requests: list[RequestRecord] = []
+        self.faults = FaultInjector(self.config.faults)
+        """The faults to inject (from ``config.faults``; a test adds its own with
+        ``sandbox.faults.add(...)``) and what was injected (``sandbox.faults.injected``)."""
+        self._closing = asyncio.Event()
         self._limiter = _SlidingWindow()
         self._runner: web.AppRunner | None = None
         self._host = "127.0.0.1"
@@ -563,6 +578,7 @@ class Sandbox:
         """Listen on ``host``:``port`` (0 picks a free port)."""
         if self._runner is not None:
             raise RuntimeError("the sandbox is already started")
+        self._closing = asyncio.Event()
         runner = web.AppRunner(self.make_app(), access_log=None)
         await runner.setup()
         try:
@@ -578,6 +594,7 @@ class Sandbox:
         return self
 
     async def close(self) -> None:
+        self._closing.set()  # delayed replies stop waiting
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
@@ -696,7 +713,53 @@ class Sandbox:
                     text=text + "\n",
                     headers={"Retry-After": str(math.ceil(limit.retry_after_seconds))},
                 )
+        injected: tuple[FaultRule, int] | None = None
+        if call is not None and read_error is None:
+            injected = self.faults.draw(call.operation)
+        if injected is not None:
+            assert call is not None
+            rule, ordinal = injected
+            self.faults.record(rule, ordinal, call.operation, login, destinations)
+            log.info("sandbox_fault_injected", kind=rule.kind, operation=operation, login=login)
+            early = self._refuse_injected(
+                rule,
+                request,
+                call,
+                version,
+                lambda status, text: self._record(
+                    arrived, at, operation, version, login, status, text, destinations, rule.kind
+                ),
+            )
+            if early is not None:
+                return early
+        status, payload, fault_text, headers = self._process(call, version, read_error)
+        kind = injected[0].kind if injected is not None else None
+        answered = 0 if kind == "close_after_processing" else status
+        self._record(
+            arrived, at, operation, version, login, answered, fault_text, destinations, kind
+        )
+        log.info(
+            "sandbox_request_handled",
+            operation=operation,
+            soap_version=version,
+            login=login,
+            status=status,
+            fault=fault_text,
+            elapsed_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
         content_type = CONTENT_TYPE_11 if version == "1.1" else CONTENT_TYPE_12
+        if injected is not None:
+            spoiled = await self._spoil_reply(injected[0], request, status, payload, content_type)
+            if spoiled is not None:
+                return spoiled
+        return web.Response(
+            status=status, body=payload, headers={"Content-Type": content_type, **headers}
+        )
+
+    def _process(
+        self, call: _Call | None, version: SoapVersion, read_error: SandboxFault | None
+    ) -> tuple[int, bytes, str | None, dict[str, str]]:
+        """Handle a read request: (HTTP status, reply body, fault text, extra headers)."""
         try:
             if read_error is not None:
                 raise read_error
@@ -710,25 +773,82 @@ class Sandbox:
                 raise SandboxFault.processing(type(exc).__name__) from exc
             op = call.operation
             payload = f'<{op}Response xmlns="{NS_DEVINO}">{result}</{op}Response>'
-            status, fault_text, headers = 200, None, {}
+            return 200, _envelope(version, payload), None, {}
         except SandboxFault as fault:
-            payload = _fault_body(version, fault)
-            status, fault_text, headers = fault.http_status, fault.reason, fault.headers
-        self._record(arrived, at, operation, version, login, status, fault_text, destinations)
-        log.info(
-            "sandbox_request_handled",
-            operation=operation,
-            soap_version=version,
-            login=login,
-            status=status,
-            fault=fault_text,
-            elapsed_ms=round((time.perf_counter() - started) * 1000, 2),
-        )
-        return web.Response(
-            status=status,
-            body=_envelope(version, payload),
-            headers={"Content-Type": content_type, **headers},
-        )
+            return (
+                fault.http_status,
+                _envelope(version, _fault_body(version, fault)),
+                fault.reason,
+                fault.headers,
+            )
+
+    # -- injected faults (see .faults) -----------------------------------------------------------
+
+    def _refuse_injected(
+        self,
+        rule: FaultRule,
+        request: web.Request,
+        call: _Call,
+        version: SoapVersion,
+        record: Callable[[int, str | None], None],
+    ) -> web.Response | None:
+        """The kinds that leave the request unprocessed: their response (recorded with
+        ``record(status, text)``), or None for the kinds that go on to process it
+        (``session_expired`` expires the caller's session first)."""
+        if rule.kind == "session_expired":
+            self.state.expire_session(_text(call.params.get("d:sessionID")))
+            return None
+        limit = self.config.rate_limit
+        if rule.kind == "receiver_fault" or (
+            rule.kind == "rate_limited" and limit.response == "fault"
+        ):
+            texts = self.config.fault_texts
+            reason = (
+                texts.temporarily_unavailable
+                if rule.kind == "receiver_fault"
+                else texts.rate_limited
+            )
+            fault = SandboxFault.processing(reason)
+            content_type = CONTENT_TYPE_11 if version == "1.1" else CONTENT_TYPE_12
+            record(500, fault.reason)
+            return web.Response(
+                status=500,
+                body=_envelope(version, _fault_body(version, fault)),
+                headers={"Content-Type": content_type},
+            )
+        if rule.kind in ("http_503", "rate_limited"):
+            if rule.kind == "http_503":
+                status, text, retry_after = 503, "Service Unavailable", rule.retry_after_seconds
+            else:
+                status = 429 if limit.response == "http_429" else 503
+                text, retry_after = self.config.fault_texts.rate_limited, limit.retry_after_seconds
+            headers = {} if retry_after is None else {"Retry-After": str(math.ceil(retry_after))}
+            record(status, text)
+            return web.Response(status=status, text=text + "\n", headers=headers)
+        if rule.kind == "not_xml":
+            record(200, None)
+            return web.Response(text="Service temporarily unavailable. Maintenance in progress.\n")
+        if rule.kind == "close_before_response":
+            record(0, None)
+            _hang_up(request)
+            return web.Response(status=204)
+        return None
+
+    async def _spoil_reply(
+        self, rule: FaultRule, request: web.Request, status: int, body: bytes, content_type: str
+    ) -> web.Response | None:
+        """The kinds that spoil the reply of a processed request: the response to give instead,
+        or None to give the normal one (``session_expired``; ``delay`` once it has waited)."""
+        if rule.kind == "close_after_processing":
+            _hang_up(request)
+            return web.Response(status=204)
+        if rule.kind == "truncated":
+            cut = body[: len(body) // 2]
+            return web.Response(status=status, body=cut, headers={"Content-Type": content_type})
+        if rule.kind == "delay":
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), rule.delay_seconds)
+        return None
 
     def _record(
         self,
@@ -740,9 +860,12 @@ class Sandbox:
         status: int,
         fault: str | None,
         destinations: tuple[str, ...],
+        injected: FaultKind | None = None,
     ) -> None:
         self.requests.append(
-            RequestRecord(arrived, at, operation, version, login, status, fault, destinations)
+            RequestRecord(
+                arrived, at, operation, version, login, status, fault, destinations, injected
+            )
         )
 
     def _login_of(self, call: _Call | None) -> str | None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import secrets
 import string
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -314,6 +315,16 @@ class SandboxState:
         log.info("sandbox_sessions_expired", count=alive)
         return alive
 
+    def expire_session(self, session_id: str | None) -> bool:
+        """Expire one session now, ahead of its time; False if it was not alive."""
+        session = self._sessions.get(session_id or "")
+        now = self._now()
+        if session is None or session.expires_at <= now:
+            return False
+        session.expires_at = now
+        log.info("sandbox_session_expired_early", login=session.login)
+        return True
+
     def balance(self, session_id: str | None) -> Decimal:
         return self.account_for_session(session_id).balance
 
@@ -515,6 +526,15 @@ class SandboxState:
     def messages(self, login: str | None = None) -> list[StoredMessage]:
         """Every stored segment (of one account if ``login`` is given), in ID order."""
         return [m for m in self._messages.values() if login is None or m.login == login]
+
+    def sends_per_destination(self, login: str | None = None) -> Counter[str]:
+        """How many times each number was sent a text (accepted requests, not segments), of one
+        account if ``login`` is given: a number with a count above 1 was sent to twice."""
+        return Counter(
+            m.destination
+            for m in self._messages.values()
+            if m.segment_index == 0 and (login is None or m.login == login)
+        )
 
     # -- statistics ------------------------------------------------------------------------------
 
