@@ -46,7 +46,7 @@ from notify_devino.errors import (
 )
 from notify_devino.hookspecs import ChannelContext
 from notify_devino.logconfig import register_secret
-from notify_devino.retrying import RetryPolicy
+from notify_devino.retrying import Attempt, RetryPolicy
 from notify_devino.types import Notification, RecipientResult, SendOutcome, SendResult
 
 from . import message as mail
@@ -329,7 +329,7 @@ class SmtpChannel:
             return RecipientResult(address, address, SendOutcome.FAILED, error=error)
         started = time.perf_counter()
 
-        async def exchange(attempt: int) -> str:
+        async def exchange(attempt: Attempt) -> str:
             return await connection.send(sender[1], address, data)
 
         try:

@@ -58,7 +58,7 @@ from notify_devino.errors import (
 )
 from notify_devino.hookspecs import ChannelContext
 from notify_devino.logconfig import register_secret
-from notify_devino.retrying import RetryPolicy
+from notify_devino.retrying import Attempt, RetryPolicy
 from notify_devino.types import Notification, RecipientResult, SendOutcome, SendResult
 
 from .settings import WebhookSettings
@@ -194,7 +194,7 @@ class WebhookChannel:
     async def _deliver(self, recipient: str, url: str, key: str, body: bytes) -> RecipientResult:
         started = time.perf_counter()
 
-        async def exchange(attempt: int) -> int:
+        async def exchange(attempt: Attempt) -> int:
             async with self._slots:
                 return await self._post(url, key, body)
 
@@ -267,6 +267,9 @@ class WebhookChannel:
             return RateLimitedError(message, retry_after=wait, http_status=status, raw=text)
         if status in (401, 403):
             return AuthenticationError(message, http_status=status, text=text, raw=text)
-        error = ProviderFaultError(message, http_status=status, text=text, raw=text)
+        # An HTTP error status is no refusal the receiver defined: a 5xx says nothing of whether
+        # it processed the request (``text`` stays None, so the core treats it as a bare
+        # server error: transient, and possibly processed).
+        error = ProviderFaultError(message, http_status=status, raw=text)
         error.transient = status >= 500
         return error
