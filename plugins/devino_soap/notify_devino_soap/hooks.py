@@ -48,10 +48,11 @@ def notify_register_channel_types() -> Iterable[ChannelType]:
 
 @hookimpl
 def notify_register_commands(cli: click.Group) -> None:
-    from .commands import demo, sandbox
+    from .commands import demo, estimate, sandbox
 
     cli.add_command(sandbox)
     cli.add_command(demo)
+    cli.add_command(estimate)
 
 
 @hookimpl
