@@ -36,7 +36,7 @@ from notify_devino.types import (
     Statistics,
 )
 
-from . import rules
+from . import envelopes, rules
 from .client import DevinoClient
 from .models import MessageState, state_info
 from .segments import count_segments
@@ -109,7 +109,7 @@ class DevinoChannel:
         try:
             return (
                 rules.check_sender(sender),
-                rules.check_text(notification.text),
+                envelopes.check_xml_text(rules.check_text(notification.text), field="text"),
                 rules.check_validity(minutes),
             )
         except InvalidInputError as exc:

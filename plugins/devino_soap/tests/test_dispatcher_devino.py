@@ -194,6 +194,8 @@ async def test_an_expired_session_is_renewed_transparently(
     ("kwargs", "field", "fragment"),
     [
         ({"text": "x" * 2001}, "text", "text has 2001 characters; expected 1 to 2000 characters"),
+        # form feed is GSM-7 (extension table) but XML 1.0 cannot carry it
+        ({"text": "page\fbreak"}, "text", "text contains U+000C at position 4"),
         ({"sender": "ABCDEFGHIJKL"}, "sender", "sender 'ABCDEFGHIJKL' has 12 characters"),
         ({"sender": "1234567890123456"}, "sender", "has 16 digits"),
         ({"sender": "Тревога"}, "sender", "not Latin letters"),
@@ -220,14 +222,36 @@ async def test_bad_input_is_refused_before_any_request(
 async def test_bad_numbers_fail_alone_with_their_reason(
     devino_sandbox: Sandbox, devino_plugins: PluginManager, make_config: Callable[..., Config]
 ) -> None:
+    to = ["7903123456a", "123", "+79031234567", "", "+999123456789", "8 903 123-45-68"]
     async with Dispatcher(make_config(devino_sandbox.url), plugins=devino_plugins) as dispatcher:
-        result = await dispatcher.send("x", to=["7903123456a", "123", "+79031234567", ""])
-    reasons = [str(r.error) if r.error else None for r in result.recipients]
-    assert "has characters other than digits" in reasons[0]
+        result = await dispatcher.send("x" * 200, to=to)
+    assert [r.outcome for r in result.recipients] == [
+        SendOutcome.FAILED,
+        SendOutcome.FAILED,
+        SendOutcome.ACCEPTED,
+        SendOutcome.FAILED,
+        SendOutcome.FAILED,
+        SendOutcome.ACCEPTED,
+    ]
+    errors = [r.error for r in result.recipients]
+    assert [e.reason if isinstance(e, InvalidInputError) else None for e in errors] == [
+        "not_digits",
+        "too_short",
+        None,
+        "empty",
+        "invalid_country_code",
+        None,
+    ]
+    reasons = [str(e) if e else None for e in errors]
+    assert "has a character other than digits ('a')" in reasons[0]
     assert "is not a valid phone number (too short)" in reasons[1]
-    assert reasons[2] is None
     assert "expected an international number such as 79031234567" in reasons[3]
-    assert [r.destinations for r in devino_sandbox.requests if r.destinations] == [("79031234567",)]
+    assert all(r.channel == "sms" for r in errors if r is not None)
+    # the others went out in one request, two segments each
+    assert [len(r.message_ids) for r in result.recipients] == [0, 0, 2, 0, 0, 2]
+    assert [r.destinations for r in devino_sandbox.requests if r.destinations] == [
+        ("79031234567", "79031234568")
+    ]
 
 
 async def test_statistics_over_more_than_three_months_are_refused_before_any_request(
