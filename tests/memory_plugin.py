@@ -6,6 +6,7 @@ provider; everything Devino-specific is tested against the sandbox over real HTT
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -14,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from notify_devino import hookimpl
+from notify_devino.errors import InvalidInputError
 from notify_devino.hookspecs import Channel, ChannelContext, ChannelType
 from notify_devino.types import (
     Balance,
@@ -31,6 +33,11 @@ class MemorySettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     fail_for: list[str] = []
+    delay_seconds: float = 0.0
+    """How long one send takes (to observe how many run at once)."""
+    raise_for: str | None = None
+    """A send whose recipients include this address raises InvalidInputError (as a channel
+    does for a notification that breaks a rule as a whole)."""
 
 
 class MemoryChannel:
@@ -41,6 +48,9 @@ class MemoryChannel:
         self.events: list[str] = []
         self.polls = 0
         self.inbound: list[InboundMessage] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.completed = 0
 
     async def start(self) -> None:
         self.events.append("start")
@@ -49,13 +59,23 @@ class MemoryChannel:
         self.events.append("close")
 
     async def send(self, notification: Notification) -> SendResult:
+        if self.settings.raise_for in notification.recipients:
+            raise InvalidInputError("refused as a whole", field="recipients", channel=self.name)
         self.sent.append(notification)
+        number = len(self.sent)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.settings.delay_seconds)
+        finally:
+            self.in_flight -= 1
+        self.completed += 1
         results = []
         for n, recipient in enumerate(notification.recipients):
             if recipient in self.settings.fail_for:
                 results.append(RecipientResult(recipient, recipient, SendOutcome.FAILED))
             else:
-                mid = f"{len(self.sent)}-{n}"
+                mid = f"{number}-{n}"
                 results.append(RecipientResult(recipient, recipient, SendOutcome.ACCEPTED, (mid,)))
         return SendResult(self.name, notification, tuple(results))
 

@@ -3,7 +3,7 @@ loopback, in both SOAP versions; and every bad input refused with a clear error.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -119,6 +119,28 @@ async def test_a_bulk_send_over_1000_recipients_is_split_into_calls(
     assert len(result.message_ids) == 1001
     sends = [r for r in devino_sandbox.requests if r.operation == "SendMessage"]
     assert sorted(len(r.destinations) for r in sends) == [1, 1000]
+
+
+async def test_a_streamed_bulk_send_goes_in_calls_of_1000_under_the_rate_limit(
+    devino_sandbox: Sandbox, devino_plugins: PluginManager, make_config: Callable[..., Config]
+) -> None:
+    devino_sandbox.state.accounts["demo"].balance = Decimal(10_000)
+
+    def numbers() -> Iterator[str]:
+        yield "12345"  # a bad number fails alone, inside its batch
+        for n in range(2499):
+            yield f"+7 903 {n:07d}"
+
+    accepted = failed = 0
+    async with Dispatcher(make_config(devino_sandbox.url), plugins=devino_plugins) as dispatcher:
+        async for batch in dispatcher.send_stream("maintenance tonight", numbers()):
+            accepted += len(batch.accepted)
+            failed += len(batch.failed)
+            assert all(len(r.message_ids) == 1 for r in batch.accepted)
+    assert (accepted, failed) == (2499, 1)
+    sends = [r for r in devino_sandbox.requests if r.operation == "SendMessage"]
+    assert sorted(len(r.destinations) for r in sends) == [500, 999, 1000]
+    assert [r.fault for r in devino_sandbox.requests if r.fault] == []  # no rate-limit refusal
 
 
 async def test_the_same_number_twice_is_sent_once(
