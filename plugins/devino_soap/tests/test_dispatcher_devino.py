@@ -4,7 +4,7 @@ loopback, in both SOAP versions; and every bad input refused with a clear error.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -191,6 +191,53 @@ async def test_time_zone_sends_are_held_until_the_recipients_local_time(
     operations = [r.operation for r in box.requests]
     assert "SendMessageByTimeZone" in operations
     assert "SendMessageByTimeZoneToAddresses" in operations
+
+
+async def test_the_same_wall_clock_time_is_each_recipients_own_and_utc_is_absolute(
+    devino_sandbox_manual_clock: Sandbox,
+    sandbox_clock: ManualClock,
+    devino_plugins: PluginManager,
+    make_config: Callable[..., Config],
+) -> None:
+    """``recipient_local_time``: 09:00 means 09:00 where each recipient is (Vladivostok, UTC+10,
+    gets it seven hours before Moscow, UTC+3). An aware ``send_at`` is one moment for everyone
+    (``DelayUntilUtc``), whatever the recipient's zone."""
+    box = devino_sandbox_manual_clock
+    moscow, vladivostok = "79031234567", "79141234567"  # by the sandbox's prefix table
+    day = sandbox_clock.now().date() + timedelta(days=2)
+    nine = datetime.combine(day, datetime.min.time()).replace(hour=9)
+    vladivostok_nine = nine.replace(tzinfo=ZoneInfo("Asia/Vladivostok")).astimezone(UTC)
+    moscow_nine = nine.replace(tzinfo=ZoneInfo("Europe/Moscow")).astimezone(UTC)
+    async with Dispatcher(make_config(box.url), plugins=devino_plugins) as dispatcher:
+        local = await dispatcher.send(
+            "good morning", to=[moscow, vladivostok], send_at=nine, recipient_local_time=True
+        )
+        absolute = await dispatcher.send(
+            "at 09:00 Moscow time, wherever you are",
+            to=[vladivostok],
+            send_at=nine.replace(tzinfo=timezone(timedelta(hours=3))),
+        )
+        at_moscow, at_vladivostok = (r.message_ids[0] for r in local.recipients)
+        at_absolute = absolute.message_ids[0]
+        stored = {str(m.message_id): m.send_at for m in box.state.messages()}
+        assert stored == {
+            at_moscow: moscow_nine,
+            at_vladivostok: vladivostok_nine,
+            at_absolute: moscow_nine,  # DelayUntilUtc: not Vladivostok's 09:00
+        }
+
+        async def codes() -> dict[str, int | None]:
+            ids = [at_moscow, at_vladivostok, at_absolute]
+            return {s.message_id: s.code for s in await dispatcher.status(ids)}
+
+        sandbox_clock.set(vladivostok_nine - timedelta(seconds=1))
+        assert set((await codes()).values()) == {-40}  # all held
+        sandbox_clock.set(vladivostok_nine + timedelta(seconds=5))
+        assert await codes() == {at_moscow: -40, at_vladivostok: 0, at_absolute: -40}
+        sandbox_clock.set(moscow_nine + timedelta(seconds=5))
+        assert set((await codes()).values()) == {0}
+    operations = [r.operation for r in box.requests if r.operation and r.operation[0] == "S"]
+    assert operations == ["SendMessageByTimeZoneToAddresses", "SendMessage"]
 
 
 async def test_an_expired_session_is_renewed_transparently(
