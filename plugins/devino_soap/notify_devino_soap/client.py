@@ -79,6 +79,23 @@ SEND_OPERATIONS = frozenset(
 )
 
 
+class _WriteSignal(aiohttp.payload.BytesPayload):
+    """A request body that says when aiohttp starts writing it: the limiter counts the request
+    from that moment, not from its grant (see :mod:`.ratelimit`)."""
+
+    def __init__(self, body: bytes, on_write: Callable[[], None]) -> None:
+        super().__init__(body)
+        self._on_write = on_write
+
+    async def write(self, writer: Any) -> None:
+        self._on_write()
+        await super().write(writer)
+
+    async def write_with_length(self, writer: Any, content_length: int | None) -> None:
+        self._on_write()
+        await super().write_with_length(writer, content_length)
+
+
 def _utc(moment: datetime, *, field: str) -> datetime:
     """An aware datetime in UTC; a naive one (or a non-datetime) is an InvalidInputError."""
     envelopes.format_utc(moment, field=field)  # refuses naive values with the standard error
@@ -203,13 +220,18 @@ class DevinoClient:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def _post(self, request: SoapRequest) -> tuple[int, bytes, str | None]:
-        """One HTTP exchange: (status, body, Retry-After). aiohttp errors become ours."""
+    async def _post(
+        self, request: SoapRequest, *, on_write: Callable[[], None] | None = None
+    ) -> tuple[int, bytes, str | None]:
+        """One HTTP exchange: (status, body, Retry-After). aiohttp errors become ours.
+
+        :param on_write: called when aiohttp starts writing the body.
+        """
         op = request.operation
         try:
             async with self._http.post(
                 self._url,
-                data=request.body,
+                data=_WriteSignal(request.body, on_write) if on_write else request.body,
                 headers=request.headers,
                 timeout=self._timeout,
                 allow_redirects=False,
@@ -245,13 +267,13 @@ class DevinoClient:
 
     async def _exchange(self, request: SoapRequest, attempt: int) -> Any:
         """Pass the limiter, make one exchange, return the ``<Op>Result`` node; log one event."""
-        await self.limiter.acquire()
+        grant = await self.limiter.acquire()
         started = time.perf_counter()
         status: int | None = None
         outcome = "interrupted"
         try:
             with self._stamped():
-                status, body, retry_after = await self._post(request)
+                status, body, retry_after = await self._post(request, on_write=grant.sent)
                 result = parsing.read_result(
                     body,
                     operation=request.operation,

@@ -11,6 +11,11 @@ were granted in the last ``window + guard`` seconds: a burst of up to N leaves a
 window of ``window`` seconds ever holds more than N grants. The guard (default 50 ms) absorbs
 the jitter between a grant here and the request's arrival at the server. Waiters are served in
 arrival order (``asyncio.Lock`` is FIFO); a cancelled waiter takes no slot.
+
+A grant can be moved to the moment its request really left (:meth:`Grant.sent`): between the
+grant and the write the event loop may run other work (a reply parsed, a batch checked), and
+a request written 30 ms after its grant would otherwise count as 30 ms older than it is, which
+the guard alone would have to absorb.
 """
 
 from __future__ import annotations
@@ -21,6 +26,23 @@ import time
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
+
+
+class Grant:
+    """One request let through; ``at`` is when it counts from (its grant, or its write)."""
+
+    __slots__ = ("_clock", "at")
+
+    def __init__(self, at: float, clock: Callable[[], float]) -> None:
+        self.at = at
+        self._clock = clock
+
+    def sent(self) -> None:
+        """The request is being written now: count it from now (never earlier than its grant).
+
+        The oldest grant may wait a little longer to expire than one granted after it; that only
+        errs on the safe side."""
+        self.at = max(self.at, self._clock())
 
 
 class SlidingWindowLimiter:
@@ -49,7 +71,7 @@ class SlidingWindowLimiter:
         self.guard = guard
         self._span = window + guard
         self._clock = clock
-        self._grants: deque[float] = deque()
+        self._grants: deque[Grant] = deque()
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -64,19 +86,23 @@ class SlidingWindowLimiter:
         return cls(1, 1.0 / rate, guard=guard)
 
     def _expire(self, now: float) -> None:
-        while self._grants and now - self._grants[0] >= self._span:
+        while self._grants and now - self._grants[0].at >= self._span:
             self._grants.popleft()
 
-    async def acquire(self) -> None:
-        """Wait until a request may go, and count it."""
+    async def acquire(self) -> Grant:
+        """Wait until a request may go, and count it.
+
+        :return: the grant; call its :meth:`~Grant.sent` when the request is written.
+        """
         async with self._lock:
             while True:
                 now = self._clock()
                 self._expire(now)
                 if len(self._grants) < self.max_requests:
-                    self._grants.append(now)
-                    return
-                await asyncio.sleep(self._grants[0] + self._span - now)
+                    grant = Grant(now, self._clock)
+                    self._grants.append(grant)
+                    return grant
+                await asyncio.sleep(self._grants[0].at + self._span - now)
 
     async def __aenter__(self) -> None:
         await self.acquire()
@@ -90,4 +116,4 @@ class SlidingWindowLimiter:
         return None
 
 
-__all__ = ["SlidingWindowLimiter"]
+__all__ = ["Grant", "SlidingWindowLimiter"]

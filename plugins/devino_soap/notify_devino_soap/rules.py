@@ -7,6 +7,7 @@ Each ``check_*`` function returns the value as it goes on the wire, or raises
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from datetime import datetime
@@ -76,6 +77,13 @@ def normalize_phone(value: str) -> str:
     """
     if not isinstance(value, str):
         raise _bad_number(value, "is not a string", "not_digits")
+    return _normalize(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalize(value: str) -> str:
+    # Cached: the channel checks a batch's numbers and the client checks them again on the way
+    # out (it is a public API of its own); the second check of each number is a lookup.
     compact = _SEPARATORS.sub("", value)
     digits = compact[1:] if compact.startswith("+") else compact
     if not digits:

@@ -33,6 +33,13 @@ class DevinoSettings(BaseModel):
     timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     retry_attempts: int = Field(default=3, ge=1, le=10)
     rate_limit_per_second: float = Field(default=10.0, gt=0)
+    rate_limit_guard_seconds: float = Field(
+        default=0.03,
+        ge=0,
+        le=1,
+        description="added to the rate-limit window against jitter between a request leaving "
+        "and the service counting it; the most a window's requests can fall behind each other",
+    )
     validity_minutes: int | None = Field(default=None, gt=0, description="default message lifetime")
     receipt_requested: bool = True
     currency: str | None = Field(default=None, description="shown beside the balance, e.g. RUB")

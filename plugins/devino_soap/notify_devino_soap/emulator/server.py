@@ -45,6 +45,7 @@ Wire choices the client must know
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import re
@@ -63,6 +64,9 @@ import xmltodict
 from aiohttp import web
 from aiohttp.helpers import parse_mimetype
 
+from notify_devino.errors import InvalidInputError
+
+from .. import rules
 from .clock import Clock, SystemClock
 from .config import SandboxConfig
 from .state import (
@@ -515,6 +519,24 @@ def _incoming_json(record: IncomingRecord) -> dict[str, Any]:
 
 # -- the sandbox ---------------------------------------------------------------------------------
 
+_CHECK_INLINE_UP_TO = 100
+_CHECK_SLICE = 50
+
+
+async def _check_in_slices(destinations: Iterable[str]) -> None:
+    """Check the numbers of a bulk request a slice at a time, letting the event loop go between
+    slices; the operation then finds each one in the rules' cache.
+
+    Checking 1000 numbers takes ~20 ms. In one piece it would hold back the requests arriving
+    meanwhile, whose arrival the rate limit measures: requests sent a second apart would be
+    stamped closer together and refused, an artefact of the sandbox and not the service."""
+    numbers = list(destinations)
+    for start in range(0, len(numbers), _CHECK_SLICE):
+        await asyncio.sleep(0)
+        for number in numbers[start : start + _CHECK_SLICE]:
+            with contextlib.suppress(InvalidInputError):
+                rules.normalize_phone(number)
+
 
 class Sandbox:
     """Devino's SmsService on a local port, backed by a :class:`SandboxState`.
@@ -532,6 +554,7 @@ class Sandbox:
         self.state = SandboxState(self.config, self.clock)
         self.requests: list[RequestRecord] = []
         self._limiter = _SlidingWindow()
+        self._answering = asyncio.Lock()
         self._runner: web.AppRunner | None = None
         self._host = "127.0.0.1"
         self._port: int | None = None
@@ -664,6 +687,16 @@ class Sandbox:
         started = time.perf_counter()
         at = self._now()
         body = await request.read()
+        # Requests are answered one at a time, each having taken its arrival time first. The
+        # rate limit measures arrivals: were several 1000-address requests parsed and checked
+        # side by side, a request arriving meanwhile would wait a slice of each before it could
+        # take its time, and requests sent a second apart would look closer together.
+        async with self._answering:
+            return await self._answer(request, body, arrived, started, at)
+
+    async def _answer(
+        self, request: web.Request, body: bytes, arrived: float, started: float, at: datetime
+    ) -> web.Response:
         version = _version_for(request.headers.get("Content-Type", ""))
         if version is None:
             content_type = request.headers.get("Content-Type", "(none)")
@@ -697,6 +730,8 @@ class Sandbox:
                     headers={"Retry-After": str(math.ceil(limit.retry_after_seconds))},
                 )
         content_type = CONTENT_TYPE_11 if version == "1.1" else CONTENT_TYPE_12
+        if read_error is None and len(destinations) > _CHECK_INLINE_UP_TO:
+            await _check_in_slices(destinations)
         try:
             if read_error is not None:
                 raise read_error
