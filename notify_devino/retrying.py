@@ -18,6 +18,7 @@ Each retry is one ``retry_scheduled`` log event.
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -123,9 +124,28 @@ class RetryPolicy:
     async def call(
         self, operation: str, exchange: Callable[[int], Awaitable[T]], *, idempotent: bool
     ) -> T:
-        """Run ``exchange(attempt_number)`` under the policy; the last error is re-raised."""
+        """Run ``exchange(attempt_number)`` under the policy; the last error is re-raised.
+
+        The first attempt runs bare: tenacity is entered only after it failed with an error the
+        policy retries, so a call that succeeds, or fails for good, pays nothing for retries
+        (copying a template and iterating it cost ~23 us a call, ~7% of a whole SOAP call).
+        tenacity then sees that first failure as its own first attempt, timed from when it
+        started, so waits, stops, deadlines and ``retry_scheduled`` events are unchanged.
+        """
+        started = time.monotonic()
+        try:
+            return await exchange(1)
+        except Exception as exc:
+            retryable = self.may_retry_read if idempotent else self.may_retry_send
+            if self.settings.attempts == 1 or not retryable(exc):
+                raise
+            first: Exception | None = exc
         template = self._idempotent if idempotent else self._once
         async for attempt in template.copy(before_sleep=self._log(operation)):
             with attempt:
+                if first is not None:
+                    error, first = first, None
+                    attempt.retry_state.start_time = started  # a deadline counts from attempt 1
+                    raise error
                 return await exchange(attempt.retry_state.attempt_number)
         raise AssertionError("unreachable: tenacity re-raises")  # pragma: no cover
