@@ -24,9 +24,16 @@ def quiet() -> None:
 @contextlib.contextmanager
 def sandbox_process(*, rate_limit: bool) -> Iterator[str]:
     """A sandbox in a child process; yields its SOAP endpoint URL."""
-    args = [sys.executable, "-m", "benchmarks.sandbox_server"]
-    if not rate_limit:
-        args.append("--no-rate-limit")
+    args = ["benchmarks.sandbox_server"] + ([] if rate_limit else ["--no-rate-limit"])
+    with server_process(*args) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def server_process(module: str, *options: str) -> Iterator[str]:
+    """``python -m module`` in a child process that prints its URL first and serves until its
+    standard input closes; yields the URL."""
+    args = [sys.executable, "-m", module, *options]
     proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None

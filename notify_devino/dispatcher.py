@@ -65,7 +65,7 @@ class Dispatcher:
         *,
         plugins: PluginManager | None = None,
         session: aiohttp.ClientSession | None = None,
-        track_messages: int = 100_000,
+        track_messages: int = 10_000,
     ) -> None:
         self.config = config
         self.plugins = plugins if plugins is not None else PluginManager()
