@@ -93,7 +93,10 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, BaseException):
-        return {"type": type(value).__name__, "message": str(value)}
+        out = {"type": type(value).__name__, "message": str(value)}
+        if getattr(value, "reason", None) is not None:
+            out["reason"] = str(value.reason)  # type: ignore[attr-defined]
+        return out
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -210,9 +213,19 @@ STATUS_HEADERS = ("message id", "state", "provider state", "code", "final", "des
     "--to",
     "recipients",
     multiple=True,
-    required=True,
     metavar="ADDRESS",
     help="A recipient; repeat for several, or separate with commas.",
+)
+@click.option(
+    "--to-file",
+    metavar="PATH",
+    help="Recipients from a file, streamed in batches: one per line, or a CSV column "
+    "('-' reads standard input). Prints a summary, or JSON lines with --json.",
+)
+@click.option(
+    "--column",
+    metavar="NAME|N",
+    help="With --to-file: the CSV column of the addresses, by header name or 1-based number.",
 )
 @click.option("--channel", help="Configured channel name (default: the config's default channel).")
 @click.option("--sender", help="Sender name or number (default: the channel's).")
@@ -237,6 +250,8 @@ def send(
     state: CliState,
     text: str | None,
     recipients: tuple[str, ...],
+    to_file: str | None,
+    column: str | None,
     channel: str | None,
     sender: str | None,
     send_at: str | None,
@@ -246,8 +261,15 @@ def send(
     timeout: float | None,
     as_json: bool,
 ) -> None:
-    """Send TEXT (or standard input, when TEXT is absent or '-') to every --to recipient."""
+    """Send TEXT (or standard input, when TEXT is absent or '-') to every --to recipient, or to
+    every recipient of a --to-file."""
+    if not recipients and not to_file:
+        raise click.UsageError("give the recipients with --to or --to-file")
+    if column is not None and not to_file:
+        raise click.UsageError("--column goes with --to-file")
     if text is None or text == "-":
+        if to_file == "-":
+            raise click.UsageError("with --to-file -, give the text as an argument")
         if sys.stdin.isatty():
             raise click.UsageError("give the text as an argument or on standard input")
         text = sys.stdin.read().rstrip("\n")
@@ -257,6 +279,26 @@ def send(
         raise click.BadParameter(
             "with --local-time, give a wall-clock time without an offset", param_hint="--at"
         )
+    if to_file:
+        if wait:
+            raise click.UsageError(
+                "--wait does not go with --to-file (a streamed send keeps no list of IDs): "
+                "follow IDs later with 'notify-devino status'"
+            )
+        from .cli_bulk import send_file
+
+        fields = {
+            "sender": sender,
+            "send_at": when,
+            "recipient_local_time": local_time,
+            "validity": timedelta(minutes=validity) if validity else None,
+        }
+        code = _guard(
+            lambda: send_file(
+                state, text, to, to_file, column, channel=channel, as_json=as_json, **fields
+            )
+        )
+        sys.exit(code)
 
     async def work(dispatcher: Dispatcher) -> tuple[SendResult, list[MessageStatus] | None]:
         result = await dispatcher.send(

@@ -14,8 +14,9 @@ happened. :class:`SyncDispatcher` is the same for code that is not async.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -27,7 +28,9 @@ from . import routing
 from .config import Config, load_config
 from .errors import ConfigError
 from .hookspecs import Channel, ChannelContext, ChannelType
+from .lru import LruDict
 from .plugins import PluginManager
+from .streaming import DEFAULT_BATCH_SIZE, DEFAULT_MAX_IN_FLIGHT, Recipients, stream_batches
 from .types import (
     Balance,
     InboundMessage,
@@ -50,6 +53,12 @@ class Dispatcher:
     :param plugins: the plugin manager to use; by default a new one that autoloads entry points.
     :param session: an aiohttp session to use instead of creating one; the dispatcher will not
         close a session it did not create.
+    :param track_messages: how many message IDs the dispatcher remembers, most recent first:
+        which channel sent each (so :meth:`status` finds it without ``channel=``) and the last
+        status read for each (so observers hear of changes only). Older IDs are forgotten, so a
+        long-running service sending millions keeps flat memory; for a forgotten ID pass
+        ``channel=`` (with several channels), and a status read for it counts as a first read.
+        0 remembers nothing.
     """
 
     def __init__(
@@ -58,14 +67,15 @@ class Dispatcher:
         *,
         plugins: PluginManager | None = None,
         session: aiohttp.ClientSession | None = None,
+        track_messages: int = 10_000,
     ) -> None:
         self.config = config
         self.plugins = plugins if plugins is not None else PluginManager()
         self._session = session
         self._owns_session = session is None
         self._channels: dict[str, Channel] = {}
-        self._channel_of_message: dict[str, str] = {}
-        self._last_status: dict[str, MessageStatus] = {}
+        self._channel_of_message: LruDict[str, str] = LruDict(track_messages)
+        self._last_status: LruDict[str, MessageStatus] = LruDict(track_messages)
         self._started = False
         self._closed = False
         # Fail at construction, before any I/O, when config names a channel no plugin provides.
@@ -217,6 +227,56 @@ class Dispatcher:
         )
         self.plugins.after_send(result)
         return result
+
+    async def send_stream(
+        self,
+        text: str,
+        recipients: Recipients,
+        *,
+        channel: str | None = None,
+        batch_size: int | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        **fields: Any,
+    ) -> AsyncGenerator[SendResult, None]:
+        """Send ``text`` to any number of recipients, in batches; yield each batch's result.
+
+        ::
+
+            async for batch in dispatcher.send_stream("Maintenance at 22:00", numbers):
+                for r in batch.recipients:
+                    ...  # accepted / failed / unknown, as for send()
+
+        :param recipients: any iterable or async iterable of addresses (a list, a generator,
+            lines of a file); read as batches are needed, never all at once.
+        :param batch_size: recipients per send; default the channel type's ``batch_size``
+            (Devino: 1000, one request), else 100.
+        :param max_in_flight: batches started and not yet consumed, at most. The channel's
+            own rate limit paces the requests; this bounds memory.
+        :param fields: the other fields of :class:`Notification` (``sender``, ``send_at``,
+            ``recipient_local_time``, ``validity``, ``metadata``).
+
+        Results come in completion order. Memory does not grow with the number of recipients.
+        A number given twice in one batch is sent once; in two batches, twice (the stream keeps
+        no list of the numbers it has seen). A batch that started is never cancelled: when the
+        consumer stops early or an error stops the stream, the batches in flight finish (each
+        is logged and told to the ``notify_after_send`` observers as every send is), their
+        results are yielded, and the first error is raised after them.
+        """
+        target = self.channel(channel)
+        name = target.name
+        size = batch_size or self._types[name].batch_size or DEFAULT_BATCH_SIZE
+
+        async def send_batch(batch: tuple[str, ...]) -> SendResult:
+            return await self.send(
+                Notification(text=text, recipients=batch, channel=name, **fields)
+            )
+
+        stream = stream_batches(
+            send_batch, recipients, batch_size=size, max_in_flight=max_in_flight
+        )
+        async with contextlib.aclosing(stream):  # closed with this generator, not by the GC
+            async for result in stream:
+                yield result
 
     def _channel_for(self, message_ids: Sequence[str], channel: str | None) -> Channel:
         if channel is None:
@@ -395,6 +455,24 @@ class SyncDispatcher:
 
     def send(self, notification: Notification | str, **kwargs: Any) -> SendResult:
         return self._runner.run(self.dispatcher.send(notification, **kwargs))
+
+    def send_stream(
+        self, text: str, recipients: Iterable[str], **kwargs: Any
+    ) -> Iterator[SendResult]:
+        """:meth:`Dispatcher.send_stream` for code that is not async (a plain iterable)."""
+        stream = self.dispatcher.send_stream(text, recipients, **kwargs)
+
+        async def step() -> SendResult:
+            return await anext(stream)
+
+        try:
+            while True:
+                try:
+                    yield self._runner.run(step())
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._runner.run(stream.aclose())
 
     def status(self, message_ids: Sequence[str] | str, **kwargs: Any) -> list[MessageStatus]:
         return self._runner.run(self.dispatcher.status(message_ids, **kwargs))

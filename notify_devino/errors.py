@@ -113,6 +113,9 @@ class InvalidInputError(ChannelError, ValueError):
     :ivar field: which input was wrong (``recipient``, ``text``, ``sender``, ...).
     :ivar value: the offending value (never a secret).
     :ivar expected: what would have been accepted, in words.
+    :ivar reason: a short code for the problem, for programs (a bad number: ``empty``,
+        ``not_digits``, ``too_short``, ``too_long``, ``invalid_country_code``,
+        ``invalid_length``, ``unassigned``), when the channel gives one.
     """
 
     def __init__(
@@ -123,12 +126,14 @@ class InvalidInputError(ChannelError, ValueError):
         value: object = None,
         expected: str | None = None,
         channel: str | None = None,
+        reason: str | None = None,
     ) -> None:
         text = message if expected is None else f"{message}; expected {expected}"
         super().__init__(text, channel=channel)
         self.field = field
         self.value = value
         self.expected = expected
+        self.reason = reason
 
 
 class UnsupportedOperationError(ChannelError):

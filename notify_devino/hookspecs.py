@@ -79,6 +79,9 @@ class ChannelType:
     :param settings_model: the pydantic model that validates the channel's ``settings:``.
     :param factory: builds the channel; see :data:`ChannelFactory`.
     :param description: one line for ``notify-devino plugins``.
+    :param batch_size: the most recipients one send should carry when the dispatcher streams
+        a bulk send (:meth:`~notify_devino.dispatcher.Dispatcher.send_stream`): the
+        provider's per-request limit, say. None lets the dispatcher choose.
     """
 
     name: str
@@ -89,6 +92,7 @@ class ChannelType:
         default_factory=lambda: frozenset({"send", "status", "inbox"})
     )
     """The operations the channel answers: a subset of send, status, inbox, balance, statistics."""
+    batch_size: int | None = None
 
 
 @hookspec

@@ -226,6 +226,12 @@ class PluginManager:
             raise bad(f"{spec.name}: settings_model must be a pydantic BaseModel subclass")
         if not callable(spec.factory):
             raise bad(f"{spec.name}: factory is not callable")
+        if spec.batch_size is not None and (
+            isinstance(spec.batch_size, bool)
+            or not isinstance(spec.batch_size, int)
+            or spec.batch_size < 1
+        ):
+            raise bad(f"{spec.name}: batch_size must be a whole number >= 1 or None")
         unknown = set(spec.operations) - OPERATIONS
         if unknown:
             raise bad(

@@ -252,35 +252,54 @@ class RetryPolicy:
         For a send, an error after which an earlier attempt may have been processed is settled
         by :meth:`SendAttempts.settle`: here, or, when the caller passes its own ``attempts``
         (it may repeat the call itself), by the caller once it is done.
+
+        The first attempt runs bare: tenacity is entered only after it failed with an error the
+        policy retries, so a call that succeeds, or fails for good, pays nothing for retries
+        (copying a template and iterating it cost ~23 us a call, ~7% of a whole SOAP call).
+        tenacity then sees that first failure as its own first attempt, so waits, stops,
+        deadlines and ``retry_scheduled`` events are unchanged.
         """
-        template = self._idempotent if idempotent else self._once
         budget = _Budget(self.settings.deadline_seconds)
-        retrying = template.copy(
-            stop=self._attempts | _StopAtDeadline(budget),
-            before_sleep=self._log(operation, idempotent=idempotent),
-        )
         history = attempts if attempts is not None else SendAttempts()
+
+        async def attempt_once(number: int) -> T:
+            try:
+                result = await exchange(Attempt(number, idempotent, budget))
+            except ChannelError as exc:
+                if not idempotent:
+                    history.record(exc)
+                raise
+            finally:
+                budget.start()  # if the exchange did not say when its request left
+            if history.unanswered is not None:
+                log.warning(
+                    "send_repeated_after_unknown_outcome",
+                    channel=self.channel,
+                    operation=operation,
+                    attempt=number,
+                    error=type(history.unanswered).__name__,
+                )
+            return result
+
         try:
+            try:
+                return await attempt_once(1)
+            except Exception as exc:
+                retryable = self.may_retry_read if idempotent else self.may_retry_send
+                if self.settings.attempts == 1 or not retryable(exc):
+                    raise
+                first: Exception | None = exc
+            template = self._idempotent if idempotent else self._once
+            retrying = template.copy(
+                stop=self._attempts | _StopAtDeadline(budget),
+                before_sleep=self._log(operation, idempotent=idempotent),
+            )
             async for attempt in retrying:
                 with attempt:
-                    number = attempt.retry_state.attempt_number
-                    try:
-                        result = await exchange(Attempt(number, idempotent, budget))
-                    except ChannelError as exc:
-                        if not idempotent:
-                            history.record(exc)
-                        raise
-                    finally:
-                        budget.start()  # if the exchange did not say when its request left
-                    if history.unanswered is not None:
-                        log.warning(
-                            "send_repeated_after_unknown_outcome",
-                            channel=self.channel,
-                            operation=operation,
-                            attempt=number,
-                            error=type(history.unanswered).__name__,
-                        )
-                    return result
+                    if first is not None:
+                        error, first = first, None
+                        raise error
+                    return await attempt_once(attempt.retry_state.attempt_number)
         except ChannelError as final:
             settled = final if attempts is not None else history.settle(final)
             if settled is final:

@@ -1,17 +1,19 @@
-"""Commands the Devino plugin adds to ``notify-devino``: ``sandbox`` and ``demo``."""
+"""Commands the Devino plugin adds to ``notify-devino``: ``sandbox``, ``demo`` and ``estimate``."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import sys
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import aiohttp
 import click
 
-from notify_devino.cli import EXIT_FAILED, EXIT_USAGE, CliState, fail, setup_logging
-from notify_devino.errors import NotifyError
+from notify_devino.cli import EXIT_FAILED, EXIT_USAGE, CliState, emit_json, fail, setup_logging
+from notify_devino.config import find_config
+from notify_devino.errors import ConfigError, NotifyError
 
 from .emulator.config import load_sandbox_config
 from .emulator.server import run_sandbox
@@ -131,3 +133,97 @@ def demo(ctx: click.Context, sandbox_config: str | None, demo_config: str | None
     except NotifyError as exc:
         fail(f"{exc} ({type(exc).__name__})", EXIT_FAILED)
     sys.exit(code)
+
+
+def _price(value: str | None) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        price = Decimal(value)
+    except InvalidOperation:
+        raise click.BadParameter(f"{value!r} is not a number", param_hint="--price") from None
+    if not price.is_finite() or price < 0:
+        raise click.BadParameter("the price must be a number >= 0", param_hint="--price")
+    return price
+
+
+def _configured_price(state: CliState, channel: str | None) -> tuple[Decimal | None, str | None]:
+    """``price_per_segment`` and ``currency`` of a Devino channel of the configuration; nothing
+    when no configuration file is found (an estimate needs none)."""
+    from .hooks import CHANNEL_TYPE
+    from .settings import DevinoSettings
+
+    try:
+        find_config(state.config_path)
+    except ConfigError:
+        if channel is not None:
+            raise
+        return None, None
+    config = state.load_config()
+    name = channel or config.default_channel
+    if name is None:
+        raise ConfigError("several channels are configured and none is the default: --channel")
+    if name not in config.channels:
+        raise ConfigError(f"no channel named {name!r}; configured: {', '.join(config.channels)}")
+    if config.channels[name].type != CHANNEL_TYPE:
+        raise ConfigError(f"channel {name!r} is not a Devino channel ({CHANNEL_TYPE})")
+    settings = config.channel_settings(name, DevinoSettings)
+    return settings.price_per_segment, settings.currency
+
+
+@click.command()
+@click.argument("text", required=False)
+@click.option(
+    "--price",
+    metavar="AMOUNT",
+    help="Price of one segment. Default: the channel's price_per_segment setting.",
+)
+@click.option(
+    "--recipients",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="How many numbers the cost is for.",
+)
+@click.option("--channel", help="Configured channel whose price to use (default: the default).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.pass_context
+def estimate(
+    ctx: click.Context,
+    text: str | None,
+    price: str | None,
+    recipients: int,
+    channel: str | None,
+    as_json: bool,
+) -> None:
+    """Show how TEXT travels as SMS: encoding, parts, room left in the last part, and cost.
+
+    TEXT absent or '-' reads standard input. Nothing is sent and no network is used. A warning
+    names every character that forces UCS-2 (70 characters per SMS instead of 160) and says
+    how many parts the text would take without them.
+    """
+    from .estimate import estimate as make_estimate
+
+    if text is None or text == "-":
+        if sys.stdin.isatty():
+            raise click.UsageError("give the text as an argument or on standard input")
+        text = sys.stdin.read().rstrip("\n")
+    per_segment, currency = _price(price), None
+    state = ctx.find_object(CliState)
+    if per_segment is None and state is not None:
+        try:
+            per_segment, currency = _configured_price(state, channel)
+        except ConfigError as exc:
+            fail(str(exc), EXIT_USAGE)
+    elif state is not None and channel is not None:
+        try:
+            currency = _configured_price(state, channel)[1]
+        except ConfigError as exc:
+            fail(str(exc), EXIT_USAGE)
+    result = make_estimate(
+        text, recipients=recipients, price_per_segment=per_segment, currency=currency
+    )
+    if as_json:
+        emit_json(result.to_json())
+    else:
+        click.echo(result.render())

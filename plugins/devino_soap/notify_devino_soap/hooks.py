@@ -20,6 +20,7 @@ from notify_devino.types import (
     Statistics,
 )
 
+from . import rules
 from .channel import DevinoChannel
 from .settings import DevinoSettings
 
@@ -42,16 +43,18 @@ def notify_register_channel_types() -> Iterable[ChannelType]:
             factory=_make_channel,
             description="Devino Telecom SMS over the SmsService SOAP API",
             operations=frozenset({"send", "status", "inbox", "balance", "statistics"}),
+            batch_size=rules.MAX_ADDRESSES_PER_CALL,
         )
     ]
 
 
 @hookimpl
 def notify_register_commands(cli: click.Group) -> None:
-    from .commands import demo, sandbox
+    from .commands import demo, estimate, sandbox
 
     cli.add_command(sandbox)
     cli.add_command(demo)
+    cli.add_command(estimate)
 
 
 @hookimpl

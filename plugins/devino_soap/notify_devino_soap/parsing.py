@@ -167,7 +167,13 @@ def _children(node: Any, where: str) -> dict[str, Any]:
 
 def _child(node: Any, name: str, where: str) -> Any:
     """The child ``name`` of ``node``: _MISSING when absent. A repeated child is an error."""
-    value = _children(node, where).get(name, _MISSING)
+    if node is None:
+        return _MISSING
+    if not isinstance(node, dict):
+        raise ParseError(f"{where} has text where elements were expected")
+    # An element name never starts with '@' or '#' (attributes and text in xmltodict's dicts),
+    # so a direct lookup finds what _children() would, without copying the node per lookup.
+    value = node.get(name, _MISSING)
     if isinstance(value, list) and name not in _FORCE_LIST:
         raise ParseError(f"{where} has {len(value)} <{name}> elements, expected one")
     return value

@@ -7,6 +7,7 @@ Each ``check_*`` function returns the value as it goes on the wire, or raises
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from datetime import datetime
@@ -28,54 +29,85 @@ _DIGIT_SENDER = re.compile(r"\d{1,15}")
 PHONE_FORMS = "an international number such as 79031234567, +79031234567 or 89031234567"
 
 
+def _bad_number(value: object, problem: str, reason: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"recipient {value!r} {problem}",
+        field="recipient",
+        value=value,
+        expected=PHONE_FORMS,
+        reason=reason,
+    )
+
+
+_PARSE_REASONS = {
+    phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: (
+        "starts with no known country code",
+        "invalid_country_code",
+    ),
+    phonenumbers.NumberParseException.TOO_SHORT_NSN: ("is too short", "too_short"),
+    phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: ("is too short", "too_short"),
+    phonenumbers.NumberParseException.TOO_LONG: ("is too long", "too_long"),
+}
+_VALIDATION_REASONS = {
+    phonenumbers.ValidationResult.TOO_SHORT: ("too short", "too_short"),
+    phonenumbers.ValidationResult.TOO_LONG: ("too long", "too_long"),
+    phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: (
+        "no such country code",
+        "invalid_country_code",
+    ),
+    phonenumbers.ValidationResult.INVALID_LENGTH: (
+        "wrong length for its country",
+        "invalid_length",
+    ),
+}
+
+
 def normalize_phone(value: str) -> str:
     """Return the number as the service stores it: country code and number, digits only.
 
     The service accepts three forms of a Russian number, ``79031234567``, ``+79031234567`` and
     ``89031234567`` (8 is the Russian trunk prefix), and numbers of other countries in
     international form, with or without ``+``. Spaces, dashes, dots and brackets are ignored.
+    The number must be valid by ``phonenumbers`` (an assigned range of its country, of the
+    right length).
+
+    :raise InvalidInputError: with ``field="recipient"``, a message that says what is wrong
+        with the number, and a short ``reason`` code (``empty``, ``not_digits``, ``too_short``,
+        ``too_long``, ``invalid_country_code``, ``invalid_length``, ``unassigned``).
     """
     if not isinstance(value, str):
-        raise InvalidInputError(
-            f"recipient {value!r} is not a string",
-            field="recipient",
-            value=value,
-            expected=PHONE_FORMS,
-        )
+        raise _bad_number(value, "is not a string", "not_digits")
+    return _normalize(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalize(value: str) -> str:
+    # Cached: the channel checks a batch's numbers and the client checks them again on the way
+    # out (it is a public API of its own); the second check of each number is a lookup.
     compact = _SEPARATORS.sub("", value)
     digits = compact[1:] if compact.startswith("+") else compact
+    if not digits:
+        raise _bad_number(value, "is empty" if not compact else "has no digits", "empty")
     if not digits.isdigit() or not digits.isascii():
-        raise InvalidInputError(
-            f"recipient {value!r} has characters other than digits",
-            field="recipient",
-            value=value,
-            expected=PHONE_FORMS,
-        )
+        bad = next(c for c in digits if not (c.isascii() and c.isdigit()))
+        raise _bad_number(value, f"has a character other than digits ({bad!r})", "not_digits")
     if not compact.startswith("+") and len(digits) == 11 and digits.startswith("8"):
         digits = "7" + digits[1:]
     try:
         parsed = phonenumbers.parse("+" + digits, None)
     except phonenumbers.NumberParseException as exc:
-        raise InvalidInputError(
-            f"recipient {value!r} is not a phone number ({exc})",
-            field="recipient",
-            value=value,
-            expected=PHONE_FORMS,
-        ) from None
-    if not phonenumbers.is_valid_number(parsed):
-        reason = phonenumbers.is_possible_number_with_reason(parsed)
-        why = {
-            phonenumbers.ValidationResult.TOO_SHORT: "too short",
-            phonenumbers.ValidationResult.TOO_LONG: "too long",
-            phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: "no such country code",
-            phonenumbers.ValidationResult.INVALID_LENGTH: "wrong length for its country",
-        }.get(reason, "not an assigned number range")
-        raise InvalidInputError(
-            f"recipient {value!r} is not a valid phone number ({why})",
-            field="recipient",
-            value=value,
-            expected=PHONE_FORMS,
+        problem, reason = _PARSE_REASONS.get(
+            exc.error_type, ("is not a phone number", "not_digits")
         )
+        if digits.startswith("0"):
+            problem = "starts with 0, which begins no country code (write it as +<country code>...)"
+        raise _bad_number(value, problem, reason) from None
+    if not phonenumbers.is_valid_number(parsed):
+        why, reason = _VALIDATION_REASONS.get(
+            phonenumbers.is_possible_number_with_reason(parsed),
+            ("not an assigned number range", "unassigned"),
+        )
+        raise _bad_number(value, f"is not a valid phone number ({why})", reason)
     return f"{parsed.country_code}{parsed.national_number}"
 
 

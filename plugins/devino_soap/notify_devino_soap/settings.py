@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -39,6 +40,12 @@ class DevinoSettings(BaseModel):
     validity_minutes: int | None = Field(default=None, gt=0, description="default message lifetime")
     receipt_requested: bool = True
     currency: str | None = Field(default=None, description="shown beside the balance, e.g. RUB")
+    price_per_segment: Decimal | None = Field(
+        default=None,
+        ge=0,
+        allow_inf_nan=False,
+        description="your tariff for one SMS segment, for 'notify-devino estimate'",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -3,8 +3,8 @@ loopback, in both SOAP versions; and every bad input refused with a clear error.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -121,6 +121,28 @@ async def test_a_bulk_send_over_1000_recipients_is_split_into_calls(
     assert sorted(len(r.destinations) for r in sends) == [1, 1000]
 
 
+async def test_a_streamed_bulk_send_goes_in_calls_of_1000_under_the_rate_limit(
+    devino_sandbox: Sandbox, devino_plugins: PluginManager, make_config: Callable[..., Config]
+) -> None:
+    devino_sandbox.state.accounts["demo"].balance = Decimal(10_000)
+
+    def numbers() -> Iterator[str]:
+        yield "12345"  # a bad number fails alone, inside its batch
+        for n in range(2499):
+            yield f"+7 903 {n:07d}"
+
+    accepted = failed = 0
+    async with Dispatcher(make_config(devino_sandbox.url), plugins=devino_plugins) as dispatcher:
+        async for batch in dispatcher.send_stream("maintenance tonight", numbers()):
+            accepted += len(batch.accepted)
+            failed += len(batch.failed)
+            assert all(len(r.message_ids) == 1 for r in batch.accepted)
+    assert (accepted, failed) == (2499, 1)
+    sends = [r for r in devino_sandbox.requests if r.operation == "SendMessage"]
+    assert sorted(len(r.destinations) for r in sends) == [500, 999, 1000]
+    assert [r.fault for r in devino_sandbox.requests if r.fault] == []  # no rate-limit refusal
+
+
 async def test_the_same_number_twice_is_sent_once(
     devino_sandbox: Sandbox, devino_plugins: PluginManager, make_config: Callable[..., Config]
 ) -> None:
@@ -171,6 +193,53 @@ async def test_time_zone_sends_are_held_until_the_recipients_local_time(
     assert "SendMessageByTimeZoneToAddresses" in operations
 
 
+async def test_the_same_wall_clock_time_is_each_recipients_own_and_utc_is_absolute(
+    devino_sandbox_manual_clock: Sandbox,
+    sandbox_clock: ManualClock,
+    devino_plugins: PluginManager,
+    make_config: Callable[..., Config],
+) -> None:
+    """``recipient_local_time``: 09:00 means 09:00 where each recipient is (Vladivostok, UTC+10,
+    gets it seven hours before Moscow, UTC+3). An aware ``send_at`` is one moment for everyone
+    (``DelayUntilUtc``), whatever the recipient's zone."""
+    box = devino_sandbox_manual_clock
+    moscow, vladivostok = "79031234567", "79141234567"  # by the sandbox's prefix table
+    day = sandbox_clock.now().date() + timedelta(days=2)
+    nine = datetime.combine(day, datetime.min.time()).replace(hour=9)
+    vladivostok_nine = nine.replace(tzinfo=ZoneInfo("Asia/Vladivostok")).astimezone(UTC)
+    moscow_nine = nine.replace(tzinfo=ZoneInfo("Europe/Moscow")).astimezone(UTC)
+    async with Dispatcher(make_config(box.url), plugins=devino_plugins) as dispatcher:
+        local = await dispatcher.send(
+            "good morning", to=[moscow, vladivostok], send_at=nine, recipient_local_time=True
+        )
+        absolute = await dispatcher.send(
+            "at 09:00 Moscow time, wherever you are",
+            to=[vladivostok],
+            send_at=nine.replace(tzinfo=timezone(timedelta(hours=3))),
+        )
+        at_moscow, at_vladivostok = (r.message_ids[0] for r in local.recipients)
+        at_absolute = absolute.message_ids[0]
+        stored = {str(m.message_id): m.send_at for m in box.state.messages()}
+        assert stored == {
+            at_moscow: moscow_nine,
+            at_vladivostok: vladivostok_nine,
+            at_absolute: moscow_nine,  # DelayUntilUtc: not Vladivostok's 09:00
+        }
+
+        async def codes() -> dict[str, int | None]:
+            ids = [at_moscow, at_vladivostok, at_absolute]
+            return {s.message_id: s.code for s in await dispatcher.status(ids)}
+
+        sandbox_clock.set(vladivostok_nine - timedelta(seconds=1))
+        assert set((await codes()).values()) == {-40}  # all held
+        sandbox_clock.set(vladivostok_nine + timedelta(seconds=5))
+        assert await codes() == {at_moscow: -40, at_vladivostok: 0, at_absolute: -40}
+        sandbox_clock.set(moscow_nine + timedelta(seconds=5))
+        assert set((await codes()).values()) == {0}
+    operations = [r.operation for r in box.requests if r.operation and r.operation[0] == "S"]
+    assert operations == ["SendMessageByTimeZoneToAddresses", "SendMessage"]
+
+
 async def test_an_expired_session_is_renewed_transparently(
     devino_sandbox_manual_clock: Sandbox,
     sandbox_clock: ManualClock,
@@ -194,6 +263,8 @@ async def test_an_expired_session_is_renewed_transparently(
     ("kwargs", "field", "fragment"),
     [
         ({"text": "x" * 2001}, "text", "text has 2001 characters; expected 1 to 2000 characters"),
+        # form feed is GSM-7 (extension table) but XML 1.0 cannot carry it
+        ({"text": "page\fbreak"}, "text", "text contains U+000C at position 4"),
         ({"sender": "ABCDEFGHIJKL"}, "sender", "sender 'ABCDEFGHIJKL' has 12 characters"),
         ({"sender": "1234567890123456"}, "sender", "has 16 digits"),
         ({"sender": "Тревога"}, "sender", "not Latin letters"),
@@ -220,14 +291,36 @@ async def test_bad_input_is_refused_before_any_request(
 async def test_bad_numbers_fail_alone_with_their_reason(
     devino_sandbox: Sandbox, devino_plugins: PluginManager, make_config: Callable[..., Config]
 ) -> None:
+    to = ["7903123456a", "123", "+79031234567", "", "+999123456789", "8 903 123-45-68"]
     async with Dispatcher(make_config(devino_sandbox.url), plugins=devino_plugins) as dispatcher:
-        result = await dispatcher.send("x", to=["7903123456a", "123", "+79031234567", ""])
-    reasons = [str(r.error) if r.error else None for r in result.recipients]
-    assert "has characters other than digits" in reasons[0]
+        result = await dispatcher.send("x" * 200, to=to)
+    assert [r.outcome for r in result.recipients] == [
+        SendOutcome.FAILED,
+        SendOutcome.FAILED,
+        SendOutcome.ACCEPTED,
+        SendOutcome.FAILED,
+        SendOutcome.FAILED,
+        SendOutcome.ACCEPTED,
+    ]
+    errors = [r.error for r in result.recipients]
+    assert [e.reason if isinstance(e, InvalidInputError) else None for e in errors] == [
+        "not_digits",
+        "too_short",
+        None,
+        "empty",
+        "invalid_country_code",
+        None,
+    ]
+    reasons = [str(e) if e else None for e in errors]
+    assert "has a character other than digits ('a')" in reasons[0]
     assert "is not a valid phone number (too short)" in reasons[1]
-    assert reasons[2] is None
     assert "expected an international number such as 79031234567" in reasons[3]
-    assert [r.destinations for r in devino_sandbox.requests if r.destinations] == [("79031234567",)]
+    assert all(r.channel == "sms" for r in errors if r is not None)
+    # the others went out in one request, two segments each
+    assert [len(r.message_ids) for r in result.recipients] == [0, 0, 2, 0, 0, 2]
+    assert [r.destinations for r in devino_sandbox.requests if r.destinations] == [
+        ("79031234567", "79031234568")
+    ]
 
 
 async def test_statistics_over_more_than_three_months_are_refused_before_any_request(

@@ -16,12 +16,16 @@ Two channel types:
 ``memory_sendonly``
     the same, but answers no status: a channel whose delivery cannot be followed.
 
-``status_error`` makes every status read fail: ``transport`` (a ConnectionFailedError) or
+``delay_seconds`` makes each send take that long (to observe how many run at once:
+``in_flight``, ``max_in_flight``, ``completed``); ``raise_for`` makes a send that includes that
+address raise InvalidInputError, as a channel does for a notification that breaks a rule as a
+whole. ``status_error`` makes every status read fail: ``transport`` (a ConnectionFailedError) or
 ``bug`` (a RuntimeError, a plugin breaking its contract).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -54,6 +58,8 @@ class MemorySettings(BaseModel):
     reads_to_deliver: int = Field(default=3, ge=1)
     max_text: int | None = None
     status_error: Literal["transport", "bug"] | None = None
+    delay_seconds: float = 0.0
+    raise_for: str | None = None
 
 
 class MemoryChannel:
@@ -66,6 +72,9 @@ class MemoryChannel:
         self.reads: dict[str, int] = {}
         self.address_of: dict[str, str] = {}
         self.inbound: list[InboundMessage] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.completed = 0
 
     async def start(self) -> None:
         self.events.append("start")
@@ -90,7 +99,16 @@ class MemoryChannel:
                 expected=f"at most {self.settings.max_text}",
                 channel=self.name,
             )
+        if self.settings.raise_for in notification.recipients:
+            raise InvalidInputError("refused as a whole", field="recipients", channel=self.name)
         self.sent.append(notification)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.settings.delay_seconds)
+        finally:
+            self.in_flight -= 1
+        self.completed += 1
         results = []
         for n, recipient in enumerate(notification.recipients):
             if recipient in self.settings.fail_for:

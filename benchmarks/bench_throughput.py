@@ -1,0 +1,99 @@
+"""Loopback throughput with the rate limit off: our client's requests per second against raw
+aiohttp posting the same bytes to the same server, at 8 and at 64 requests in flight.
+
+The operation is a SendMessage to one number (SOAP 1.2). Raw aiohttp (the baseline) posts the
+envelope our client builds, with its headers, and reads the reply; ours does the whole call:
+checks, envelope, limiter (set far above the rate reached), session, exchange, parse. Two
+servers, each in its own process: the sandbox (it checks every request, and may be the
+bottleneck for both), and a fixed-reply server that does no work (the client alone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+from notify_devino_soap import envelopes
+from notify_devino_soap.client import DevinoClient
+
+from .common import LOGIN, PASSWORD, quiet, sandbox_process, server_process
+
+REQUESTS = 3000
+NUMBER = "79031234567"
+TEXT = "db-1: disk 91% full"
+
+
+async def rate(call: Callable[[], Awaitable[Any]], concurrency: int, total: int) -> float:
+    """Requests per second of ``call`` with ``concurrency`` workers, ``total`` requests."""
+    remaining = total
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await call()
+
+    for _ in range(concurrency * 2):  # warm up: connections open, caches filled
+        await call()
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return total / (time.perf_counter() - started)
+
+
+async def measure(url: str, concurrency: int, total: int) -> tuple[float, float]:
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        client = DevinoClient(http, url=url, login=LOGIN, password=PASSWORD, rate_limit=10**6)
+        session_id = await client.sessions.get()
+        request = envelopes.build_send_message(
+            session_id,
+            source="ALERTS",
+            destinations=[NUMBER],
+            data=TEXT,
+            delay_until_utc=None,
+            receipt_requested=True,
+            validity=2880,
+        )
+        timeout = aiohttp.ClientTimeout(total=30)
+
+        async def raw() -> bytes:
+            async with http.post(
+                url, data=request.body, headers=request.headers, timeout=timeout
+            ) as response:
+                return await response.read()
+
+        async def ours() -> list[str]:
+            return await client.send_message(source="ALERTS", destinations=[NUMBER], data=TEXT)
+
+        baseline = await rate(raw, concurrency, total)
+        measured = await rate(ours, concurrency, total)
+        return baseline, measured
+
+
+def run(total: int = REQUESTS) -> dict[str, float]:
+    quiet()
+    results: dict[str, float] = {}
+    print("loopback throughput, limit off: our client vs raw aiohttp posting the same bytes")
+    for server, start in (
+        ("sandbox", lambda: sandbox_process(rate_limit=False)),
+        ("fixed reply", lambda: server_process("benchmarks.fixed_server")),
+    ):
+        with start() as url:
+            for concurrency in (8, 64):
+                baseline, measured = asyncio.run(measure(url, concurrency, total))
+                ratio = measured / baseline
+                results[f"{server} c={concurrency}"] = ratio
+                print(
+                    f"  {server:<11} concurrency {concurrency:>2}: ours {measured:6.0f} req/s"
+                    f"   raw aiohttp {baseline:6.0f} req/s   ratio {ratio:.3f}"
+                    "   (target >= 0.6)"
+                )
+    return results
+
+
+if __name__ == "__main__":
+    run()

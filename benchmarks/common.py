@@ -1,0 +1,69 @@
+"""What every benchmark shares: a sandbox in its own process, its request log, quiet logs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import resource
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+from notify_devino.logconfig import configure_logging
+
+LOGIN, PASSWORD = "bench", "bench-password"
+
+
+def quiet() -> None:
+    """Log warnings and errors only, as a service in production would."""
+    configure_logging("json", "warning")
+
+
+@contextlib.contextmanager
+def sandbox_process(*, rate_limit: bool) -> Iterator[str]:
+    """A sandbox in a child process; yields its SOAP endpoint URL."""
+    args = ["benchmarks.sandbox_server"] + ([] if rate_limit else ["--no-rate-limit"])
+    with server_process(*args) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def server_process(module: str, *options: str) -> Iterator[str]:
+    """``python -m module`` in a child process that prints its URL first and serves until its
+    standard input closes; yields the URL."""
+    args = [sys.executable, "-m", module, *options]
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        if not url.startswith("http"):
+            raise RuntimeError(f"the sandbox did not start: {url!r}")
+        yield url
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def sandbox_requests(url: str) -> list[dict[str, Any]]:
+    """The sandbox's request log (``GET /admin/requests``)."""
+    base = url.rsplit("/", 1)[0]
+    with urllib.request.urlopen(base + "/admin/requests", timeout=60) as response:
+        return json.loads(response.read())  # type: ignore[no-any-return]
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def numbers(count: int, start: int = 0) -> Iterator[str]:
+    """Distinct valid Russian mobile numbers, generated lazily."""
+    for n in range(start, start + count):
+        yield f"7903{n % 10_000_000:07d}" if n < 10_000_000 else f"7916{n % 10_000_000:07d}"

@@ -1,0 +1,138 @@
+"""Number normalisation and validation (``rules.normalize_phone``), as properties: the three
+accepted forms of a Russian number, other countries in international form, and a clear,
+typed reason for every number refused."""
+
+from __future__ import annotations
+
+import phonenumbers
+import pytest
+from hypothesis import assume, example, given
+from hypothesis import strategies as st
+
+from notify_devino.errors import InvalidInputError
+from notify_devino_soap.rules import normalize_phone
+
+REASONS = {
+    "empty",
+    "not_digits",
+    "too_short",
+    "too_long",
+    "invalid_country_code",
+    "invalid_length",
+    "unassigned",
+}
+
+
+def valid(number: str) -> bool:
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse("+" + number, None))
+    except phonenumbers.NumberParseException:
+        return False
+
+
+# Russian mobile numbers: 7, a DEF code 9xx, seven digits; only assigned ranges are kept.
+russian = st.from_regex(r"79[0-9]{9}", fullmatch=True).filter(valid)
+
+
+@st.composite
+def foreign(draw: st.DrawFn) -> str:
+    """A valid number of another country, as digits with its country code (E.164 less '+')."""
+    region = draw(st.sampled_from(["GB", "DE", "US", "UA", "KZ", "BY", "CN", "FR", "IN", "JP"]))
+    example_number = phonenumbers.example_number_for_type(
+        region, phonenumbers.PhoneNumberType.MOBILE
+    )
+    assert example_number is not None
+    e164 = phonenumbers.format_number(example_number, phonenumbers.PhoneNumberFormat.E164)[1:]
+    tail = draw(st.from_regex(r"[0-9]{3}", fullmatch=True))
+    number = e164[:-3] + tail
+    assume(valid(number))
+    return number
+
+
+separators = st.sampled_from(["", " ", "-", ".", "(", ")"])
+
+
+@st.composite
+def decorated(draw: st.DrawFn, digits: str) -> str:
+    """``digits`` with separators a person might type between them."""
+    return "".join(c + draw(separators) for c in digits)
+
+
+@given(russian, st.data())
+@example("79031234567", None)
+def test_the_three_russian_forms_normalise_alike(number: str, data: st.DataObject | None) -> None:
+    forms = [number, "+" + number, "8" + number[1:]]
+    if data is not None:
+        forms.append(data.draw(decorated("+" + number)))
+        forms.append(data.draw(decorated("8" + number[1:])))
+    assert {normalize_phone(form) for form in forms} == {number}
+
+
+@given(foreign())
+def test_other_countries_in_international_form(number: str) -> None:
+    assert normalize_phone("+" + number) == number
+    if len(number) == 11 and number.startswith("8"):
+        # Without '+', 8 and ten digits is the Russian trunk form: the service reads it so too.
+        return
+    assert normalize_phone(number) == number
+
+
+@given(st.one_of(russian, foreign()))
+def test_normalising_is_idempotent_and_gives_e164_digits(number: str) -> None:
+    once = normalize_phone("+" + number)
+    assert normalize_phone(once) == once
+    parsed = phonenumbers.parse("+" + once, None)
+    assert phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164) == "+" + once
+
+
+@given(st.text(max_size=20))
+@example("")
+@example("+")
+@example("٣٣٣٣٣٣٣٣٣٣٣")  # Arabic-Indic digits
+def test_any_text_is_a_number_or_refused_with_a_reason(text: str) -> None:
+    error: InvalidInputError | None = None
+    try:
+        number = normalize_phone(text)
+    except InvalidInputError as exc:
+        error = exc
+    if error is None:
+        assert number.isascii()
+        assert number.isdigit()
+        assert valid(number)
+    else:
+        assert error.field == "recipient"
+        assert error.reason in REASONS
+        assert repr(text) in str(error)
+        assert "expected an international number" in str(error)
+
+
+@given(russian, st.integers(0, 10), st.sampled_from("abc#*/_xД"))
+def test_a_stray_character_is_named(number: str, where: int, char: str) -> None:
+    typo = number[:where] + char + number[where:]
+    with pytest.raises(InvalidInputError) as info:
+        normalize_phone(typo)
+    assert info.value.reason == "not_digits"
+    assert f"has a character other than digits ({char!r})" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason", "fragment"),
+    [
+        ("", "empty", "is empty"),
+        ("  ", "empty", "is empty"),
+        ("+", "empty", "has no digits"),
+        ("12345", "too_short", "too short"),
+        ("8800", "too_short", "is too short"),
+        ("7903123456", "too_short", "too short"),
+        ("79031234567890", "invalid_length", "wrong length for its country"),
+        ("+999123456789", "invalid_country_code", "starts with no known country code"),
+        ("0079031234567", "invalid_country_code", "starts with 0"),
+        ("+70001234567", "unassigned", "not an assigned number range"),
+        ("7903123456a", "not_digits", "('a')"),
+    ],
+)
+def test_reasons(value: str, reason: str, fragment: str) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        normalize_phone(value)
+    assert info.value.reason == reason
+    assert fragment in str(info.value)
