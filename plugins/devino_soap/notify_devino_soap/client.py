@@ -222,8 +222,12 @@ class DevinoClient:
         self,
         request: SoapRequest,
         timeout: float,  # noqa: ASYNC109 - aiohttp's own per-request timeout, mapped below
+        on_answer: Callable[[], None] | None = None,
     ) -> tuple[int, bytes, str | None]:
-        """One HTTP exchange: (status, body, Retry-After). aiohttp errors become ours."""
+        """One HTTP exchange: (status, body, Retry-After). aiohttp errors become ours.
+
+        :param on_answer: called when the reply's status line and headers have arrived.
+        """
         op = request.operation
         try:
             async with self._http.post(
@@ -233,6 +237,8 @@ class DevinoClient:
                 timeout=aiohttp.ClientTimeout(total=timeout),
                 allow_redirects=False,
             ) as resp:
+                if on_answer is not None:
+                    on_answer()
                 body = await self._read_body(resp)
                 return resp.status, body, resp.headers.get("Retry-After")
         except _CONNECT_TIMEOUT as exc:
@@ -270,7 +276,7 @@ class DevinoClient:
         outcome = "interrupted"
         try:
             with self._stamped(request.operation):
-                async with self.limiter.slot():
+                async with self.limiter.slot() as slot:
                     started = time.perf_counter()
                     timeout = attempt.start(self._timeout)
                     if timeout is None:
@@ -279,7 +285,9 @@ class DevinoClient:
                             "could be sent",
                             request_sent=False,
                         )
-                    status, body, retry_after = await self._post(request, timeout)
+                    status, body, retry_after = await self._post(
+                        request, timeout, on_answer=slot.answered
+                    )
                 result = parsing.read_result(
                     body,
                     operation=request.operation,

@@ -11,7 +11,7 @@ times, pyrate-limiter with a 1.000 s window let 11 to 14 requests into one secon
 1.05 s window still let the sandbox refuse 3 of 26 requests when the machine was busy.
 
 So this limiter counts a request for as long as the service may be counting it: from the moment
-it is let go until one window after it *ended* (its reply came, or it failed). The service sees
+it is let go until one window after it *ended* (its reply began, or it failed). The service sees
 it arrive somewhere in between, so however long the way there, no window at the service can hold
 more than N: if N + 1 arrivals fell in one window, then at the latest of their grants all N + 1
 would still be counted here, which the limiter never allows. The price is a little throughput
@@ -135,21 +135,38 @@ class AccountLimiter:
                         self._wake_first()
             raise
 
-    def _release(self) -> None:
+    def _release(self, ended: float | None) -> None:
         with self._lock:
             self._in_flight -= 1
-            self._ended.append(self._clock())
+            self._ended.append(self._clock() if ended is None else ended)
             self._wake_first()  # it can now tell when its slot frees
 
     @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    async def slot(self) -> AsyncIterator[Slot]:
         """Wait for a slot, hold it while the request runs, and count it for one window after
-        it ends (however it ends)."""
+        it ends (however it ends), or after :meth:`Slot.answered` if the request said so."""
         await self._acquire()
+        held = Slot(self._clock)
         try:
-            yield
+            yield held
         finally:
-            self._release()
+            self._release(held.answered_at)
+
+
+class Slot:
+    """A request's hold on its limiter. The service has seen a request by the time it starts
+    to answer, so a request that calls :meth:`answered` when the reply's status line arrives is
+    counted until one window after that moment, not after the whole reply was read."""
+
+    __slots__ = ("_clock", "answered_at")
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self.answered_at: float | None = None
+
+    def answered(self) -> None:
+        if self.answered_at is None:
+            self.answered_at = self._clock()
 
 
 _shared: dict[tuple[str, str], AccountLimiter] = {}
