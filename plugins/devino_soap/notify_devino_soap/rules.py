@@ -94,7 +94,7 @@ def _normalize(value: str) -> str:
     if not compact.startswith("+") and len(digits) == 11 and digits.startswith("8"):
         digits = "7" + digits[1:]
     try:
-        parsed = phonenumbers.parse("+" + digits, None)
+        parsed = _parse_international(digits)
     except phonenumbers.NumberParseException as exc:
         problem, reason = _PARSE_REASONS.get(
             exc.error_type, ("is not a phone number", "not_digits")
@@ -109,6 +109,21 @@ def _normalize(value: str) -> str:
         )
         raise _bad_number(value, f"is not a valid phone number ({why})", reason)
     return f"{parsed.country_code}{parsed.national_number}"
+
+
+def _parse_international(digits: str) -> phonenumbers.PhoneNumber:
+    """``phonenumbers.parse("+" + digits)``, with a shortcut for the service's home case.
+
+    A +7 number of 10 national digits (not starting with 0) is what ``parse`` makes of it
+    without its generic work (a +7 national number is 10 digits, so ``parse`` never strips a
+    trunk prefix from one):
+    about half the cost of checking a number, which a 1000-address batch pays 1000 times on
+    each side. Validity is still decided by ``phonenumbers.is_valid_number``; a test checks
+    the shortcut against ``parse`` over random numbers.
+    """
+    if len(digits) == 11 and digits[0] == "7" and digits[1] != "0":  # no leading-zero bookkeeping
+        return phonenumbers.PhoneNumber(country_code=7, national_number=int(digits[1:]))
+    return phonenumbers.parse("+" + digits, None)
 
 
 def check_sender(value: str | None) -> str:

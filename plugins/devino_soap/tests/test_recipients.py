@@ -10,6 +10,7 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from notify_devino.errors import InvalidInputError
+from notify_devino_soap import rules
 from notify_devino_soap.rules import normalize_phone
 
 REASONS = {
@@ -136,3 +137,14 @@ def test_reasons(value: str, reason: str, fragment: str) -> None:
         normalize_phone(value)
     assert info.value.reason == reason
     assert fragment in str(info.value)
+
+
+@given(st.from_regex(r"7[0-9]{10}", fullmatch=True))
+def test_the_plus7_shortcut_is_what_phonenumbers_parse_makes(digits: str) -> None:
+    full = phonenumbers.parse("+" + digits, None)
+    short = rules._parse_international(digits)
+    assert (short.country_code, short.national_number) == (full.country_code, full.national_number)
+    assert phonenumbers.is_valid_number(short) == phonenumbers.is_valid_number(full)
+    assert phonenumbers.is_possible_number_with_reason(
+        short
+    ) == phonenumbers.is_possible_number_with_reason(full)
