@@ -23,7 +23,7 @@ from notify_devino_soap.client import DevinoClient
 from .common import LOGIN, PASSWORD, quiet, sandbox_process
 
 CALLS = 200
-ROUNDS = 5
+ROUNDS = 9
 WARM_UP = 40
 NUMBER = "79031234567"
 

@@ -74,7 +74,7 @@ class CliState:
 def setup_logging(state: CliState, config: Config | None = None) -> None:
     fmt = state.log_format or (config.logging.format if config else None)
     level = state.log_level or (config.logging.level if config else "warning")
-    configure_logging(fmt, level)  # type: ignore[arg-type]
+    configure_logging(fmt, level, cache=False)  # type: ignore[arg-type]
 
 
 # -- output helpers --------------------------------------------------------------------------------
@@ -576,7 +576,7 @@ def build_cli(plugins: PluginManager | None = None) -> click.Group:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """The ``notify-devino`` console script."""
-    configure_logging(None, "warning")  # until a command knows the configured format
+    configure_logging(None, "warning", cache=False)  # until a command knows the configured format
     try:
         manager = PluginManager()
         group = build_cli(manager)

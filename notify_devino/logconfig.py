@@ -83,6 +83,8 @@ def configure_logging(
     format: Literal["console", "json"] | None = None,
     level: str = "info",
     stream: TextIO | None = None,
+    *,
+    cache: bool = True,
 ) -> None:
     """Configure structlog (and the standard library's logging, for aiohttp's own messages).
 
@@ -90,6 +92,10 @@ def configure_logging(
         console when ``stream`` is a terminal and JSON otherwise.
     :param level: the lowest level shown.
     :param stream: where logs go; stderr by default, so stdout stays for the command's output.
+    :param cache: let each logger keep this configuration once it has logged (structlog's
+        ``cache_logger_on_first_use``: a logger otherwise rebuilds itself on every event, ~10 us).
+        Call it once, at start. The CLI passes False: it configures again once it has read the
+        configuration file, and a test process runs many commands.
     """
     stream = stream or sys.stderr
     if format is None:
@@ -113,6 +119,6 @@ def configure_logging(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=stream),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=cache,
     )
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=stream, force=True)
