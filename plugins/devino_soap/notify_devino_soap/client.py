@@ -178,6 +178,7 @@ class DevinoClient:
         self.soap_version: SoapVersion = soap_version
         self.channel = channel
         self._timeout = timeout
+        self._client_timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_reply_bytes = max_reply_bytes
         self.limiter = account_limiter(str(parsed), login, rate_limit)
         self.sessions = SessionKeeper(
@@ -234,7 +235,11 @@ class DevinoClient:
                 self._url,
                 data=request.body,
                 headers=request.headers,
-                timeout=aiohttp.ClientTimeout(total=timeout),
+                timeout=(
+                    self._client_timeout
+                    if timeout == self._timeout
+                    else aiohttp.ClientTimeout(total=timeout)
+                ),
                 allow_redirects=False,
             ) as resp:
                 if on_answer is not None:

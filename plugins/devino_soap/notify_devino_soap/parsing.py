@@ -248,7 +248,7 @@ def parse_datetime(text: str, *, field: str) -> datetime:
         moment = datetime(
             int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micro, tz
         )
-        return moment.astimezone(UTC)
+        return moment if tz is UTC else moment.astimezone(UTC)
     except (ValueError, OverflowError) as exc:
         raise ParseError(f"{field} is not a valid dateTime: {text[:40]!r}") from exc
 

@@ -33,7 +33,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 
 class _Waiter:
@@ -141,32 +141,35 @@ class AccountLimiter:
             self._ended.append(self._clock() if ended is None else ended)
             self._wake_first()  # it can now tell when its slot frees
 
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[Slot]:
-        """Wait for a slot, hold it while the request runs, and count it for one window after
-        it ends (however it ends), or after :meth:`Slot.answered` if the request said so."""
-        await self._acquire()
-        held = Slot(self._clock)
-        try:
-            yield held
-        finally:
-            self._release(held.answered_at)
+    def slot(self) -> Slot:
+        """``async with limiter.slot() as slot:`` waits for a slot, holds it while the request
+        runs, and counts it for one window after it ends (however it ends), or after
+        :meth:`Slot.answered` if the request said so."""
+        return Slot(self)
 
 
 class Slot:
-    """A request's hold on its limiter. The service has seen a request by the time it starts
-    to answer, so a request that calls :meth:`answered` when the reply's status line arrives is
-    counted until one window after that moment, not after the whole reply was read."""
+    """A request's hold on its limiter (an async context manager: a plain class, as it wraps
+    every request). The service has seen a request by the time it starts to answer, so a
+    request that calls :meth:`answered` when the reply's status line arrives is counted until
+    one window after that moment, not after the whole reply was read."""
 
-    __slots__ = ("_clock", "answered_at")
+    __slots__ = ("_limiter", "answered_at")
 
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
+    def __init__(self, limiter: AccountLimiter) -> None:
+        self._limiter = limiter
         self.answered_at: float | None = None
+
+    async def __aenter__(self) -> Slot:
+        await self._limiter._acquire()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._limiter._release(self.answered_at)
 
     def answered(self) -> None:
         if self.answered_at is None:
-            self.answered_at = self._clock()
+            self.answered_at = self._limiter._clock()
 
 
 _shared: dict[tuple[str, str], AccountLimiter] = {}
