@@ -7,7 +7,8 @@ slot of the account's rate limiter (:mod:`.ratelimit`) for one HTTP exchange, an
 (:mod:`.parsing`).
 
 Errors are those of :mod:`notify_devino.errors`, with the client's channel name on them; no
-aiohttp exception leaves this module:
+aiohttp exception leaves this module (the transport rows are :mod:`notify_devino.transport`,
+shared with every HTTP channel):
 
 ==========================================  =================================================
 what happened                               error
@@ -53,12 +54,12 @@ import yarl
 
 from notify_devino.errors import (
     ChannelError,
-    ConnectionFailedError,
     InvalidInputError,
     ParseError,
     RequestTimeoutError,
 )
 from notify_devino.retrying import Attempt, RetryPolicy, RetrySettings, SendAttempts
+from notify_devino.transport import transport_errors
 from notify_devino.types import utc_now
 
 from . import envelopes, parsing, rules
@@ -73,10 +74,6 @@ T = TypeVar("T")
 
 DEFAULT_URL = "https://ws.devinotele.com/SmsService.asmx"
 _CHUNK = 64 * 1024
-# aiohttp >= 3.10 tells a connect timeout (nothing sent) from a read timeout.
-_CONNECT_TIMEOUT: tuple[type[BaseException], ...] = tuple(
-    getattr(aiohttp, name) for name in ("ConnectionTimeoutError",) if hasattr(aiohttp, name)
-)
 
 READ_ONLY_OPERATIONS = frozenset(
     {"GetSessionID", "GetBalance", "GetMessageState", "GetStatistics", "GetIncomingMessages"}
@@ -229,8 +226,7 @@ class DevinoClient:
 
         :param on_answer: called when the reply's status line and headers have arrived.
         """
-        op = request.operation
-        try:
+        with transport_errors(what=request.operation, host=self._url.host, timeout=timeout):
             async with self._http.post(
                 self._url,
                 data=request.body,
@@ -246,32 +242,6 @@ class DevinoClient:
                     on_answer()
                 body = await self._read_body(resp)
                 return resp.status, body, resp.headers.get("Retry-After")
-        except _CONNECT_TIMEOUT as exc:
-            raise RequestTimeoutError(
-                f"{op}: timed out connecting to {self._url.host}", request_sent=False
-            ) from exc
-        except TimeoutError as exc:  # asyncio.TimeoutError and aiohttp.ServerTimeoutError
-            raise RequestTimeoutError(
-                f"{op}: no reply within {timeout:g} s", request_sent=True
-            ) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise ConnectionFailedError(
-                f"{op}: cannot connect to {self._url.host}: {exc.os_error}", request_sent=False
-            ) from exc
-        except (
-            aiohttp.ServerDisconnectedError,
-            aiohttp.ClientOSError,
-            aiohttp.ClientPayloadError,
-        ) as exc:
-            raise ConnectionFailedError(
-                f"{op}: connection lost after sending: {type(exc).__name__}: {exc}",
-                request_sent=True,
-            ) from exc
-        except aiohttp.ClientError as exc:
-            # Anything else aiohttp raises mid-exchange: the request may have gone out.
-            raise ConnectionFailedError(
-                f"{op}: HTTP exchange failed: {type(exc).__name__}: {exc}", request_sent=True
-            ) from exc
 
     async def _exchange(self, request: SoapRequest, attempt: Attempt) -> Any:
         """Hold a rate-limit slot for one exchange, return the ``<Op>Result`` node; log one

@@ -49,16 +49,15 @@ import yarl
 from notify_devino.errors import (
     AuthenticationError,
     ChannelError,
-    ConnectionFailedError,
     InvalidInputError,
     ProviderFaultError,
     RateLimitedError,
-    RequestTimeoutError,
     TransportError,
 )
 from notify_devino.hookspecs import ChannelContext
 from notify_devino.logconfig import register_secret
 from notify_devino.retrying import Attempt, RetryPolicy
+from notify_devino.transport import transport_errors
 from notify_devino.types import Notification, RecipientResult, SendOutcome, SendResult
 
 from .settings import WebhookSettings
@@ -70,10 +69,6 @@ PAYLOAD_VERSION = 1
 SECRET_HEADER_WORDS = ("authorization", "token", "key", "secret", "signature", "cookie")
 """Extra headers whose names hold one of these carry secrets: never logged."""
 _ERROR_BODY_BYTES = 2048
-# aiohttp >= 3.10 tells a connect timeout (nothing sent) from a read timeout.
-_CONNECT_TIMEOUT: tuple[type[BaseException], ...] = tuple(
-    getattr(aiohttp, name) for name in ("ConnectionTimeoutError",) if hasattr(aiohttp, name)
-)
 
 
 def idempotency_key(notification_id: str, channel: str, recipient: str) -> str:
@@ -231,8 +226,8 @@ class WebhookChannel:
             IDEMPOTENCY_HEADER: key,
             **signed_headers(self._secret, body),
         }
-        where = yarl.URL(url).host
-        try:
+        host = yarl.URL(url).host
+        with transport_errors(what="POST", host=host, timeout=self.settings.timeout_seconds):
             async with self._http.post(
                 url, data=body, headers=headers, timeout=self._timeout, allow_redirects=False
             ) as resp:
@@ -240,24 +235,6 @@ class WebhookChannel:
                     return resp.status
                 text = (await resp.content.read(_ERROR_BODY_BYTES)).decode("utf-8", "replace")
                 raise self._refusal(resp.status, resp.headers.get("Retry-After"), text)
-        except _CONNECT_TIMEOUT as exc:
-            raise RequestTimeoutError(
-                f"timed out connecting to {where}", request_sent=False
-            ) from exc
-        except TimeoutError as exc:
-            raise RequestTimeoutError(
-                f"no answer from {where} within {self.settings.timeout_seconds} s",
-                request_sent=True,
-            ) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise ConnectionFailedError(
-                f"cannot connect to {where}: {exc.os_error}", request_sent=False
-            ) from exc
-        except aiohttp.ClientError as exc:  # disconnected, reset, bad answer: it may have gone
-            raise ConnectionFailedError(
-                f"connection to {where} failed after sending: {type(exc).__name__}: {exc}",
-                request_sent=True,
-            ) from exc
 
     @staticmethod
     def _refusal(status: int, retry_after: str | None, text: str) -> ChannelError:
