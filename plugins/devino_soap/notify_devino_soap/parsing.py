@@ -6,17 +6,20 @@ node, or raises the error the reply means: a fault is classified by :data:`FAULT
 :class:`~notify_devino.errors.ParseError`. The ``*_from`` functions turn a result node into
 typed values.
 
-Parsing uses xmltodict (expat) with the SOAP 1.1, SOAP 1.2 and Devino namespaces stripped, so
-any prefix (``soap:``, ``soap12:``, a default namespace) reads the same. A reply with a DTD or an
-entity declaration is refused, entities are never expanded, and replies are size-capped. No
-expat or xmltodict exception leaves this module.
+Parsing uses xmltodict (expat) with namespaces processed and none renamed: every element is
+keyed by its namespace URI and name (``http://ws.devinosms.com:State``), so any prefix
+(``soap:``, ``soap12:``, a default namespace) reads the same, and an element is found only in
+the namespace the WSDL puts it in (``elementFormDefault="qualified"``: the Devino namespace, for
+every element inside the SOAP Body). A reply with a DTD or an entity declaration is refused,
+entities are never expanded, and replies are size-capped. No expat or xmltodict exception leaves
+this module.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from typing import Any, NoReturn
@@ -59,20 +62,29 @@ session``, ``Not enough credits``), hence the loose patterns. A temporary fault 
 temporarily unavailable, try again later``) is the service refusing the request: a send may be
 retried after one, as after a rate-limit refusal."""
 
-_NAMESPACES: Mapping[str, str | None] = {
-    SOAP11_NS: None,
-    SOAP12_NS: None,
-    DEVINO_NS: None,
-    XSI_NS: "xsi",
+
+def _key(namespace: str | None, name: str) -> str:
+    """xmltodict's key for an element (``@`` before it for an attribute) with namespaces
+    processed: ``<namespace URI>:<name>``, or the bare name for one in no namespace."""
+    return name if namespace is None else f"{namespace}:{name}"
+
+
+_DEVINO = _key(DEVINO_NS, "")
+"""The key prefix of the Devino namespace, whose elements are looked up by name."""
+_ENVELOPES: Mapping[str, str] = {
+    _key(SOAP11_NS, "Envelope"): SOAP11_NS,
+    _key(SOAP12_NS, "Envelope"): SOAP12_NS,
 }
-_FORCE_LIST = ("string", "IncomingMessage")
-_NIL = "@xsi:nil"
+_LISTS = frozenset({"string", "IncomingMessage"})
+"""Devino elements that are always read as lists (xmltodict gives one child as itself)."""
+_FORCE_LIST = tuple(_DEVINO + name for name in sorted(_LISTS))
+_NIL = "@" + _key(XSI_NS, "nil")
 _MISSING: Any = object()
 _SNIPPET = 2000
 
-_DATETIME = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}:\d{2})?"
-)
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?")
+"""The forms of ``xsd:dateTime`` accepted; ``datetime.fromisoformat`` reads them (and more,
+which this keeps out)."""
 _INTEGER = re.compile(r"[+-]?\d+")
 _DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
 _MESSAGE_ID = re.compile(r"\d{1,19}")
@@ -113,8 +125,8 @@ def _snippet(body: bytes) -> str:
 def parse_xml(
     body: bytes, *, max_bytes: int = DEFAULT_MAX_REPLY_BYTES, redact: bool = False
 ) -> dict[str, Any]:
-    """Parse a reply into xmltodict's dicts, namespaces stripped, ``string`` and
-    ``IncomingMessage`` always lists. Whitespace is kept (texts are verbatim).
+    """Parse a reply into xmltodict's dicts, keyed by namespace and name (see the module),
+    ``string`` and ``IncomingMessage`` always lists. Whitespace is kept (texts are verbatim).
 
     :param redact: leave the body out of the error (a reply that carries a session ID).
     :raises ParseError: empty, too large, not well-formed or truncated, or with a DTD.
@@ -131,7 +143,6 @@ def parse_xml(
             body,
             expat=_GuardedExpat,
             process_namespaces=True,
-            namespaces=_NAMESPACES,
             force_list=_FORCE_LIST,
             strip_whitespace=False,
             disable_entities=True,
@@ -150,7 +161,18 @@ def parse_xml(
 
 # ---------------------------------------------------------------------------------------------
 # Node access. xmltodict gives: None for an empty element, a str for text, a dict for an element
-# with attributes or children (text under "#text", attributes under "@name").
+# with attributes or children (text under "#text", attributes under "@<key>", namespace
+# declarations under "@xmlns"). Elements are named by their Devino name: "State" finds the key
+# "http://ws.devinosms.com:State".
+
+
+def _shown(key: str) -> str:
+    """An element key as a reader knows it: ``<State>`` in the Devino namespace, else
+    ``<{namespace}name>`` (Clark notation), or ``<name>`` with "(no namespace)"."""
+    if key.startswith(_DEVINO):
+        return f"<{key[len(_DEVINO) :]}>"
+    namespace, colon, name = key.rpartition(":")
+    return f"<{{{namespace}}}{name}>" if colon else f"<{key}> (no namespace)"
 
 
 def _is_nil(node: Any) -> bool:
@@ -166,15 +188,14 @@ def _children(node: Any, where: str) -> dict[str, Any]:
 
 
 def _child(node: Any, name: str, where: str) -> Any:
-    """The child ``name`` of ``node``: _MISSING when absent. A repeated child is an error."""
+    """The Devino element ``name`` under ``node``: _MISSING when absent. A repeated child is an
+    error, unless ``name`` is one always read as a list."""
     if node is None:
         return _MISSING
     if not isinstance(node, dict):
         raise ParseError(f"{where} has text where elements were expected")
-    # An element name never starts with '@' or '#' (attributes and text in xmltodict's dicts),
-    # so a direct lookup finds what _children() would, without copying the node per lookup.
-    value = node.get(name, _MISSING)
-    if isinstance(value, list) and name not in _FORCE_LIST:
+    value = node.get(_DEVINO + name, _MISSING)
+    if isinstance(value, list) and name not in _LISTS:
         raise ParseError(f"{where} has {len(value)} <{name}> elements, expected one")
     return value
 
@@ -209,6 +230,35 @@ def _optional_text(node: Any, name: str, where: str) -> str | None:
     return None if value is _MISSING else _text(value, f"{where}/{name}")
 
 
+def _texts(node: Any, where: str) -> dict[str, str | None]:
+    """The text of every Devino element under ``node``, by name (None when nil): one pass, for
+    results whose children are all values. A repeated child is an error."""
+    if not isinstance(node, dict):
+        raise ParseError(f"{where} has text where elements were expected")
+    texts: dict[str, str | None] = {}
+    start = len(_DEVINO)
+    for key, value in node.items():
+        if key.startswith(_DEVINO):
+            name = key[start:]
+            if isinstance(value, str):
+                texts[name] = value
+            elif isinstance(value, list):
+                raise ParseError(f"{where} has {len(value)} <{name}> elements, expected one")
+            else:
+                texts[name] = _text(value, f"{where}/{name}")
+    return texts
+
+
+def _nillable_datetime(text: str | None, *, field: str) -> datetime | None:
+    """A nillable dateTime: None when nil, absent, empty or .NET's ``DateTime.MinValue``."""
+    if text is None:
+        return None
+    value = text.strip()
+    if not value or value.startswith("0001-01-01T00:00:00"):
+        return None
+    return parse_datetime(value, field=field)
+
+
 # ---------------------------------------------------------------------------------------------
 # Values
 
@@ -235,32 +285,15 @@ def parse_datetime(text: str, *, field: str) -> datetime:
     length, cut to microseconds), ``Z`` or an offset optional. No offset means UTC. The result
     is an aware UTC datetime."""
     value = text.strip()
-    match = _DATETIME.fullmatch(value)
-    if match is None:
+    if _DATETIME.fullmatch(value) is None:
         raise ParseError(f"{field} is not a dateTime: {text[:40]!r}")
-    year, month, day, hour, minute, second, fraction, zone = match.groups()
-    micro = int((fraction or "0")[:6].ljust(6, "0"))
-    tz = UTC
-    if zone and zone != "Z":
-        sign = -1 if zone[0] == "-" else 1
-        tz = timezone(sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
     try:
-        moment = datetime(
-            int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micro, tz
-        )
-        return moment if tz is UTC else moment.astimezone(UTC)
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=UTC)
+        return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
     except (ValueError, OverflowError) as exc:
         raise ParseError(f"{field} is not a valid dateTime: {text[:40]!r}") from exc
-
-
-def _optional_datetime(node: Any, name: str, where: str) -> datetime | None:
-    """A nillable dateTime: None when nil, absent or .NET's ``DateTime.MinValue``."""
-    text = _optional_text(node, name, where)
-    if text is None or not text.strip():
-        return None
-    if text.strip().startswith("0001-01-01T00:00:00"):
-        return None
-    return parse_datetime(text, field=f"{where}/{name}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,8 +335,10 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def _fault_parts(fault: Any) -> tuple[str | None, str | None]:
-    """(code, text) of a SOAP 1.2 or 1.1 fault; either may be None when the fault is odd."""
+def _fault_parts(fault: Any, soap_ns: str) -> tuple[str | None, str | None]:
+    """(code, text) of a SOAP 1.2 fault (``Code/Value``, ``Reason/Text``, in the SOAP 1.2
+    namespace) or a SOAP 1.1 one (``faultcode``, ``faultstring``, in no namespace); either may be
+    None when the fault is odd."""
 
     def text_of(node: Any) -> str | None:
         if isinstance(node, list):  # several Reason/Text (one per language): take the first
@@ -315,22 +350,27 @@ def _fault_parts(fault: Any) -> tuple[str | None, str | None]:
 
     if not isinstance(fault, dict):
         return None, text_of(fault)
-    if "Code" in fault or "Reason" in fault:  # SOAP 1.2
-        code_node = fault.get("Code")
-        code = text_of(code_node.get("Value")) if isinstance(code_node, dict) else None
-        reason = fault.get("Reason")
-        text = text_of(reason.get("Text")) if isinstance(reason, dict) else text_of(reason)
-        return code, text
-    return text_of(fault.get("faultcode")), text_of(fault.get("faultstring"))  # SOAP 1.1
+    if soap_ns == SOAP12_NS:
+        code_node = fault.get(_key(SOAP12_NS, "Code"))
+        value = code_node.get(_key(SOAP12_NS, "Value")) if isinstance(code_node, dict) else None
+        reason = fault.get(_key(SOAP12_NS, "Reason"))
+        if isinstance(reason, dict):
+            reason = reason.get(_key(SOAP12_NS, "Text"))
+        return text_of(value), text_of(reason)
+    return text_of(fault.get("faultcode")), text_of(fault.get("faultstring"))
 
 
-def _find_fault(doc: dict[str, Any]) -> tuple[bool, str | None, str | None]:
-    envelope = doc.get("Envelope")
-    body = envelope.get("Body") if isinstance(envelope, dict) else None
-    if isinstance(body, dict) and "Fault" in body:
-        code, text = _fault_parts(body["Fault"])
-        return True, code, text
-    return False, None, None
+def _soap_body(doc: dict[str, Any]) -> tuple[str | None, Any]:
+    """(the SOAP namespace, the Body node) of a reply; (None, _MISSING) when its root is not a
+    SOAP envelope, (namespace, _MISSING) when the envelope has no Body."""
+    for key, envelope in doc.items():  # the root: a document has one
+        soap_ns = _ENVELOPES.get(key)
+        if soap_ns is None:
+            return None, _MISSING
+        if not isinstance(envelope, dict):
+            return soap_ns, _MISSING
+        return soap_ns, envelope.get(_key(soap_ns, "Body"), _MISSING)
+    return None, _MISSING
 
 
 def read_result(
@@ -368,7 +408,13 @@ def read_result(
                 raw=raw,
             ) from None
         raise
-    is_fault, code, text = _find_fault(doc)
+    soap_ns, soap_body = _soap_body(doc)
+    fault = (
+        soap_body.get(_key(soap_ns, "Fault"), _MISSING)
+        if soap_ns is not None and isinstance(soap_body, dict)
+        else _MISSING
+    )
+    code, text = (None, None) if fault is _MISSING else _fault_parts(fault, soap_ns or "")
     if http_status in RATE_LIMIT_STATUSES:
         raise RateLimitedError(
             f"{operation}: HTTP {http_status}, rate limited" + (f": {text}" if text else ""),
@@ -378,7 +424,7 @@ def read_result(
             http_status=http_status,
             raw=raw,
         )
-    if is_fault:
+    if fault is not _MISSING:
         raise classify_fault(
             operation=operation, code=code, text=text, http_status=http_status, raw=raw
         )
@@ -390,17 +436,16 @@ def read_result(
         )
     shown = None if redact else _snippet(body)
     try:
-        envelope = _child(doc, "Envelope", "reply")
-        if envelope is _MISSING:  # someone else answered (a maintenance page): may pass
-            raise ParseError(
-                f"reply is not a SOAP envelope (root <{next(iter(doc))}>)", transient=True
-            )
-        soap_body = _child(envelope, "Body", "Envelope")
+        if soap_ns is None:  # someone else answered (a maintenance page): may pass
+            root = next(iter(doc))
+            raise ParseError(f"reply is not a SOAP envelope (root {_shown(root)})", transient=True)
         if soap_body is _MISSING:
             raise ParseError("SOAP envelope has no Body")
+        if isinstance(soap_body, list):
+            raise ParseError(f"SOAP envelope has {len(soap_body)} Body elements, expected one")
         response = _child(soap_body, f"{operation}Response", "Body")
         if response is _MISSING:
-            found = ", ".join(f"<{k}>" for k in _children(soap_body, "Body")) or "nothing"
+            found = ", ".join(_shown(k) for k in _children(soap_body, "Body")) or "nothing"
             raise ParseError(f"SOAP Body has {found}, expected <{operation}Response>")
         result = _child(response, f"{operation}Result", f"{operation}Response")
     except ParseError as exc:
@@ -454,24 +499,35 @@ def message_state_from(result: Any, *, message_id: str) -> MessageState:
     where = "GetMessageStateResult"
     if result is None or _is_nil(result):
         raise ParseError("GetMessageState: the reply has no result")
-    state = parse_int(_required_text(result, "State", where), field=f"{where}/State")
+    texts = _texts(result, where)
+    state_text = texts.get("State")
+    if state_text is None:
+        raise ParseError(f"{where}/State is nil" if "State" in texts else f"{where} has no <State>")
+    state = parse_int(state_text, field="GetMessageStateResult/State")
     info = state_info(state)
-    price_text = _optional_text(result, "Price", where)
-    price = (
-        parse_decimal(price_text, field=f"{where}/Price")
-        if price_text is not None and price_text.strip()
-        else None
-    )
+    price_text = texts.get("Price")
     return MessageState(
         message_id=message_id,
         state=state,
         state_name=info.name,
-        description=_optional_text(result, "StateDescription", where),
-        creation_date_utc=_optional_datetime(result, "CreationDateUtc", where),
-        submitted_date_utc=_optional_datetime(result, "SubmittedDateUtc", where),
-        reported_date_utc=_optional_datetime(result, "ReportedDateUtc", where),
-        time_stamp_utc=_optional_datetime(result, "TimeStampUtc", where),
-        price=price,
+        description=texts.get("StateDescription"),
+        creation_date_utc=_nillable_datetime(
+            texts.get("CreationDateUtc"), field="GetMessageStateResult/CreationDateUtc"
+        ),
+        submitted_date_utc=_nillable_datetime(
+            texts.get("SubmittedDateUtc"), field="GetMessageStateResult/SubmittedDateUtc"
+        ),
+        reported_date_utc=_nillable_datetime(
+            texts.get("ReportedDateUtc"), field="GetMessageStateResult/ReportedDateUtc"
+        ),
+        time_stamp_utc=_nillable_datetime(
+            texts.get("TimeStampUtc"), field="GetMessageStateResult/TimeStampUtc"
+        ),
+        price=(
+            parse_decimal(price_text, field="GetMessageStateResult/Price")
+            if price_text is not None and price_text.strip()
+            else None
+        ),
         is_final=info.is_final,
     )
 

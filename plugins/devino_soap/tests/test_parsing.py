@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -326,6 +326,23 @@ def test_datetime_round_trip(moment: datetime) -> None:
     assert parsing.parse_datetime(text, field="x") == moment.replace(tzinfo=UTC)
 
 
+@given(
+    st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2100, 1, 1)),
+    st.integers(min_value=-14 * 60, max_value=14 * 60),
+    st.integers(min_value=1, max_value=9),
+)
+def test_datetime_with_offset_and_any_fraction(moment: datetime, minutes: int, digits: int) -> None:
+    sign = "-" if minutes < 0 else "+"
+    fraction = f"{moment.microsecond:06d}{'7' * 3}"[:digits]
+    hours, rest = divmod(abs(minutes), 60)
+    text = f"{moment:%Y-%m-%dT%H:%M:%S}.{fraction}{sign}{hours:02d}:{rest:02d}"
+    micro = int(fraction[:6].ljust(6, "0"))
+    local = moment.replace(microsecond=micro, tzinfo=timezone(timedelta(minutes=minutes)))
+    parsed = parsing.parse_datetime(text, field="x")
+    assert parsed == local
+    assert parsed.tzinfo is UTC
+
+
 # -- faults --------------------------------------------------------------------------------------
 
 PREFIX = "Server was unable to process request. ---> "
@@ -432,6 +449,61 @@ def test_non_200_without_fault(status: int, body: bytes) -> None:
 def test_fault_with_200_is_still_a_fault() -> None:
     with pytest.raises(SessionExpiredError):
         read("GetBalance", fault12(PREFIX + "Invalid session"), http_status=200)
+
+
+# -- namespaces ----------------------------------------------------------------------------------
+
+
+def test_devino_elements_under_any_prefix() -> None:
+    body = dotnet12(
+        f'<d:GetMessageStateResponse xmlns:d="{DEVINO_NS}"><d:GetMessageStateResult>'
+        "<d:State>0</d:State><d:TimeStampUtc>2024-01-01T00:00:00Z</d:TimeStampUtc>"
+        '<d:ReportedDateUtc xsi:nil="true"/><d:Price>1.5</d:Price>'
+        "</d:GetMessageStateResult></d:GetMessageStateResponse>"
+    )
+    state = parsing.message_state_from(read("GetMessageState", body), message_id="7")
+    assert (state.state, state.price, state.reported_date_utc) == (0, Decimal("1.5"), None)
+    assert state.time_stamp_utc == datetime(2024, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("inner", "shown"),
+    [
+        # The WSDL qualifies every element: one in no namespace, or in another, is not Devino's.
+        (
+            "<GetBalanceResponse><GetBalanceResult>1</GetBalanceResult></GetBalanceResponse>",
+            "<GetBalanceResponse> (no namespace)",
+        ),
+        (
+            '<GetBalanceResponse xmlns="urn:other"><GetBalanceResult>1</GetBalanceResult>'
+            "</GetBalanceResponse>",
+            "<{urn:other}GetBalanceResponse>",
+        ),
+    ],
+)
+def test_response_in_another_namespace_is_refused(inner: str, shown: str) -> None:
+    with pytest.raises(ParseError) as info:
+        read("GetBalance", dotnet12(inner))
+    assert f"SOAP Body has {shown}, expected <GetBalanceResponse>" in str(info.value)
+
+
+def test_unqualified_result_children_are_not_read() -> None:
+    body = dotnet12(
+        f'<GetMessageStateResponse xmlns="{DEVINO_NS}"><GetMessageStateResult>'
+        '<State xmlns="">0</State></GetMessageStateResult></GetMessageStateResponse>'
+    )
+    with pytest.raises(ParseError, match="has no <State>"):
+        parsing.message_state_from(read("GetMessageState", body), message_id="7")
+
+
+def test_soap11_body_in_a_soap12_envelope_is_no_body() -> None:
+    body = (
+        f'<soap:Envelope xmlns:soap="{SOAP12_NS}" xmlns:s11="{SOAP11_NS}"><s11:Body>'
+        + response("GetBalance", "<GetBalanceResult>1</GetBalanceResult>")
+        + "</s11:Body></soap:Envelope>"
+    ).encode()
+    with pytest.raises(ParseError, match="no Body"):
+        read("GetBalance", body)
 
 
 # -- unreadable replies --------------------------------------------------------------------------
