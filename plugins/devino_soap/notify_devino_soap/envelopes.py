@@ -13,10 +13,12 @@ other than tab, CR and LF, a lone surrogate, U+FFFE/U+FFFF) is refused with
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Literal, TypeAlias
 
 from notify_devino.errors import InvalidInputError
@@ -198,29 +200,38 @@ def _strings(values: Sequence[str], *, field: str) -> list[_Child]:
     return [("string", escape_text(value, field=field)) for value in values]
 
 
-def build_request(
-    operation: str, children: Sequence[_Child], *, soap_version: SoapVersion = "1.2"
-) -> SoapRequest:
-    """Wrap an operation's (already escaped) children in an envelope of the given version."""
+@functools.cache
+def _frame(operation: str, soap_version: SoapVersion) -> tuple[str, str, Mapping[str, str]]:
+    """The text before and after an operation's children, and its HTTP headers: the same for
+    every request of the operation, so made once."""
     if soap_version not in SOAP_NAMESPACES:
         raise ValueError(f"unknown SOAP version {soap_version!r}; expected '1.1' or '1.2'")
     if operation not in OPERATIONS:
         raise ValueError(f"unknown operation {operation!r}")
     prefix, ns = _PREFIXES[soap_version], SOAP_NAMESPACES[soap_version]
-    text = (
+    head = (
         '<?xml version="1.0" encoding="utf-8"?>'
         f'<{prefix}:Envelope xmlns:xsi="{XSI_NS}" xmlns:xsd="{XSD_NS}" xmlns:{prefix}="{ns}">'
         f"<{prefix}:Body>"
-        f'<{operation} xmlns="{DEVINO_NS}">{_render(children)}</{operation}>'
-        f"</{prefix}:Body>"
-        f"</{prefix}:Envelope>"
+        f'<{operation} xmlns="{DEVINO_NS}">'
     )
+    tail = f"</{operation}></{prefix}:Body></{prefix}:Envelope>"
     action = soap_action(operation)
     if soap_version == "1.2":
         headers = {"Content-Type": f'application/soap+xml; charset=utf-8; action="{action}"'}
     else:
         headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{action}"'}
-    return SoapRequest(operation, soap_version, text.encode("utf-8"), headers)
+    return head, tail, MappingProxyType(headers)
+
+
+def build_request(
+    operation: str, children: Sequence[_Child], *, soap_version: SoapVersion = "1.2"
+) -> SoapRequest:
+    """Wrap an operation's (already escaped) children in an envelope of the given version."""
+    head, tail, headers = _frame(operation, soap_version)
+    return SoapRequest(
+        operation, soap_version, (head + _render(children) + tail).encode("utf-8"), headers
+    )
 
 
 def build_get_session_id(
