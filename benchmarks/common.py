@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -30,9 +31,38 @@ def sandbox_process(*, rate_limit: bool) -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def own_cpus(pid: int) -> Iterator[None]:
+    """Give the server ``pid`` a CPU of its own and keep this process off it, while the block
+    runs (where the OS allows it and there are two CPUs or more).
+
+    A client's CPU time per call depends on whether its peer runs on the same core: there, every
+    reply is a context switch that leaves the client's caches cold (measured: 5 to 8 % more CPU
+    per call, for our client and for zeep, and the scheduler picks either arrangement from run
+    to run). Apart, a run measures the client alone and repeats.
+    """
+    getaffinity = getattr(os, "sched_getaffinity", None)
+    setaffinity = getattr(os, "sched_setaffinity", None)
+    mine = getaffinity(0) if getaffinity is not None else set()
+    if setaffinity is None or len(mine) < 2:
+        yield
+        return
+    server_cpu = max(mine)
+    try:
+        setaffinity(pid, {server_cpu})
+        setaffinity(0, mine - {server_cpu})
+    except OSError:  # a container may forbid it: measure as the scheduler places us
+        yield
+        return
+    try:
+        yield
+    finally:
+        setaffinity(0, mine)
+
+
+@contextlib.contextmanager
 def server_process(module: str, *options: str) -> Iterator[str]:
     """``python -m module`` in a child process that prints its URL first and serves until its
-    standard input closes; yields the URL."""
+    standard input closes, on a CPU of its own (:func:`own_cpus`); yields the URL."""
     args = [sys.executable, "-m", module, *options]
     proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -40,7 +70,8 @@ def server_process(module: str, *options: str) -> Iterator[str]:
         url = proc.stdout.readline().strip()
         if not url.startswith("http"):
             raise RuntimeError(f"the sandbox did not start: {url!r}")
-        yield url
+        with own_cpus(proc.pid):
+            yield url
     finally:
         assert proc.stdin is not None
         proc.stdin.close()
