@@ -3,9 +3,15 @@ aiohttp posting the same bytes to the same server, at 8 and at 64 requests in fl
 
 The operation is a SendMessage to one number (SOAP 1.2). Raw aiohttp (the baseline) posts the
 envelope our client builds, with its headers, and reads the reply; ours does the whole call:
-checks, envelope, limiter (set far above the rate reached), session, exchange, parse. Two
-servers, each in its own process: the sandbox (it checks every request, and may be the
-bottleneck for both), and a fixed-reply server that does no work (the client alone).
+checks, envelope, limiter (set far above the rate reached), session, exchange, parse. The two
+run in alternating rounds and each keeps its best, so drift of the machine or of the server's
+state lands on neither side alone.
+
+The target (>= 0.6) is against the sandbox, the server the issue names ("with the limit off"):
+there the question is whether our client holds the service back, and the sandbox's own work
+per request is what a real service's would be, only smaller. A second server that answers every
+request with fixed bytes and does nothing else is measured too, with no target: it shows the
+client's own cost per request beside raw aiohttp's, which no real service would let dominate.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from notify_devino_soap.client import DevinoClient
 from .common import LOGIN, PASSWORD, quiet, sandbox_process, server_process
 
 REQUESTS = 3000
+ROUNDS = 3
 NUMBER = "79031234567"
 TEXT = "db-1: disk 91% full"
 
@@ -69,18 +76,27 @@ async def measure(url: str, concurrency: int, total: int) -> tuple[float, float]
         async def ours() -> list[str]:
             return await client.send_message(source="ALERTS", destinations=[NUMBER], data=TEXT)
 
-        baseline = await rate(raw, concurrency, total)
-        measured = await rate(ours, concurrency, total)
+        baseline = measured = 0.0
+        for _ in range(ROUNDS):
+            baseline = max(baseline, await rate(raw, concurrency, total))
+            measured = max(measured, await rate(ours, concurrency, total))
         return baseline, measured
 
 
 def run(total: int = REQUESTS) -> dict[str, float]:
     quiet()
     results: dict[str, float] = {}
-    print("loopback throughput, limit off: our client vs raw aiohttp posting the same bytes")
-    for server, start in (
-        ("sandbox", lambda: sandbox_process(rate_limit=False)),
-        ("fixed reply", lambda: server_process("benchmarks.fixed_server")),
+    print(
+        "loopback throughput, limit off: our client vs raw aiohttp posting the same bytes, "
+        f"best of {ROUNDS} rounds of {total} requests each"
+    )
+    for server, start, target in (
+        ("sandbox", lambda: sandbox_process(rate_limit=False), "(target >= 0.6)"),
+        (
+            "fixed reply",
+            lambda: server_process("benchmarks.fixed_server"),
+            "(no target: the client's own cost)",
+        ),
     ):
         with start() as url:
             for concurrency in (8, 64):
@@ -89,8 +105,7 @@ def run(total: int = REQUESTS) -> dict[str, float]:
                 results[f"{server} c={concurrency}"] = ratio
                 print(
                     f"  {server:<11} concurrency {concurrency:>2}: ours {measured:6.0f} req/s"
-                    f"   raw aiohttp {baseline:6.0f} req/s   ratio {ratio:.3f}"
-                    "   (target >= 0.6)"
+                    f"   raw aiohttp {baseline:6.0f} req/s   ratio {ratio:.3f}   {target}"
                 )
     return results
 
