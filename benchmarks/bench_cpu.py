@@ -1,12 +1,12 @@
 """CPU per call: our client against zeep, the standard SOAP client of the ecosystem.
 
 Both make the same calls, one after another, to the same sandbox (its own process on a CPU of
-its own where the machine has two, rate limit off): GetBalance, SendMessage to one number, GetMessageState. zeep runs as a user runs it:
-``zeep.Client(url + "?WSDL")`` with its default transport (requests), and the WSDL's default
-port (SOAP 1.1); ours uses SOAP 1.1 too. CPU is this process's user+system time
-(``time.process_time``) over the measured calls, after a warm-up; the baseline is zeep's.
-The two run in alternating rounds and each keeps its best round, so a busy machine's noise
-does not land on one side only.
+its own where the machine has two, rate limit off): GetBalance, SendMessage to one number,
+GetMessageState. zeep runs as a user runs it: ``zeep.Client(url + "?WSDL")`` with its default
+transport (requests), and the WSDL's default port (SOAP 1.1); ours uses SOAP 1.1 too. CPU is
+this process's user+system time (``time.process_time``) over the measured calls, after a
+warm-up; the baseline is zeep's. The two run in alternating rounds and each keeps its best
+round, so a busy machine's noise does not land on one side only.
 """
 
 from __future__ import annotations
