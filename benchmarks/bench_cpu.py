@@ -66,13 +66,15 @@ def zeep_operations(url: str) -> dict[str, Callable[[], Any]]:
 
 
 async def our_operations(
-    http: aiohttp.ClientSession, url: str
-) -> dict[str, Callable[[], Awaitable[Any]]]:
+    url: str,
+) -> tuple[aiohttp.ClientSession, dict[str, Callable[[], Awaitable[Any]]]]:
+    """The aiohttp session (the caller closes it) and our three operations on it."""
+    http = aiohttp.ClientSession()
     client = DevinoClient(
         http, url=url, login=LOGIN, password=PASSWORD, soap_version="1.1", rate_limit=10**6
     )
     message_id = (await client.send_message(source="ALERTS", destinations=[NUMBER], data=TEXT))[0]
-    return {
+    return http, {
         "GetBalance": client.get_balance,
         "SendMessage": lambda: client.send_message(
             source="ALERTS", destinations=[NUMBER], data=TEXT
@@ -100,27 +102,21 @@ async def our_batch(call: Callable[[], Awaitable[Any]], count: int) -> float:
 def measure(url: str, batches: int, count: int) -> dict[str, list[tuple[float, float]]]:
     """(ours, zeep) CPU seconds per call of every batch pair, by operation."""
     theirs = zeep_operations(url)
-    loop = asyncio.new_event_loop()
-    http = loop.run_until_complete(_session())
-    try:
-        ours = loop.run_until_complete(our_operations(http, url))
-        for name in OPERATIONS:
-            zeep_batch(theirs[name], WARM_UP)
-            loop.run_until_complete(our_batch(ours[name], WARM_UP))
-        pairs: dict[str, list[tuple[float, float]]] = {name: [] for name in OPERATIONS}
-        for _ in range(batches):
+    with asyncio.Runner() as loop:  # one loop for every batch of ours
+        http, ours = loop.run(our_operations(url))
+        try:
             for name in OPERATIONS:
-                baseline = zeep_batch(theirs[name], count)
-                measured = loop.run_until_complete(our_batch(ours[name], count))
-                pairs[name].append((measured, baseline))
-        return pairs
-    finally:
-        loop.run_until_complete(http.close())
-        loop.close()
-
-
-async def _session() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession()
+                zeep_batch(theirs[name], WARM_UP)
+                loop.run(our_batch(ours[name], WARM_UP))
+            pairs: dict[str, list[tuple[float, float]]] = {name: [] for name in OPERATIONS}
+            for _ in range(batches):
+                for name in OPERATIONS:
+                    baseline = zeep_batch(theirs[name], count)
+                    measured = loop.run(our_batch(ours[name], count))
+                    pairs[name].append((measured, baseline))
+            return pairs
+        finally:
+            loop.run(http.close())
 
 
 def run(batches: int = BATCHES, count: int = CALLS) -> dict[str, float]:
