@@ -106,7 +106,7 @@ def zeep_batch(call: Callable[[], Any], count: int) -> float:
 
 
 def bare_zeep_batch(call: Callable[[], Any], count: int) -> float:
-    """:func:`zeep_batch` with the environment emptied (not timed)."""
+    """:func:`zeep_batch` with the environment emptied (emptying and restoring it are not timed)."""
     with empty_environment():
         return zeep_batch(call, count)
 
@@ -159,12 +159,12 @@ def run(batches: int = BATCHES, count: int = CALLS) -> dict[str, float]:
         name: tuple(min(r[side] for r in rounds[name]) for side in range(3)) for name in OPERATIONS
     }
     for name in OPERATIONS:
-        ours, zeep, bare = (seconds * 1e6 for seconds in best[name])
+        ours_us, zeep_us, bare_us = (seconds * 1e6 for seconds in best[name])
         median = statistics.median(r[0] / r[1] for r in rounds[name])
         print(
-            f"  {name:<16} ours {ours:5.0f} us   zeep {zeep:5.0f} us   ratio {ours / zeep:.3f}"
-            f"   (median of rounds {median:.3f})   zeep, empty environment {bare:5.0f} us"
-            f"   ratio {ours / bare:.3f}"
+            f"  {name:<16} ours {ours_us:5.0f} us   zeep {zeep_us:5.0f} us"
+            f"   ratio {ours_us / zeep_us:.3f}   (median of rounds {median:.3f})"
+            f"   zeep, empty environment {bare_us:5.0f} us   ratio {ours_us / bare_us:.3f}"
         )
     ours, zeep, bare = (sum(best[name][side] for name in OPERATIONS) for side in range(3))
     ratio, floor_ratio = ours / zeep, ours / bare
