@@ -36,8 +36,11 @@ from .types import (
 )
 
 if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
     import click
 
+    from .config import Config
     from .dispatcher import Dispatcher
 
 log = structlog.get_logger(__name__)
@@ -300,6 +303,11 @@ class PluginManager:
             channel,
             "estimate",
         )
+
+    def embedded_setup(self) -> AbstractAsyncContextManager[Config] | None:
+        """A plugin's self-contained setup for ``serve`` without configuration, or None."""
+        result: AbstractAsyncContextManager[Config] | None = self.hook.notify_embedded_setup()
+        return result
 
     # -- lifecycle and observer hooks ------------------------------------------------------------
 
