@@ -6,6 +6,7 @@ built in::
 
     sqlite:///var/lib/notify-devino/outbox.db   an absolute path
     sqlite:///./outbox.db, or a bare path        relative to the working directory
+    postgresql://user:password@host/database     shared by several instances (asyncpg)
 """
 
 from __future__ import annotations
@@ -53,7 +54,18 @@ def _sqlite(url: str) -> Store:
     return SqliteStore(Path(path))
 
 
-ENGINES: dict[str, Callable[[str], Store]] = {"sqlite": _sqlite, "": _sqlite}
+def _postgresql(url: str) -> Store:
+    from .postgres import PostgresStore
+
+    return PostgresStore(url)
+
+
+ENGINES: dict[str, Callable[[str], Store]] = {
+    "sqlite": _sqlite,
+    "": _sqlite,
+    "postgresql": _postgresql,
+    "postgres": _postgresql,
+}
 """URL scheme -> factory of an unopened store. The PostgreSQL engine adds ``postgresql``."""
 
 
