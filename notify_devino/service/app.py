@@ -22,6 +22,7 @@ Routes (see the OpenAPI document at ``/v1/openapi.json``)::
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import os
 import re
@@ -43,7 +44,7 @@ from ..errors import InvalidInputError, NotifyError, UnsupportedOperationError
 from ..plugins import PluginManager
 from ..types import utc_now
 from . import openapi
-from .auth import ANONYMOUS, Authenticator, Caller
+from .auth import Authenticator, Caller
 from .metrics import CONTENT_TYPE, ServiceMetrics
 from .outbox import IdempotencyConflict, NotificationRequest
 from .settings import Scope, ServiceSettings
@@ -57,6 +58,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 SCOPE_ATTR = "_notify_scope"
+_caller: contextvars.ContextVar[str | None] = contextvars.ContextVar("caller", default=None)
+"""The name of the token the request came with (for the access log), never the token."""
 STATE: web.AppKey[State] = web.AppKey("notify_devino_state")
 
 
@@ -127,6 +130,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     given = request.headers.get("X-Request-Id", "")
     request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
     structlog.contextvars.bind_contextvars(request_id=request_id)
+    _caller.set(None)
     loop = asyncio.get_running_loop()
     started = loop.time()
     state = request.config_dict[STATE]
@@ -164,7 +168,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         path=template,
         status=response.status,
         elapsed_ms=round((loop.time() - started) * 1000, 1),
-        caller=request.get("caller", ANONYMOUS).name if "caller" in request else None,
+        caller=_caller.get(),
         remote=request.remote,
     )
     structlog.contextvars.unbind_contextvars("request_id")
@@ -185,7 +189,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
             "a bearer token is needed: send 'Authorization: Bearer <token>'",
             headers={"WWW-Authenticate": 'Bearer realm="notify-devino"'},
         )
-    request["caller"] = caller
+    _caller.set(caller.name)
     if not caller.may(scope):
         return error_response(
             403, "forbidden", f"the token {caller.name!r} lacks the {scope.value!r} scope"
@@ -196,8 +200,20 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
 # -- handlers ------------------------------------------------------------------------------------
 
 
-async def _read_json(request: web.Request) -> Any:
-    body = await request.read()  # raises 413 past client_max_size
+ESTIMATE_MAX_BODY = 64 * 1024
+
+
+async def _read_json(request: web.Request, limit: int) -> Any:
+    """The body as JSON, refused with 413 past ``limit`` bytes (a limit per route; the
+    application's ``client_max_size`` is the largest of them)."""
+    length = request.content_length
+    if length is not None and length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=length)
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
     try:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -236,7 +252,7 @@ async def post_notification(request: web.Request) -> web.StreamResponse:
             "the Idempotency-Key must be 1 to 255 printable ASCII characters without spaces",
         )
     try:
-        data = await _read_json(request)
+        data = await _read_json(request, state.settings.limits.max_body_bytes)
         if not isinstance(data, dict):
             raise _BadRequest("invalid_body", "the body must be a JSON object")
         try:
@@ -385,7 +401,9 @@ async def post_estimate(request: web.Request) -> web.StreamResponse:
     state = request.config_dict[STATE]
     service = state.require_service()
     try:
-        data = await _read_json(request)
+        data = await _read_json(
+            request, min(ESTIMATE_MAX_BODY, state.settings.limits.max_body_bytes)
+        )
         try:
             body = EstimateRequest.model_validate(data)
         except ValidationError as exc:
@@ -525,7 +543,10 @@ def make_app(
         metrics=ServiceMetrics(config.channels, config.routes),
         auth=Authenticator(settings.tokens if settings.auth else []),
     )
-    app = web.Application(middlewares=[request_context, authenticate], client_max_size=4096)
+    app = web.Application(
+        middlewares=[request_context, authenticate],
+        client_max_size=settings.limits.max_body_bytes,
+    )
     app[STATE] = state
     target = store if store is not None else open_store(settings.store)
 
@@ -570,7 +591,7 @@ def make_app(
     app.cleanup_ctx.extend([store_ctx, dispatcher_ctx, service_ctx])
     app.on_shutdown.append(on_shutdown)
 
-    v1 = web.Application(client_max_size=settings.limits.max_body_bytes)
+    v1 = web.Application()
     v1.router.add_post("/notifications", post_notification)
     v1.router.add_get("/notifications/{id}", get_notification, allow_head=False)
     v1.router.add_get("/channels", get_channels, allow_head=False)

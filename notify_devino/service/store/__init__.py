@@ -78,7 +78,7 @@ def open_store(url: str, *, readonly: bool = False) -> Store:
     scheme = urlsplit(url).scheme if "://" in url else ""
     factory = ENGINES.get(scheme.lower())
     if factory is None:
-        known = ", ".join(f"{s}://" for s in sorted(ENGINES) if s)
+        known = ", ".join(f"{s}://" for s in ENGINES if s)  # in registration order
         raise ConfigError(
             f"the store URL {_redacted(url)!r} has the scheme {scheme!r}, which no store engine "
             f"provides (known: {known}, or a plain file path for SQLite)"

@@ -584,8 +584,9 @@ class SqliteStore(Store):
                 expires = at + lease_seconds
                 if work is Work.SEND:
                     tx.execute(
-                        f"UPDATE deliveries SET state = 'claimed', attempts = attempts + 1, lease_owner = ?, "
-                        f"lease_expires_at = ?, updated_at = ? WHERE id IN ({marks})",
+                        "UPDATE deliveries SET state = 'claimed', attempts = attempts + 1, "
+                        "lease_owner = ?, lease_expires_at = ?, updated_at = ? "
+                        f"WHERE id IN ({marks})",
                         (owner, expires, at, *ids),
                     )
                     tx.executemany(
