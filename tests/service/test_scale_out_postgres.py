@@ -7,8 +7,8 @@ so each is one provider request and the provider's 10 requests/s is what bounds 
 round-robin over the instances, paced a little faster than the provider drains them, each with
 an ``Idempotency-Key`` (a post refused by a killed instance is posted again to the next one, and
 a repeat of one that was committed replays it). One instance is killed with SIGKILL twice
-mid-run and restarted. The full 10,000 is ``python -m benchmarks serve_pg`` (minutes at the
-provider's 10 requests/s); the figures it and this test print are the same measures.
+mid-run and restarted. The full 10,000 is ``python -m benchmarks.bench_serve_pg soak 10000``
+(17 minutes and more at the provider's 10 requests/s); it prints the same figures.
 
 Printed (``-s``): the drain rate at the provider, as a share of its 10 requests/s ceiling.
 """
@@ -139,7 +139,7 @@ async def test_three_instances_share_the_outbox_and_the_rate_limit_through_two_k
         _, kills = await asyncio.gather(poster(http), killer())
     assert len(kills) == 2
     assert len(acknowledged) == count  # every post was acknowledged, by one instance or another
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 60 + count / 5  # the provider drains 10 per second
     while await settled(cluster.store):
         assert time.monotonic() < deadline, "the outbox did not drain"
         await asyncio.sleep(0.5)

@@ -35,6 +35,7 @@ import json
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from types import TracebackType
@@ -84,6 +85,9 @@ MIGRATION_LOCK = 0x6E6F746966790001
 INBOX_LOCK = 0x6E6F746966790002
 """Taken by every inbox write, so sequence numbers commit in their order."""
 
+SUBMIT_BATCH = 500
+"""Submits committed in one transaction at most."""
+
 _ACTIVE = [s.value for s in ACTIVE]
 _FINAL = [s.value for s in FINAL]
 
@@ -93,6 +97,15 @@ _DELIVERY_COLUMNS = (
     "lease_expires_at, accepted_at, fallback_at, final_at"
 )
 _D_COLUMNS = ", ".join(f"d.{c.strip()}" for c in _DELIVERY_COLUMNS.split(","))
+
+
+@dataclass(frozen=True, slots=True)
+class _Submit:
+    notification: NewNotification
+    deliveries: tuple[NewDelivery, ...]
+    key: SubmitKey | None
+    response: Mapping[str, Any] | None
+    max_active: int | None
 
 
 def migrations() -> list[tuple[int, str, str]]:
@@ -206,6 +219,8 @@ class PostgresStore(Store):
         self._listener: Any = None
         self._listeners: list[Callable[[Work], None]] = []
         self._limiters: dict[str, SharedLimiter] = {}
+        self._pending: list[tuple[_Submit, asyncio.Future[SubmitResult]]] = []
+        self._flushing: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.url!r})"
@@ -298,6 +313,9 @@ class PostgresStore(Store):
                 await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
 
     async def aclose(self) -> None:
+        if self._flushing is not None:
+            with contextlib.suppress(Exception):
+                await self._flushing
         for limiter in self._limiters.values():
             await limiter.aclose()
         self._limiters.clear()
@@ -371,56 +389,148 @@ class PostgresStore(Store):
         response: Mapping[str, Any] | None = None,
         max_active: int | None = None,
     ) -> SubmitResult:
+        # Submits that arrive while a commit is under way are committed together in the next
+        # transaction (a keyed one in a savepoint of its own): one commit, one WAL flush, for
+        # many accepts. A batch that fails as a whole is retried one submit at a time, so one
+        # bad submit fails alone.
+        future: asyncio.Future[SubmitResult] = asyncio.get_running_loop().create_future()
+        self._pending.append(
+            (_Submit(notification, tuple(deliveries), key, response, max_active), future)
+        )
+        if self._flushing is None:
+            self._flushing = asyncio.create_task(self._flush())
+        return await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        batch: list[tuple[_Submit, asyncio.Future[SubmitResult]]] = []
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[:SUBMIT_BATCH], self._pending[SUBMIT_BATCH:]
+                groups = [batch] if len(batch) == 1 else [batch, *([one] for one in batch)]
+                for attempt, group in enumerate(groups):
+                    try:
+                        results = await self._submit_many([s for s, _ in group])
+                    except Exception as exc:
+                        if attempt == 0 and len(batch) > 1:
+                            continue  # one at a time, so only the bad one fails
+                        for _, future in group:
+                            if not future.done():
+                                future.set_exception(exc)
+                        continue
+                    for (_, future), result in zip(group, results, strict=True):
+                        if future.done():
+                            continue
+                        if isinstance(result, BaseException):
+                            future.set_exception(result)
+                        else:
+                            future.set_result(result)
+                    if attempt == 0:
+                        break
+        except BaseException as exc:
+            for _, future in [*batch, *self._pending]:
+                if not future.done():
+                    future.set_exception(StoreUnavailable(f"the store {self.url}: {exc!r}"))
+            self._pending.clear()
+            raise
+        finally:
+            self._flushing = None
+
+    async def _submit_many(self, batch: Sequence[_Submit]) -> list[SubmitResult | Exception]:
+        results: list[SubmitResult | Exception] = []
+        created: list[_Submit] = []
         async with self._tx() as conn:
-            if key is not None:
-                won = await conn.fetchval(
-                    "INSERT INTO submit_keys (scope, key, request_hash, notification_id, "
-                    "response, expires_at) VALUES ($1, $2, $3, $4, $5, $6) "
-                    "ON CONFLICT (scope, key) DO UPDATE SET request_hash = excluded.request_hash, "
-                    "notification_id = excluded.notification_id, response = excluded.response, "
-                    "expires_at = excluded.expires_at WHERE submit_keys.expires_at <= now() "
-                    "RETURNING 1",
-                    key.scope,
-                    key.key,
-                    key.request_hash,
-                    notification.id,
-                    None if response is None else dict(response),
-                    key.expires_at,
+            active: int | None = None
+            if any(s.max_active is not None for s in batch):
+                active = int(
+                    await conn.fetchval(
+                        "SELECT COUNT(*) FROM deliveries WHERE state = ANY($1::text[])", _ACTIVE
+                    )
                 )
-                if won is None:
-                    row = await conn.fetchrow(
-                        "SELECT request_hash, notification_id, response FROM submit_keys "
-                        "WHERE scope = $1 AND key = $2",
-                        key.scope,
-                        key.key,
+            for submit in batch:
+                if submit.max_active is not None:
+                    assert active is not None
+                    full = active + len(submit.deliveries) > submit.max_active and active > 0
+                else:
+                    full = False
+                if submit.key is None:
+                    if full:
+                        results.append(self._full(active, submit.max_active))
+                        continue
+                    results.append(
+                        SubmitResult(SubmitOutcome.CREATED, submit.notification.id, submit.response)
                     )
-                    same = key.request_hash is None or row["request_hash"] == key.request_hash
-                    return SubmitResult(
-                        SubmitOutcome.REPLAY if same else SubmitOutcome.CONFLICT,
-                        row["notification_id"],
-                        row["response"],
-                    )
-            if max_active is not None:
-                active = await conn.fetchval(
-                    "SELECT COUNT(*) FROM deliveries WHERE state = ANY($1::text[])", _ACTIVE
+                else:
+                    result = await self._take_key(conn, submit, full, active)
+                    results.append(result)
+                    if not isinstance(result, SubmitResult) or (
+                        result.outcome is not SubmitOutcome.CREATED
+                    ):
+                        continue
+                created.append(submit)
+                if active is not None:
+                    active += len(submit.deliveries)
+            if created:
+                await conn.execute(
+                    "INSERT INTO notifications (id, text, request, route, created_at) "
+                    "SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], "
+                    "$5::timestamptz[])",
+                    [c.notification.id for c in created],
+                    [c.notification.text for c in created],
+                    [dict(c.notification.request) for c in created],
+                    [c.notification.route for c in created],
+                    [c.notification.created_at for c in created],
                 )
-                if active + len(deliveries) > max_active and active > 0:
-                    raise StoreFull(
-                        f"the outbox holds {active} unsent deliveries (at most {max_active})"
-                    )
-            await conn.execute(
-                "INSERT INTO notifications (id, text, request, route, created_at) "
-                "VALUES ($1, $2, $3, $4, $5)",
-                notification.id,
-                notification.text,
-                dict(notification.request),
-                notification.route,
-                notification.created_at,
-            )
-            await self._insert_deliveries(conn, [(notification.id, d) for d in deliveries], None)
-            if deliveries:
-                await self._notify(conn, Work.SEND)
-        return SubmitResult(SubmitOutcome.CREATED, notification.id, response)
+                rows = [(c.notification.id, d) for c in created for d in c.deliveries]
+                await self._insert_deliveries(conn, rows, None)
+                if rows:
+                    await self._notify(conn, Work.SEND)
+        return results
+
+    def _full(self, active: int | None, max_active: int | None) -> StoreFull:
+        return StoreFull(f"the outbox holds {active} unsent deliveries (at most {max_active})")
+
+    async def _take_key(
+        self, conn: Any, submit: _Submit, full: bool, active: int | None
+    ) -> SubmitResult | Exception:
+        """Store the submit's key (created), or answer a replay or conflict from the stored
+        one; a full outbox refuses a new one and keeps nothing (a savepoint)."""
+        key = submit.key
+        assert key is not None
+        savepoint = conn.transaction()
+        await savepoint.start()
+        won = await conn.fetchval(
+            "INSERT INTO submit_keys (scope, key, request_hash, notification_id, "
+            "response, expires_at) VALUES ($1, $2, $3, $4, $5, $6) "
+            "ON CONFLICT (scope, key) DO UPDATE SET request_hash = excluded.request_hash, "
+            "notification_id = excluded.notification_id, response = excluded.response, "
+            "expires_at = excluded.expires_at WHERE submit_keys.expires_at <= now() "
+            "RETURNING 1",
+            key.scope,
+            key.key,
+            key.request_hash,
+            submit.notification.id,
+            None if submit.response is None else dict(submit.response),
+            key.expires_at,
+        )
+        if won is not None:
+            if full:
+                await savepoint.rollback()
+                return self._full(active, submit.max_active)
+            await savepoint.commit()
+            return SubmitResult(SubmitOutcome.CREATED, submit.notification.id, submit.response)
+        await savepoint.commit()
+        row = await conn.fetchrow(
+            "SELECT request_hash, notification_id, response FROM submit_keys "
+            "WHERE scope = $1 AND key = $2",
+            key.scope,
+            key.key,
+        )
+        same = key.request_hash is None or row["request_hash"] == key.request_hash
+        return SubmitResult(
+            SubmitOutcome.REPLAY if same else SubmitOutcome.CONFLICT,
+            row["notification_id"],
+            row["response"],
+        )
 
     @staticmethod
     async def _insert_deliveries(
