@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from notify_devino.config import parse_config
 from notify_devino.errors import ConfigError
 from notify_devino.service.states import SendPolicy, State
 from notify_devino.service.store import (
@@ -170,3 +172,24 @@ async def test_one_leader_at_a_time_and_another_takes_over_when_its_lease_runs_o
     assert not await a.lead("inbox:sms", "a", 5)
     await b.resign("inbox:sms", "b")
     assert await a.lead("inbox:sms", "a", 5)
+
+
+def test_the_dsn_comes_from_the_environment_or_a_file_and_stays_out_of_the_repr(
+    tmp_path: Path,
+) -> None:
+    dsn = "postgresql://notify:s3cret-pw@db.example.org/notify"
+    base = "version: 1\nchannels: {sms: {type: memory}}\nservice:\n"
+    from_env = parse_config(
+        base + "  store: ${NOTIFY_DSN}\n", source="<t>", env={"NOTIFY_DSN": dsn}
+    )
+    assert from_env.service is not None
+    assert from_env.service.store == dsn
+    secret = tmp_path / "dsn"
+    secret.write_text(dsn + "\n")
+    from_file = parse_config(base + f"  store_file: {secret}\n", source="<t>", env={})
+    assert from_file.service is not None
+    assert from_file.service.store == dsn
+    assert "s3cret-pw" not in repr(from_file.service)
+    assert "s3cret-pw" not in open_store(from_file.service.store).url
+    with pytest.raises(ConfigError, match="store or store_file"):
+        parse_config(base + f"  store: x.db\n  store_file: {secret}\n", source="<t>", env={})
