@@ -27,6 +27,7 @@ import pwd
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -248,7 +249,7 @@ class PostgresPeer:
     def stop(self) -> None:
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
-            process.terminate()  # a "smart" shutdown would wait for the clients
+            process.send_signal(signal.SIGINT)  # a "fast" shutdown: SIGTERM waits for clients
             try:
                 process.wait(30)
             except subprocess.TimeoutExpired:

@@ -20,6 +20,7 @@ from notify_devino.service.store import (
     Change,
     NewDelivery,
     NewNotification,
+    StoreError,
     StoreUnavailable,
     Work,
     open_store,
@@ -193,3 +194,26 @@ def test_the_dsn_comes_from_the_environment_or_a_file_and_stays_out_of_the_repr(
     assert "s3cret-pw" not in open_store(from_file.service.store).url
     with pytest.raises(ConfigError, match="store or store_file"):
         parse_config(base + f"  store: x.db\n  store_file: {secret}\n", source="<t>", env={})
+
+
+async def test_an_older_notify_devino_refuses_a_newer_schema(instances: Opener) -> None:
+    store = await instances()
+    async with store._tx() as conn:
+        await conn.execute("INSERT INTO schema_version (version, name) VALUES (999, 'future')")
+    with pytest.raises(StoreError, match="newer than this notify-devino knows"):
+        await PostgresStore(store._dsn).open()
+
+
+@pytest.mark.slow
+async def test_a_database_that_went_away_is_unavailable_not_a_crash(postgres: PostgresPeer) -> None:
+    with PostgresPeer(postgres.bindir) as own:
+        store = PostgresStore(own.create_database())
+        await store.open()
+        await store.submit(note("n1"), [dlv("+7901")])
+        own.stop()
+        with pytest.raises(StoreUnavailable, match="cannot commit"):
+            await store.check_writable()
+        with pytest.raises(StoreUnavailable):
+            await store.submit(note("n2"), [dlv("+7902")])
+        assert own.password not in repr(store)
+        await store.aclose()

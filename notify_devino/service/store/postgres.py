@@ -301,13 +301,19 @@ class PostgresStore(Store):
                 for version, name, sql in known:
                     if version <= current:
                         continue
-                    async with conn.transaction():
-                        await conn.execute(sql)
-                        await conn.execute(
-                            "INSERT INTO schema_version (version, name) VALUES ($1, $2)",
-                            version,
-                            name,
-                        )
+                    try:
+                        async with conn.transaction():
+                            await conn.execute(sql)
+                            await conn.execute(
+                                "INSERT INTO schema_version (version, name) VALUES ($1, $2)",
+                                version,
+                                name,
+                            )
+                    except asyncpg.PostgresError as exc:
+                        raise StoreError(
+                            f"the store {self.url}: migration {version} ({name}) failed and was "
+                            f"rolled back: {type(exc).__name__}: {exc}"
+                        ) from exc
                     log.info("store_migrated", store=self.url, version=version, name=name)
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
@@ -1003,7 +1009,7 @@ class SharedLimiter:
         requests_per_second: float,
         *,
         owner: str,
-        lease_seconds: float = 30.0,
+        lease_seconds: float = 10.0,
     ) -> None:
         self.store = store
         self.account = account
