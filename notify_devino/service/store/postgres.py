@@ -220,6 +220,7 @@ class PostgresStore(Store):
         self._listeners: list[Callable[[Work], None]] = []
         self._limiters: dict[str, SharedLimiter] = {}
         self._pending: list[tuple[_Submit, asyncio.Future[SubmitResult]]] = []
+        self._listening: asyncio.Task[None] | None = None
         self._flushing: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
@@ -325,6 +326,10 @@ class PostgresStore(Store):
         for limiter in self._limiters.values():
             await limiter.aclose()
         self._limiters.clear()
+        if self._listening is not None:
+            with contextlib.suppress(Exception):
+                await self._listening
+            self._listening = None
         listener, self._listener = self._listener, None
         if listener is not None:
             with contextlib.suppress(Exception):
@@ -359,8 +364,8 @@ class PostgresStore(Store):
 
     def subscribe(self, listener: Callable[[Work], None]) -> None:
         self._listeners.append(listener)
-        if self._listener is None and self._pool is not None:
-            asyncio.get_running_loop().create_task(self._listen())
+        if self._listening is None and self._pool is not None:
+            self._listening = asyncio.get_running_loop().create_task(self._listen())
 
     async def _listen(self) -> None:
         if self._listener is not None:
@@ -694,7 +699,7 @@ class PostgresStore(Store):
         "UPDATE deliveries SET updated_at = $2, "
         "state = COALESCE($3, state), "
         "accepted_at = CASE WHEN $3 = 'accepted' THEN $2 ELSE accepted_at END, "
-        "final_at = CASE WHEN $3 = ANY($14::text[]) THEN $2 ELSE final_at END, "
+        "final_at = CASE WHEN $3 = ANY($13::text[]) THEN $2 ELSE final_at END, "
         "message_ids = COALESCE($4, message_ids), "
         "provider_state = COALESCE($5, provider_state), "
         "error = COALESCE($6, error), "
@@ -702,7 +707,7 @@ class PostgresStore(Store):
         "fallback_at = CASE WHEN $10 THEN $11 ELSE fallback_at END, "
         "lease_owner = CASE WHEN $12 THEN NULL ELSE lease_owner END, "
         "lease_expires_at = CASE WHEN $12 THEN NULL ELSE lease_expires_at END "
-        "WHERE id = $1 AND $13::int IS NOT NULL"
+        "WHERE id = $1"
     )
 
     @staticmethod
@@ -722,7 +727,6 @@ class PostgresStore(Store):
             change.sets_fallback_at,
             change.fallback_at if change.sets_fallback_at else None,
             change.release or target in FINAL,
-            0,
             _FINAL,
         )
 
