@@ -252,18 +252,19 @@ class Service:
     def _chunks(self, rows: Sequence[Delivery]) -> list[list[Delivery]]:
         """Rows with one group key, in order, cut at the batch size; an address at most once
         per chunk (a number given twice in one request would be sent once)."""
-        groups: dict[tuple[str, str], list[list[Delivery]]] = {}
+        groups: dict[tuple[str, str], list[tuple[list[Delivery], set[str]]]] = {}
         out: list[list[Delivery]] = []
         for row in rows:
             chunks = groups.setdefault((row.channel, row.group_key), [])
             size = self._batch_size(row.channel)
-            for chunk in chunks:
-                if len(chunk) < size and all(r.address != row.address for r in chunk[-size:]):
+            for chunk, addresses in chunks:
+                if len(chunk) < size and row.address not in addresses:
                     chunk.append(row)
+                    addresses.add(row.address)
                     break
             else:
                 chunk = [row]
-                chunks.append(chunk)
+                chunks.append((chunk, {row.address}))
                 out.append(chunk)
         return out
 
@@ -301,8 +302,10 @@ class Service:
         marked = await self.store.apply(
             [Change(r.id, expect=State.CLAIMED, to=State.SENDING, release=False) for r in rows],
             owner=self.owner,
+            returning=False,
         )
-        rows = list(marked.changed)
+        skipped = set(marked.skipped)
+        rows = [r for r in rows if r.id not in skipped]
         if not rows:
             return
         payload = rows[0].payload
@@ -375,6 +378,8 @@ class Service:
         create: list[tuple[str, NewDelivery]] = []
         finals: list[tuple[Delivery, State]] = []
         poll = self.config.status.poll_interval_seconds
+        to_accepted = self.metrics.to_accepted.labels(rows[0].channel)
+        accepted: dict[str | None, int] = {}  # by route: one chunk may carry several routes
         for row, (outcome, message_ids, error) in zip(rows, answers, strict=True):
             text = None if error is None else f"{type(error).__name__}: {error}"
             if outcome is SendOutcome.ACCEPTED:
@@ -397,9 +402,8 @@ class Service:
                         fallback_at=fallback_at,
                     )
                 )
-                self.metrics.to_accepted.labels(row.channel).observe(_duration(row.created_at, now))
-                self.metrics.last_success.labels(row.channel).set(now.timestamp())
-                self._count_outcome(row, State.ACCEPTED)
+                to_accepted.observe(_duration(row.created_at, now))
+                accepted[row.payload.get("route")] = accepted.get(row.payload.get("route"), 0) + 1
             else:
                 state = State.FAILED if outcome is SendOutcome.FAILED else State.UNKNOWN
                 changes.append(
@@ -416,6 +420,12 @@ class Service:
                 if step is not None:
                     create.append((row.notification_id, step))
         await self.store.apply(changes, owner=self.owner, create=create, returning=False)
+        channel = rows[0].channel
+        if accepted and self.metrics.channel_known(channel):
+            for route, count in accepted.items():
+                label = self.metrics.route_label(route)
+                self.metrics.deliveries.labels(channel, label, State.ACCEPTED.value).inc(count)
+            self.metrics.last_success.labels(channel).set(now.timestamp())
         for row, state in finals:
             self._count_outcome(row, state)
         if create:

@@ -412,7 +412,8 @@ class Store(abc.ABC):
         other than ``owner``, is skipped (reported in ``skipped``).
 
         :param returning: False when the caller does not need the changed rows back: the
-            engine may leave ``changed`` empty (it saves reading them).
+            engine may leave ``changed`` empty (it saves reading them). ``skipped`` is always
+            reported, so the caller knows which of its changes took.
 
         :raises TransitionError: a change the state machine does not allow; nothing applied.
         """
