@@ -22,12 +22,12 @@ from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
-import structlog
 
 from . import routing
 from .config import Config, load_config
 from .errors import ConfigError
 from .hookspecs import Channel, ChannelContext, ChannelType
+from .logconfig import get_logger
 from .lru import LruDict
 from .plugins import PluginManager
 from .streaming import DEFAULT_BATCH_SIZE, DEFAULT_MAX_IN_FLIGHT, Recipients, stream_batches
@@ -43,7 +43,7 @@ from .types import (
     utc_now,
 )
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 class Dispatcher:

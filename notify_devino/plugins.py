@@ -18,12 +18,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
-import structlog
 from pydantic import BaseModel
 
 from . import hookspecs
 from .errors import PluginError, UnsupportedOperationError
 from .hookspecs import PROJECT_NAME, Channel, ChannelType
+from .logconfig import get_logger
 from .types import (
     Balance,
     InboundMessage,
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from .dispatcher import Dispatcher
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 AUTOLOAD_ENV_VAR = "NOTIFY_DEVINO_DISABLE_PLUGIN_AUTOLOAD"
 BLOCK_ENV_VAR = "NOTIFY_DEVINO_BLOCK_PLUGINS"

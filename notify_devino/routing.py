@@ -35,10 +35,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import structlog
-
 from .config import Config, RouteConfig
 from .errors import ChannelError, ConfigError, InvalidInputError, UnsupportedOperationError
+from .logconfig import get_logger
 from .types import (
     ChannelAttempt,
     ContactResult,
@@ -53,7 +52,7 @@ from .types import (
 if TYPE_CHECKING:
     from .dispatcher import Dispatcher
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 NOTIFICATION_ID_KEY = "notification_id"
 """The metadata key of the ID a routed notification carries on every channel. A channel that can

@@ -13,11 +13,9 @@ import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-import structlog
-
 from notify_devino.errors import ChannelError, InvalidInputError
 from notify_devino.hookspecs import ChannelContext
-from notify_devino.logconfig import register_secret
+from notify_devino.logconfig import get_logger, redact, register_secret
 from notify_devino.types import (
     Balance,
     InboundMessage,
@@ -35,7 +33,7 @@ from .models import MessageState, state_info
 from .segments import count_segments
 from .settings import DevinoSettings
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _CHECK_INLINE_UP_TO = 100
 _CHECK_SLICE = 50
@@ -236,7 +234,9 @@ class DevinoChannel:
             }
         except Exception as exc:  # a bug must not lose the other chunks' accepted messages
             log.exception("send_outcome_unknown", channel=self.name, recipients=len(chunk))
-            unknown = ChannelError(f"unexpected {type(exc).__name__}: {exc}", channel=self.name)
+            unknown = ChannelError(
+                redact(f"unexpected {type(exc).__name__}: {exc}"), channel=self.name
+            )
             return {
                 i: RecipientResult(
                     notification.recipients[i], a, SendOutcome.UNKNOWN, error=unknown

@@ -43,7 +43,6 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import aiohttp
-import structlog
 import yarl
 
 from notify_devino.errors import (
@@ -55,7 +54,7 @@ from notify_devino.errors import (
     TransportError,
 )
 from notify_devino.hookspecs import ChannelContext
-from notify_devino.logconfig import register_secret
+from notify_devino.logconfig import get_logger, register_secret
 from notify_devino.retrying import Attempt, RetryPolicy
 from notify_devino.transport import transport_errors
 from notify_devino.types import Notification, RecipientResult, SendOutcome, SendResult
@@ -63,7 +62,7 @@ from notify_devino.types import Notification, RecipientResult, SendOutcome, Send
 from .settings import WebhookSettings
 from .signing import IDEMPOTENCY_HEADER, signed_headers
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 PAYLOAD_VERSION = 1
 SECRET_HEADER_WORDS = ("authorization", "token", "key", "secret", "signature", "cookie")
