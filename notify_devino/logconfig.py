@@ -298,3 +298,12 @@ def configure_logging(
         cache_logger_on_first_use=cache,
     )
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=stream, force=True)
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(_RedactingFormatter(logging.BASIC_FORMAT))
+
+
+class _RedactingFormatter(logging.Formatter):
+    """The standard library's records (aiohttp's), tracebacks included, with secrets masked."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
 import structlog
 
-from notify_devino.logconfig import REDACTED, redact_secrets, register_secret
+from notify_devino.logconfig import REDACTED, configure_logging, redact_secrets, register_secret
 
 if TYPE_CHECKING:
     from notify_devino_soap.emulator import Sandbox
@@ -107,3 +110,27 @@ async def test_a_host_that_configures_logging_gets_events_without_secrets(
     else:
         assert all(line.startswith("{") for line in err.splitlines())
         assert '"exc_type": "RuntimeError", "exc_value": "parser bug"' in err
+
+
+def test_standard_library_records_are_masked_once_configured(log_stream_restored: None) -> None:
+    register_secret("stdlib-secret-314")
+    stream = io.StringIO()
+    configure_logging("json", "info", stream, cache=False)
+    try:
+        raise OSError("lost stdlib-secret-314")
+    except OSError:
+        logging.getLogger("aiohttp.client").exception("connection %s", "stdlib-secret-314")
+    assert "connection [redacted]" in stream.getvalue()
+    assert "OSError: lost [redacted]" in stream.getvalue()
+    assert "stdlib-secret-314" not in stream.getvalue()
+
+
+@pytest.fixture
+def log_stream_restored() -> Iterator[None]:
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.configure(**saved)
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -297,3 +297,45 @@ def test_redact_masks_registered_secrets_in_text() -> None:
     register_secret("another-secret-77")
     assert redact("x another-secret-77 y") == f"x {REDACTED} y"
     assert redact("nothing here") == "nothing here"
+
+
+@pytest.mark.parametrize(
+    ("module", "model", "settings"),
+    [
+        pytest.param(
+            "notify_devino_soap.settings",
+            "DevinoSettings",
+            {"login": "a", "password": PASSWORD},
+            marks=pytest.mark.devino,
+        ),
+        (
+            "notify_devino_smtp.settings",
+            "SmtpSettings",
+            {"host": "h", "username": "u", "password": PASSWORD, "sender": "a@example.com"},
+        ),
+        (
+            "notify_devino_webhook.settings",
+            "WebhookSettings",
+            {
+                "url": "https://example.com/hook",
+                "secret": PASSWORD,
+                "headers": {"Authorization": "Bearer tok-0123456789", "X-Team": "ops"},
+            },
+        ),
+    ],
+)
+def test_each_plugins_settings_hide_their_secrets(
+    module: str, model: str, settings: dict[str, Any]
+) -> None:
+    settings_model = getattr(pytest.importorskip(module), model)
+    text = yaml.safe_dump({"version": 1, "channels": {"c": {"type": "x", "settings": settings}}})
+    config = parse_config(text, env={})
+    validated = config.channel_settings("c", settings_model)
+    assert_nowhere(
+        [PASSWORD, "tok-0123456789"],
+        repr(validated),
+        str(validated),
+        validated.model_dump_json(),
+        repr(config),
+        config.model_dump_json(),
+    )

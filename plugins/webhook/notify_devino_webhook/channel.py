@@ -59,14 +59,12 @@ from notify_devino.retrying import Attempt, RetryPolicy
 from notify_devino.transport import transport_errors
 from notify_devino.types import Notification, RecipientResult, SendOutcome, SendResult
 
-from .settings import WebhookSettings
+from .settings import SECRET_HEADER_WORDS, WebhookSettings
 from .signing import IDEMPOTENCY_HEADER, signed_headers
 
 log = get_logger(__name__)
 
 PAYLOAD_VERSION = 1
-SECRET_HEADER_WORDS = ("authorization", "token", "key", "secret", "signature", "cookie")
-"""Extra headers whose names hold one of these carry secrets: never logged."""
 _ERROR_BODY_BYTES = 2048
 
 
