@@ -201,7 +201,7 @@ class LibraryLogger:
         error = _exception_of(exc_info)
         if error is not None:
             text += "\n" + "".join(traceback.format_exception(error)).rstrip("\n")
-        self._stdlib.log(level, "%s", redact(text))
+        self._stdlib.log(level, "%s", redact(text), stacklevel=3)  # the caller's line
 
     def debug(self, event: str, *args: Any, **kw: Any) -> None:
         self._log("debug", event, args, kw)
