@@ -92,12 +92,22 @@ class WebhookReceiver:
         status: int,
         *,
         processed: bool = False,
-        retry_after: float | None = None,
+        retry_after: float | str | None = None,
         delay: float = 0.0,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
-        """How to answer the next request that checks out and carries a new key."""
-        headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
-        self._answers.append(_Answer(status, processed, delay, headers))
+        """How to answer the next request that checks out and carries a new key.
+
+        :param retry_after: a ``Retry-After`` header: seconds, or the header's text as given
+            (an HTTP date, or garbage a hostile receiver might send).
+        :param headers: more headers of the answer.
+        """
+        answer_headers = dict(headers or {})
+        if isinstance(retry_after, str):
+            answer_headers["Retry-After"] = retry_after
+        elif retry_after is not None:
+            answer_headers["Retry-After"] = f"{retry_after:g}"
+        self._answers.append(_Answer(status, processed, delay, answer_headers))
 
     def url(self, path: str = "/hook") -> str:
         return f"http://{self.host}:{self.port}{path}"

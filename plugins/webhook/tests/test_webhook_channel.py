@@ -310,3 +310,52 @@ def test_the_plugin_is_found_through_its_installed_entry_point() -> None:
     assert info.distribution == "notify-devino-webhook"
     assert info.channel_types == ("webhook",)
     assert info.hooks == ("notify_register_channel_types", "notify_send")
+
+
+async def test_retry_after_dates_and_garbage_never_lose_another_recipients_result(
+    make_webhook_receiver: ReceiverFactory,
+    plugins: PluginManager,
+    hooks_config: ConfigMaker,
+    notify_dispatcher: DispatcherFactory,
+) -> None:
+    in_an_hour = datetime.now(UTC) + timedelta(hours=1)
+    answers = {
+        "ok": (200, None),
+        # RFC 9110 allows the asctime form of an HTTP date (no zone: it is GMT)
+        "asctime": (429, in_an_hour.strftime("%a %b %d %H:%M:%S %Y")),
+        "imf": (503, in_an_hour.strftime("%a, %d %b %Y %H:%M:%S GMT")),
+        "garbage": (503, "²"),
+        "overflow": (429, "99999999999999999999 Dec 2026 10:15:00 GMT"),
+    }
+    targets = {}
+    receivers = {}
+    for name, (status, retry_after) in answers.items():
+        receiver = receivers[name] = await make_webhook_receiver()
+        targets[name] = receiver.url()
+        if status != 200:
+            for _ in range(3):
+                receiver.script(status, retry_after=retry_after)
+    dispatcher = await notify_dispatcher(hooks_config(targets=targets), plugins=plugins)
+    result = await dispatcher.send("db-1 is down", to=list(answers))
+    by_name = {r.recipient: r for r in result.recipients}
+    assert by_name["ok"].outcome is SendOutcome.ACCEPTED
+    assert by_name["ok"].message_ids == (receivers["ok"].deliveries[0].key,)
+    for name in ("asctime", "imf"):  # a date an hour ahead: longer than the policy waits
+        error = by_name[name].error
+        assert by_name[name].outcome is SendOutcome.FAILED
+        assert isinstance(error, RateLimitedError)
+        assert error.retry_after is not None
+        assert 3500 < error.retry_after <= 3600
+        assert receivers[name].requests == 1
+    # a 503 whose Retry-After cannot be read says nothing of what the receiver did
+    garbage = by_name["garbage"]
+    assert garbage.outcome is SendOutcome.UNKNOWN
+    assert isinstance(garbage.error, ProviderFaultError)
+    assert garbage.error.http_status == 503
+    assert receivers["garbage"].requests == 1
+    # a 429 is a refusal whatever its Retry-After says: retried, then failed
+    overflow = by_name["overflow"]
+    assert overflow.outcome is SendOutcome.FAILED
+    assert isinstance(overflow.error, RateLimitedError)
+    assert overflow.error.retry_after is None
+    assert receivers["overflow"].requests == 3
