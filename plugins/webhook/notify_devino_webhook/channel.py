@@ -61,7 +61,7 @@ from notify_devino.transport import parse_retry_after, transport_errors
 from notify_devino.types import Notification, RecipientResult, SendOutcome, SendResult
 
 from .settings import WebhookSettings
-from .signing import IDEMPOTENCY_HEADER, signed_headers
+from .signing import signed_headers
 
 log = structlog.get_logger(__name__)
 
@@ -207,8 +207,7 @@ class WebhookChannel:
         headers = {
             **self.settings.headers,
             "Content-Type": "application/json; charset=utf-8",
-            IDEMPOTENCY_HEADER: key,
-            **signed_headers(self._secret, body),
+            **signed_headers(self._secret, body, idempotency_key=key),
         }
         host = yarl.URL(url).host
         with transport_errors(

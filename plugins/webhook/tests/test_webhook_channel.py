@@ -359,3 +359,57 @@ async def test_retry_after_dates_and_garbage_never_lose_another_recipients_resul
     assert isinstance(overflow.error, RateLimitedError)
     assert overflow.error.retry_after is None
     assert receivers["overflow"].requests == 3
+
+
+async def test_a_replay_with_another_idempotency_key_is_refused(
+    webhook_receiver: WebhookReceiver,
+    plugins: PluginManager,
+    hooks_config: ConfigMaker,
+    notify_dispatcher: DispatcherFactory,
+) -> None:
+    dispatcher = await notify_dispatcher(hooks_config(url=webhook_receiver.url()), plugins=plugins)
+    assert (await dispatcher.send("pay the invoice", to=["a"])).ok
+    (captured,) = webhook_receiver.deliveries
+    headers = {
+        name: captured.headers[name]
+        for name in ("Content-Type", "X-Notify-Timestamp", "X-Notify-Signature")
+    }
+    async with aiohttp.ClientSession() as attacker:  # within the timestamp's tolerance
+        replay = {**headers, "Idempotency-Key": "a-key-the-receiver-has-not-seen"}
+        async with attacker.post(webhook_receiver.url(), data=captured.body, headers=replay) as r:
+            assert r.status == 401
+        same = {**headers, "Idempotency-Key": captured.key}
+        async with attacker.post(webhook_receiver.url(), data=captured.body, headers=same) as r:
+            assert r.status == 200  # the same request again: answered, not processed twice
+    assert len(webhook_receiver.deliveries) == 1
+    assert webhook_receiver.rejections == ["no signature matches"]
+    assert webhook_receiver.duplicates == [captured.key]
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status"),
+    [
+        ({"X-Notify-Timestamp": "9" * 5000}, None, 401),
+        ({"X-Notify-Timestamp": "١٧٩٥٨٩١٢٣٤"}, None, 401),
+        ({"Idempotency-Key": ""}, None, 400),
+        ({}, b"\xff not json", 400),
+        ({}, b"[1, 2]", 400),
+    ],
+)
+async def test_bad_requests_get_a_4xx_never_a_500(
+    webhook_receiver: WebhookReceiver,
+    headers: dict[str, str],
+    body: bytes | None,
+    status: int,
+) -> None:
+    from notify_devino_webhook.signing import signed_headers
+
+    payload = body if body is not None else b'{"text":"x"}'
+    signed = signed_headers(TEST_SECRET, payload, idempotency_key="k-1")
+    async with (
+        aiohttp.ClientSession() as client,
+        client.post(webhook_receiver.url(), data=payload, headers={**signed, **headers}) as r,
+    ):
+        assert r.status == status
+    assert webhook_receiver.deliveries == []
+    assert len(webhook_receiver.rejections) == 1
