@@ -54,6 +54,7 @@ from .recent import RecentDict
 from .streaming import DEFAULT_BATCH_SIZE, DEFAULT_MAX_IN_FLIGHT, Recipients, stream_batches
 from .types import (
     Balance,
+    Estimate,
     InboundMessage,
     MessageStatus,
     Notification,
@@ -530,6 +531,17 @@ class Dispatcher:
         async with self._operation():
             return await self._hooks[target.name].balance(target)
 
+    async def estimate(
+        self, text: str, *, recipients: int = 1, channel: str | None = None
+    ) -> Estimate:
+        """What sending ``text`` to ``recipients`` recipients over a channel would take and cost
+        (SMS parts, encoding, price where the channel knows its tariff). Nothing is sent."""
+        if recipients < 1:
+            raise ValueError("recipients must be at least 1")
+        target = self.channel(channel)
+        async with self._operation():
+            return await self._hooks[target.name].estimate(target, text, recipients)
+
     async def statistics(
         self, start: datetime, end: datetime | None = None, *, channel: str | None = None
     ) -> Statistics:
@@ -745,6 +757,9 @@ class SyncDispatcher:
 
     def balance(self, **kwargs: Any) -> Balance:
         return self._run(self.dispatcher.balance(**kwargs))
+
+    def estimate(self, text: str, **kwargs: Any) -> Estimate:
+        return self._run(self.dispatcher.estimate(text, **kwargs))
 
     def statistics(self, start: datetime, end: datetime | None = None, **kwargs: Any) -> Statistics:
         return self._run(self.dispatcher.statistics(start, end, **kwargs))

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from .types import (
     Balance,
+    Estimate,
     InboundMessage,
     MessageStatus,
     Notification,
@@ -83,9 +84,9 @@ class ChannelType:
     :param factory: builds the channel; see :data:`ChannelFactory`.
     :param description: one line for ``notify-devino plugins``.
     :param operations: the operations the channel answers, a subset of send, status, inbox,
-        balance and statistics. None (the default): every operation hook its plugin implements.
-        A plugin with several channel types narrows one by naming its operations; naming one
-        the plugin does not implement is an error. The plugin manager's
+        balance, statistics and estimate. None (the default): every operation hook its plugin
+        implements. A plugin with several channel types narrows one by naming its operations;
+        naming one the plugin does not implement is an error. The plugin manager's
         :meth:`~notify_devino.plugins.PluginManager.channel_types` always gives the set.
     :param batch_size: the most recipients one send should carry when the dispatcher streams
         a bulk send (:meth:`~notify_devino.dispatcher.Dispatcher.send_stream`): the
@@ -174,6 +175,17 @@ def notify_statistics(
     """Called to read the provider's delivery statistics for a period (UTC, aware).
 
     :return: an awaitable of the statistics.
+    """
+
+
+@hookspec(firstresult=True)
+def notify_estimate(channel: Channel, text: str, recipients: int) -> Awaitable[Estimate] | None:
+    """Called to learn what ``text`` would cost on a channel, before sending it; nothing is sent.
+
+    :param channel: the running channel the text would go over.
+    :param text: the message text.
+    :param recipients: how many recipients the cost is for (at least 1).
+    :return: an awaitable of the estimate.
     """
 
 

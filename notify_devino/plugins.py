@@ -39,6 +39,7 @@ from .errors import (
 from .hookspecs import PROJECT_NAME, Channel, ChannelType
 from .types import (
     Balance,
+    Estimate,
     InboundMessage,
     MessageStatus,
     Notification,
@@ -65,6 +66,7 @@ OPERATION_HOOKS: Mapping[str, str] = {
     "inbox": "notify_inbox",
     "balance": "notify_balance",
     "statistics": "notify_statistics",
+    "estimate": "notify_estimate",
 }
 """Each operation a channel may answer, and the hook that answers it."""
 OPERATIONS = frozenset(OPERATION_HOOKS)
@@ -203,6 +205,9 @@ class ChannelHooks:
 
     def statistics(self, channel: Channel, start: datetime, end: datetime) -> Awaitable[Statistics]:
         return self._call("statistics", channel, start=start, end=end)
+
+    def estimate(self, channel: Channel, text: str, recipients: int) -> Awaitable[Estimate]:
+        return self._call("estimate", channel, text=text, recipients=recipients)
 
 
 @dataclass(slots=True)

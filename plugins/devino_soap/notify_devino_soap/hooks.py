@@ -13,6 +13,7 @@ from notify_devino import hookimpl
 from notify_devino.hookspecs import ChannelContext, ChannelType
 from notify_devino.types import (
     Balance,
+    Estimate,
     InboundMessage,
     MessageStatus,
     Notification,
@@ -85,3 +86,8 @@ def notify_statistics(
     channel: DevinoChannel, start: datetime, end: datetime
 ) -> Awaitable[Statistics]:
     return channel.statistics(start, end)
+
+
+@hookimpl
+def notify_estimate(channel: DevinoChannel, text: str, recipients: int) -> Awaitable[Estimate]:
+    return channel.estimate(text, recipients)
