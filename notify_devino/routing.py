@@ -298,6 +298,10 @@ class _Router:
             except ChannelError as exc:  # a status read failed; the message may still arrive
                 error = ChannelError(f"status not readable: {exc}", channel=channel)
                 log.warning("route_status_failed", channel=channel, error=str(exc))
+            except DispatcherStateError as exc:  # the dispatcher is closing: stop following
+                return tuple(latest.values()), ChannelError(
+                    f"status not followed: {exc}", channel=channel
+                )
             except Exception as exc:  # a plugin's bug: stop following, move on to the next channel
                 log.exception("route_status_crashed", channel=channel)
                 return tuple(latest.values()), ChannelError(

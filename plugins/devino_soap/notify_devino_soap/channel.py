@@ -126,9 +126,10 @@ class DevinoChannel:
         first_of: dict[str, int] = {}  # address -> index of the first recipient with it
         batch: list[tuple[int, str]] = []
         if len(notification.recipients) > _CHECK_INLINE_UP_TO:
-            # ~20 us a number: a bulk batch is checked in slices, one batch at a time, with the
-            # event loop let go between slices. A request the rate limiter has just let go is
-            # then written within a slice's time, not after every pending batch's 20 ms check:
+            # Checking numbers takes time: a bulk batch is checked in slices, one batch at a
+            # time, with the event loop let go between slices. A request the rate limiter has
+            # just let go is then written within a slice's time, not after every pending
+            # batch's whole check:
             # held back, it would reach the service later than its grant, and closer to the
             # next one than the limiter meant.
             async with self._checking:
