@@ -177,15 +177,25 @@ class UnsupportedOperationError(ChannelError):
 
 class UnexpectedError(ChannelError):
     """A channel's code raised something outside this tree (a bug in a plugin) while it was
-    sending: the request may have been processed, so the outcome is *unknown*.
+    sending, or answered what the send contract does not allow: the request may have been
+    processed, so the outcome is *unknown*.
 
-    :ivar error_type: the name of the exception's class (``TypeError``); the exception itself
-        is the ``__cause__``.
+    :ivar error_type: the name of the class of what was raised (``TypeError``) or answered.
+    :ivar cause: the exception raised, when there was one (also the ``__cause__``).
     """
 
-    def __init__(self, message: str, *, error_type: str, channel: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_type: str,
+        cause: BaseException | None = None,
+        channel: str | None = None,
+    ) -> None:
         super().__init__(message, channel=channel)
         self.error_type = error_type
+        self.cause = cause
+        self.__cause__ = cause
 
     def may_have_been_processed(self) -> bool:
         return True

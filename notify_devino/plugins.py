@@ -146,9 +146,9 @@ class ChannelHooks:
                 f"channel {channel.name!r} (plugin {self.plugin!r}) raised "
                 f"{type(exc).__name__}: {exc}",
                 error_type=type(exc).__name__,
+                cause=exc,
                 channel=channel.name,
             )
-            error.__cause__ = exc
             return self._unknown(channel, notification, error, exc)
         if not isinstance(result, SendResult) or len(result.recipients) != len(
             notification.recipients

@@ -189,9 +189,9 @@ class WebhookChannel:
             unknown = UnexpectedError(
                 f"unexpected {type(exc).__name__}: {exc}",
                 error_type=type(exc).__name__,
+                cause=exc,
                 channel=self.name,
             )
-            unknown.__cause__ = exc
             return RecipientResult(recipient, recipient, SendOutcome.UNKNOWN, error=unknown)
         log.info(
             "webhook_sent",

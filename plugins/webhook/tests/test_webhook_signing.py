@@ -87,7 +87,7 @@ def test_a_bad_request_is_refused_with_the_reason(
 @given(
     secret=st.text(min_size=1),
     body=st.binary(),
-    timestamp=st.integers(0, 2**40),
+    timestamp=st.integers(0, 10**12 - 1),  # at most the 12 digits a receiver reads
     key=st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=64),
 )
 def test_every_body_signed_checks_out_and_any_change_does_not(
