@@ -197,6 +197,16 @@ class UnexpectedError(ChannelError):
         self.cause = cause
         self.__cause__ = cause
 
+    @classmethod
+    def of(
+        cls, exc: BaseException, *, channel: str | None = None, where: str | None = None
+    ) -> UnexpectedError:
+        """The error for ``exc`` raised in a send: ``unexpected TypeError: ...``, or, with
+        ``where``, ``<where> raised TypeError: ...``."""
+        what = f"{type(exc).__name__}: {exc}"
+        message = f"{where} raised {what}" if where else f"unexpected {what}"
+        return cls(message, error_type=type(exc).__name__, cause=exc, channel=channel)
+
     def may_have_been_processed(self) -> bool:
         return True
 

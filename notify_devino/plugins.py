@@ -142,12 +142,10 @@ class ChannelHooks:
                 raise  # nothing was processed: the error is the truth
             return self._unknown(channel, notification, exc, exc)
         except Exception as exc:  # a bug in the plugin: the request may be out
-            error = UnexpectedError(
-                f"channel {channel.name!r} (plugin {self.plugin!r}) raised "
-                f"{type(exc).__name__}: {exc}",
-                error_type=type(exc).__name__,
-                cause=exc,
+            error = UnexpectedError.of(
+                exc,
                 channel=channel.name,
+                where=f"channel {channel.name!r} (plugin {self.plugin!r})",
             )
             return self._unknown(channel, notification, error, exc)
         if not isinstance(result, SendResult) or len(result.recipients) != len(
@@ -381,6 +379,17 @@ class PluginManager:
                     owner,
                     {op: implemented[op] for op in operations},
                 )
+        owners = {hooks.plugin for hooks in found.values()}
+        for hook_name in OPERATION_HOOKS.values():
+            for impl in getattr(self.hook, hook_name).get_hookimpls():
+                if impl.plugin_name not in owners:
+                    log.warning(
+                        "plugin_hook_unused",
+                        plugin=impl.plugin_name,
+                        hook=hook_name,
+                        why="the plugin registers no channel type: operation hooks are called "
+                        "only on the plugin that registered the channel's type",
+                    )
         self._state.channel_types = found
         return found
 

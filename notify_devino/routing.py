@@ -197,11 +197,7 @@ class _Batcher:
             answers = [RecipientResult(a, a, SendOutcome.FAILED, error=error) for a in addresses]
         except Exception as exc:  # unexpected: it may have sent
             log.exception("route_send_crashed", channel=channel, recipients=len(addresses))
-            error = UnexpectedError(
-                f"unexpected {type(exc).__name__}: {exc}",
-                error_type=type(exc).__name__,
-                channel=channel,
-            )
+            error = UnexpectedError.of(exc, channel=channel)
             answers = [RecipientResult(a, a, SendOutcome.UNKNOWN, error=error) for a in addresses]
         for (_, future), answer in zip(queue, answers, strict=True):
             future.set_result(answer)

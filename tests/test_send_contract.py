@@ -242,3 +242,23 @@ async def test_an_unknown_channel_at_call_time_is_an_unknown_channel_error(
     assert info.value.expected == "one of a, b"
     with pytest.raises(UnknownChannelError, match="none is the default"):
         dispatcher.channel()
+
+
+class Stray:
+    """Operation hooks without a channel type: the old way of answering another's channels."""
+
+    @hookimpl
+    def notify_send(self, channel: Channel, notification: Notification) -> None:
+        return None
+
+
+def test_operation_hooks_of_a_plugin_without_a_channel_type_are_said_to_be_unused(
+    notify_plugin_manager: PluginManager,
+) -> None:
+    notify_plugin_manager.register(MemoryPlugin(), name="memory")
+    notify_plugin_manager.register(Stray(), name="stray")
+    with structlog.testing.capture_logs() as logs:
+        notify_plugin_manager.channel_types()
+    assert [(e["event"], e["plugin"], e["hook"]) for e in logs] == [
+        ("plugin_hook_unused", "stray", "notify_send")
+    ]

@@ -224,11 +224,7 @@ class DevinoChannel:
             }
         except Exception as exc:  # a bug must not lose the other chunks' accepted messages
             log.exception("send_outcome_unknown", channel=self.name, recipients=len(chunk))
-            unknown = UnexpectedError(
-                f"unexpected {type(exc).__name__}: {exc}",
-                error_type=type(exc).__name__,
-                channel=self.name,
-            )
+            unknown = UnexpectedError.of(exc, channel=self.name)
             return {
                 i: RecipientResult(
                     notification.recipients[i], a, SendOutcome.UNKNOWN, error=unknown

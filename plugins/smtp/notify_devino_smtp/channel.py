@@ -349,11 +349,7 @@ class SmtpChannel:
         except Exception as exc:  # a bug must not lose what the others were told
             log.exception("email_outcome_unknown", channel=self.name)
             connection.drop()
-            unknown = UnexpectedError(
-                f"unexpected {type(exc).__name__}: {exc}",
-                error_type=type(exc).__name__,
-                channel=self.name,
-            )
+            unknown = UnexpectedError.of(exc, channel=self.name)
             return RecipientResult(address, address, SendOutcome.UNKNOWN, error=unknown)
         log.info(
             "email_sent",

@@ -186,12 +186,7 @@ class WebhookChannel:
             return RecipientResult(recipient, recipient, outcome, error=exc)
         except Exception as exc:  # a bug here must not lose what the other recipients were told
             log.exception("webhook_outcome_unknown", channel=self.name, idempotency_key=key)
-            unknown = UnexpectedError(
-                f"unexpected {type(exc).__name__}: {exc}",
-                error_type=type(exc).__name__,
-                cause=exc,
-                channel=self.name,
-            )
+            unknown = UnexpectedError.of(exc, channel=self.name)
             return RecipientResult(recipient, recipient, SendOutcome.UNKNOWN, error=unknown)
         log.info(
             "webhook_sent",
