@@ -152,7 +152,7 @@ class ChannelHooks:
             notification.recipients
         ):
             what = (
-                f"{len(result.recipients)} results for {len(notification.recipients)} recipients"
+                f"for {len(result.recipients)} of {len(notification.recipients)} recipients"
                 if isinstance(result, SendResult)
                 else f"a {type(result).__name__}, not a SendResult"
             )

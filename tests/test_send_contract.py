@@ -262,3 +262,32 @@ def test_operation_hooks_of_a_plugin_without_a_channel_type_are_said_to_be_unuse
     assert [(e["event"], e["plugin"], e["hook"]) for e in logs] == [
         ("plugin_hook_unused", "stray", "notify_send")
     ]
+
+
+class Short:
+    """A plugin whose send answers for fewer recipients than it was given."""
+
+    @hookimpl
+    def notify_register_channel_types(self) -> Iterable[ChannelType]:
+        return [ChannelType("short", Empty, Plain)]
+
+    @hookimpl
+    def notify_send(self, channel: Channel, notification: Notification) -> Awaitable[SendResult]:
+        async def send() -> SendResult:
+            first = notification.recipients[0]
+            taken = RecipientResult(first, first, SendOutcome.ACCEPTED, ("id-1",))
+            return SendResult(channel.name, notification, (taken,))
+
+        return send()
+
+
+async def test_a_result_that_does_not_answer_for_every_recipient_is_unknown(
+    notify_plugin_manager: PluginManager,
+    notify_config: ConfigMaker,
+    notify_dispatcher: DispatcherFactory,
+) -> None:
+    notify_plugin_manager.register(Short(), name="short")
+    dispatcher = await notify_dispatcher(notify_config({"s": {"type": "short"}}))
+    result = await dispatcher.send("x", to=["a", "b"])
+    assert [r.outcome for r in result.recipients] == [SendOutcome.UNKNOWN] * 2
+    assert "answered for 1 of 2 recipients" in str(result.recipients[0].error)
