@@ -31,7 +31,6 @@ import types
 import weakref
 from collections.abc import (
     AsyncGenerator,
-    AsyncIterator,
     Coroutine,
     Iterable,
     Iterator,
@@ -273,18 +272,11 @@ class Dispatcher:
             )
         self._refuse_other_loop()
 
-    @contextlib.asynccontextmanager
-    async def _operation(self) -> AsyncIterator[None]:
-        """Count an operation in flight, so closing waits for it."""
+    def _operation(self) -> _InFlight:
+        """``with self._operation():`` around an operation's hook call: refused unless the
+        dispatcher runs in this loop, and counted in flight so closing waits for it."""
         self._refuse_unless_running()
-        self._in_flight += 1
-        self._idle.clear()
-        try:
-            yield
-        finally:
-            self._in_flight -= 1
-            if not self._in_flight:
-                self._idle.set()
+        return _InFlight(self)
 
     # -- channels --------------------------------------------------------------------------------
 
@@ -346,7 +338,7 @@ class Dispatcher:
             raise TypeError("pass either a Notification or text with to= and fields, not both")
         target = self.channel(channel or notification.channel)
         started = asyncio.get_running_loop().time()
-        async with self._operation():
+        with self._operation():
             result = await self._hooks[target.name].send(target, notification)
         for recipient in result.recipients:
             for message_id in recipient.message_ids:
@@ -459,7 +451,7 @@ class Dispatcher:
         if not ids:
             return []
         target = self._channel_for(ids, channel)
-        async with self._operation():
+        with self._operation():
             statuses = list(await self._hooks[target.name].status(target, ids))
         for status in statuses:
             previous = self._last_status.get(status.message_id)
@@ -520,7 +512,7 @@ class Dispatcher:
             if moment.tzinfo is None:
                 raise ValueError("inbox times must be timezone-aware")
         target = self.channel(channel)
-        async with self._operation():
+        with self._operation():
             messages = list(await self._hooks[target.name].inbox(target, start, until))
         for message in messages:
             self.plugins.inbound_message(message)
@@ -528,7 +520,7 @@ class Dispatcher:
 
     async def balance(self, *, channel: str | None = None) -> Balance:
         target = self.channel(channel)
-        async with self._operation():
+        with self._operation():
             return await self._hooks[target.name].balance(target)
 
     async def estimate(
@@ -539,7 +531,7 @@ class Dispatcher:
         if recipients < 1:
             raise ValueError("recipients must be at least 1")
         target = self.channel(channel)
-        async with self._operation():
+        with self._operation():
             return await self._hooks[target.name].estimate(target, text, recipients)
 
     async def statistics(
@@ -550,7 +542,7 @@ class Dispatcher:
             if moment.tzinfo is None:
                 raise ValueError("statistics times must be timezone-aware")
         target = self.channel(channel)
-        async with self._operation():
+        with self._operation():
             return await self._hooks[target.name].statistics(target, start, end)
 
     # -- routed notifications (contacts, groups and routes of the configuration) -----------------
@@ -581,6 +573,24 @@ class Dispatcher:
         return await routing.deliver(
             self, text, to=to, severity=severity, tags=tags, route=route, metadata=metadata
         )
+
+
+class _InFlight:
+    """Counts one operation in flight on a dispatcher. A plain class: it wraps every call."""
+
+    __slots__ = ("_dispatcher",)
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self._dispatcher = dispatcher
+
+    def __enter__(self) -> None:
+        self._dispatcher._in_flight += 1
+        self._dispatcher._idle.clear()
+
+    def __exit__(self, *exc: object) -> None:
+        self._dispatcher._in_flight -= 1
+        if not self._dispatcher._in_flight:
+            self._dispatcher._idle.set()
 
 
 class SyncDispatcher:
