@@ -9,12 +9,14 @@ import warnings
 from collections.abc import Callable
 
 import pytest
+import structlog
 
+from notify_devino import hookimpl
 from notify_devino.config import Config
 from notify_devino.dispatcher import Dispatcher, DispatcherState, SyncDispatcher
 from notify_devino.errors import DispatcherStateError
 from notify_devino.plugins import PluginManager
-from notify_devino.types import SendOutcome
+from notify_devino.types import SendOutcome, SendResult
 from notify_devino_memory import MemoryChannel, MemoryPlugin
 
 ConfigMaker = Callable[..., Config]
@@ -119,3 +121,37 @@ async def test_the_sync_facade_refuses_a_running_loop_and_a_closed_facade(
             facade.__enter__()
 
     await asyncio.to_thread(outside_a_loop)
+
+
+class CallsBack:
+    """An observer that calls the sync facade from inside the facade's own loop."""
+
+    def __init__(self) -> None:
+        self.facade: SyncDispatcher | None = None
+
+    @hookimpl
+    def notify_after_send(self, result: SendResult) -> None:
+        assert self.facade is not None
+        self.facade.balance()
+
+
+async def test_the_sync_facade_called_from_its_own_loop_refuses_instead_of_hanging(
+    config: Config, plugins: PluginManager
+) -> None:
+    observer = CallsBack()
+    plugins.register(observer, name="calls_back")
+
+    def outside_a_loop() -> list[dict[str, object]]:
+        with (
+            structlog.testing.capture_logs() as logs,
+            SyncDispatcher(config, plugins=plugins) as facade,
+        ):
+            observer.facade = facade
+            assert facade.send("x", to=["+1"]).ok
+        return logs
+
+    logs = await asyncio.to_thread(outside_a_loop)
+    (failed,) = [e for e in logs if e["event"] == "observer_failed"]
+    assert "DispatcherStateError: the SyncDispatcher was called from its own event loop" in str(
+        failed["error"]
+    )
