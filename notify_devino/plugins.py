@@ -320,7 +320,9 @@ class PluginManager:
 
     @property
     def hook(self) -> Any:
-        """The raw pluggy hook relay; prefer the typed wrappers."""
+        """The raw pluggy hook relay; prefer the typed wrappers. Never call an operation hook
+        through it: implementations answer for their own channel type only, and expect to be
+        called with nothing else (use :meth:`channel_hooks`)."""
         return self._pm.hook
 
     def plugins(self) -> list[PluginInfo]:
