@@ -40,6 +40,7 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 import structlog
@@ -219,32 +220,17 @@ class WebhookChannel:
     def _refusal(self, status: int, retry_after: str | None, text: str) -> ChannelError:
         wait = parse_retry_after(retry_after)
         message = f"the receiver answered HTTP {status}: {text[:200]}".rstrip(": ")
+
+        def refusal(cls: type[ProviderFaultError], **more: Any) -> ProviderFaultError:
+            return cls(
+                message, http_status=status, raw=text, channel=self.name, operation="POST", **more
+            )
+
         if status == 429 or (status == 503 and wait is not None):
-            return RateLimitedError(
-                message,
-                retry_after=wait,
-                http_status=status,
-                raw=text,
-                channel=self.name,
-                operation="POST",
-            )
+            return refusal(RateLimitedError, retry_after=wait)
         if status in (401, 403):
-            return AuthenticationError(
-                message,
-                text=text,
-                http_status=status,
-                raw=text,
-                channel=self.name,
-                operation="POST",
-            )
+            return refusal(AuthenticationError, text=text)
         # An HTTP error status is no refusal the receiver defined: a 5xx says nothing of whether
         # it processed the request (``text`` stays None, so the core treats it as a bare
         # server error: transient, and possibly processed).
-        return ProviderFaultError(
-            message,
-            http_status=status,
-            raw=text,
-            transient=status >= 500,
-            channel=self.name,
-            operation="POST",
-        )
+        return refusal(ProviderFaultError, transient=status >= 500)
