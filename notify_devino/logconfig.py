@@ -27,9 +27,11 @@ import re
 import sys
 import traceback
 from collections.abc import MutableMapping
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, TextIO, TypeVar
 
 import structlog
+
+E = TypeVar("E", bound=BaseException)
 
 REDACTED = "[redacted]"
 SECRET_KEYS = frozenset(
@@ -95,7 +97,7 @@ def redact(text: str) -> str:
     return pattern.sub(REDACTED, text)
 
 
-def redact_error(error: BaseException) -> BaseException:
+def redact_error(error: E) -> E:
     """Mask every registered secret in ``error``'s message and text attributes (a provider's
     fault text, the raw reply), and in those of its causes, in place; returns ``error``.
 
