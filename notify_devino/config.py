@@ -529,23 +529,26 @@ def _describe(err: Mapping[str, Any], *, secret: bool = False) -> str:
 _INT_TAG = "tag:yaml.org,2002:int"
 _SECRET_EXPECTED = f"a regular file of at most {MAX_SECRET_BYTES // 1024} KiB holding the secret"
 
-_BaseLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+def _make_loader(base: type[Any]) -> type[Any]:
+    class Loader(base):  # type: ignore[misc]
+        """``safe_load``'s loader: a timestamp Python cannot build (the 31st of February) is
+        a YAML error with its mark, not a bare ValueError."""
+
+        def construct_yaml_timestamp(self, node: yaml.Node) -> Any:
+            try:
+                return super().construct_yaml_timestamp(node)
+            except (ValueError, OverflowError) as exc:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"cannot read this value: {exc}", node.start_mark
+                ) from None
+
+    Loader.add_constructor("tag:yaml.org,2002:timestamp", Loader.construct_yaml_timestamp)
+    return Loader
 
 
-class _Loader(_BaseLoader):  # type: ignore[misc]
-    """``safe_load``'s loader, libyaml's when PyYAML has it: a timestamp Python cannot build
-    (the 31st of February) is a YAML error with its mark, not a bare ValueError."""
-
-    def construct_yaml_timestamp(self, node: yaml.Node) -> Any:
-        try:
-            return super().construct_yaml_timestamp(node)
-        except (ValueError, OverflowError) as exc:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"cannot read this value: {exc}", node.start_mark
-            ) from None
-
-
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
+_Loader = _make_loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+"""libyaml's loader when PyYAML has it, else the pure-Python one."""
 
 
 class _TreeProblem(Exception):
@@ -665,7 +668,8 @@ def _line_map(root: yaml.Node) -> dict[Path_, int]:
         node, path = stack.pop()
         if len(path) >= MAX_DEPTH:
             raise _TreeProblem(
-                f"collections nest deeper than {MAX_DEPTH} levels; expected at most {MAX_DEPTH}",
+                f"collections nest deeper than {MAX_DEPTH} levels; expected collections nested at "
+                f"most {MAX_DEPTH} deep",
                 node,
             )
         if type(node) is _Mapping:
@@ -731,24 +735,38 @@ def _read_regular_file(file: Path, limit: int) -> bytes:
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
     fd = os.open(file, flags | getattr(os, "O_CLOEXEC", 0))
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            mode = status.st_mode
             kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
             raise _FileProblem(f"is {kind}, not a regular file")
-        chunks: list[bytes] = []
-        size = 0
-        while size <= limit:
-            chunk = os.read(fd, min(limit + 1 - size, 1 << 20))
+        if status.st_size > limit:
+            raise _FileProblem(f"is larger than {_size(limit)}", _lines_in(fd, limit))
+        data = bytearray()
+        while len(data) <= limit:  # st_size is a hint: a file may grow, /proc says 0
+            want = max(status.st_size - len(data) + 1, 64 * 1024)
+            chunk = os.read(fd, min(limit + 1 - len(data), want, 1 << 20))
             if not chunk:
                 break
-            chunks.append(chunk)
-            size += len(chunk)
+            data += chunk
     finally:
         os.close(fd)
-    data = b"".join(chunks)
-    if size > limit:
+    if len(data) > limit:
         raise _FileProblem(f"is larger than {_size(limit)}", data.count(b"\n", 0, limit) + 1)
-    return data
+    return bytes(data)
+
+
+def _lines_in(fd: int, limit: int) -> int:
+    """The line the first ``limit`` bytes of ``fd`` end on, read a MiB at a time."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    lines, left = 1, limit
+    while left > 0:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            break
+        lines += chunk.count(b"\n")
+        left -= len(chunk)
+    return lines
 
 
 def _size(count: int) -> str:
@@ -799,6 +817,8 @@ class YamlDocument:
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             problem = " ".join(p for p in (exc.context, exc.problem) if p)
+            if "nesting depth" in problem:  # libyaml's own limit, far above ours
+                problem += f"; expected collections nested at most {MAX_DEPTH} deep"
             raise ConfigError(
                 f"malformed YAML: {problem}"
                 + (f" (column {mark.column + 1})" if mark is not None else ""),
@@ -808,8 +828,11 @@ class YamlDocument:
         except yaml.YAMLError as exc:
             raise ConfigError(f"malformed YAML: {exc}", source=source) from None
         except RecursionError:  # the pure-Python composer, without libyaml's depth limit
+            mark = loader.get_mark() if hasattr(loader, "get_mark") else None
             raise ConfigError(
-                f"collections nest too deeply; expected at most {MAX_DEPTH} levels",
+                f"collections nest too deeply; expected collections nested at most {MAX_DEPTH} "
+                "deep",
+                line=mark.line + 1 if mark is not None else None,
                 source=source,
             ) from None
         finally:
