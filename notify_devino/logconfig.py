@@ -25,6 +25,7 @@ import json
 import logging
 import re
 import sys
+import threading
 import traceback
 from collections.abc import MutableMapping
 from typing import Any, Literal, TextIO, TypeVar
@@ -53,6 +54,7 @@ _secret_values: dict[str, None] = {}
 _MAX_SECRET_VALUES = 1024
 _pattern: re.Pattern[str] | None = None
 _pattern_stale = False
+_secrets_lock = threading.Lock()  # a sync facade's threads register and log at once
 
 
 def register_secret(value: str) -> None:
@@ -65,10 +67,11 @@ def register_secret(value: str) -> None:
     global _pattern_stale
     if not isinstance(value, str) or len(value) < 6 or value in _secret_values:
         return
-    _secret_values[value] = None
-    while len(_secret_values) > _MAX_SECRET_VALUES:
-        del _secret_values[next(iter(_secret_values))]
-    _pattern_stale = True
+    with _secrets_lock:
+        _secret_values[value] = None
+        while len(_secret_values) > _MAX_SECRET_VALUES:
+            del _secret_values[next(iter(_secret_values))]
+        _pattern_stale = True
 
 
 def _current_pattern() -> re.Pattern[str] | None:
@@ -76,15 +79,17 @@ def _current_pattern() -> re.Pattern[str] | None:
     is masked whole), with the forms JSON and repr give it (escaped quotes, ``\\uXXXX``)."""
     global _pattern, _pattern_stale
     if _pattern_stale:
-        forms: set[str] = set()
-        for secret in _secret_values:
-            forms.add(secret)
-            forms.add(json.dumps(secret)[1:-1])
-            forms.add(json.dumps(secret, ensure_ascii=False)[1:-1])
-            forms.add(repr(secret)[1:-1])
-        ordered = sorted(forms, key=len, reverse=True)
-        _pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
-        _pattern_stale = False
+        with _secrets_lock:
+            if _pattern_stale:
+                forms: set[str] = set()
+                for secret in _secret_values:
+                    forms.add(secret)
+                    forms.add(json.dumps(secret)[1:-1])
+                    forms.add(json.dumps(secret, ensure_ascii=False)[1:-1])
+                    forms.add(repr(secret)[1:-1])
+                ordered = sorted(forms, key=len, reverse=True)
+                _pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+                _pattern_stale = False
     return _pattern
 
 
