@@ -397,7 +397,7 @@ class Config(BaseModel):
 
     def _read_secret_file(self, value: object, path: Path_) -> str:
         """A secret from a regular file of at most :data:`MAX_SECRET_BYTES`, UTF-8, without its
-        final line break. Opened without blocking, so a FIFO with no writer cannot hang it."""
+        trailing line breaks. Opened without blocking, so a FIFO with no writer cannot hang it."""
         if not isinstance(value, str):
             raise self._error("expected the path of a file holding the secret", path)
         file = Path(value).expanduser()
