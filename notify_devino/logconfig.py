@@ -116,7 +116,7 @@ def redact_error(error: E) -> E:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         current.args = tuple(redact(a) if isinstance(a, str) else a for a in current.args)
-        for name, value in vars(current).items():
+        for name, value in list(getattr(current, "__dict__", {}).items()):
             if isinstance(value, str):
                 setattr(current, name, redact(value))
         current = current.__cause__ or current.__context__
