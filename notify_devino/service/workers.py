@@ -86,6 +86,11 @@ class Service:
             for name, channel in config.channels.items()
             if channel.type in known
         }
+        self.operations: dict[str, frozenset[str]] = {
+            name: dispatcher.plugins.channel_hooks(config.channels[name].type).operations
+            for name in self.types
+        }
+        """The operations each channel answers (send, status, inbox, balance, ...)."""
         self._wake = asyncio.Event()
         self._follow_wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -122,13 +127,13 @@ class Service:
                     self._count_outcome(d, State.UNKNOWN)
                     await self._after_final(d, State.UNKNOWN)
         self._spawn(self._sender_loop(), "sender")
-        for name, spec in self.types.items():
-            if "status" in spec.operations:
+        for name, operations in self.operations.items():
+            if "status" in operations:
                 self._spawn(self._follower_loop(name), f"follower-{name}")
         self._spawn(self._heartbeat_loop(), "heartbeat")
         self._spawn(self._maintenance_loop(), "maintenance")
-        for name, spec in self.types.items():
-            if "inbox" in spec.operations:
+        for name, operations in self.operations.items():
+            if "inbox" in operations:
                 self._spawn(self._inbox_loop(name), f"inbox-{name}")
         self.started = True
         log.info("workers_started", owner=self.owner, channels=sorted(self.types))
@@ -383,8 +388,7 @@ class Service:
         for row, (outcome, message_ids, error) in zip(rows, answers, strict=True):
             text = None if error is None else f"{type(error).__name__}: {error}"
             if outcome is SendOutcome.ACCEPTED:
-                spec = self.types.get(row.channel)
-                follows = spec is not None and "status" in spec.operations
+                follows = "status" in self.operations.get(row.channel, frozenset())
                 fallback_at = None
                 after = row.payload.get("fallback_after")
                 if follows and after and self._next_step(row) is not None:
@@ -631,7 +635,10 @@ class Service:
         )
         since = start - timedelta(seconds=workers.inbox_overlap_seconds)
         target = self.dispatcher.channel(channel)
-        messages = list(await self.dispatcher.plugins.inbox(target, since, until))
+        # The channel's own hook, not Dispatcher.inbox: observers hear only of the messages not
+        # stored before (the windows overlap on purpose).
+        hooks = self.dispatcher.plugins.channel_hooks(self.config.channels[channel].type)
+        messages = list(await hooks.inbox(target, since, until))
         new = await self.store.record_inbox(
             channel,
             [
@@ -659,8 +666,8 @@ class Service:
                 purged = await self.store.purge_keys()
                 if purged:
                     log.info("idempotency_keys_purged", count=purged)
-                for name, spec in self.types.items():
-                    if "balance" in spec.operations:
+                for name, operations in self.operations.items():
+                    if "balance" in operations:
                         balance = await self.dispatcher.balance(channel=name)
                         self.metrics.balance.labels(name).set(float(balance.amount))
             except asyncio.CancelledError:
