@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -126,38 +127,39 @@ class Service:
                 for d in await self._deliveries(recovery.unknown):
                     self._count_outcome(d, State.UNKNOWN)
                     await self._after_final(d, State.UNKNOWN)
-        self._spawn(self._sender_loop(), "sender")
+        self._spawn(self._sender_loop, "sender")
         for name, operations in self.operations.items():
             if "status" in operations:
-                self._spawn(self._follower_loop(name), f"follower-{name}")
-        self._spawn(self._heartbeat_loop(), "heartbeat")
-        self._spawn(self._maintenance_loop(), "maintenance")
+                self._spawn(functools.partial(self._follower_loop, name), f"follower-{name}")
+        self._spawn(self._heartbeat_loop, "heartbeat")
+        self._spawn(self._maintenance_loop, "maintenance")
         for name, operations in self.operations.items():
             if "inbox" in operations:
-                self._spawn(self._inbox_loop(name), f"inbox-{name}")
+                self._spawn(functools.partial(self._inbox_loop, name), f"inbox-{name}")
         self.started = True
         log.info("workers_started", owner=self.owner, channels=sorted(self.types))
 
     async def _deliveries(self, ids: Sequence[int]) -> list[Delivery]:
-        wanted = set(ids)
-        found = []
-        for state in (State.QUEUED, State.UNKNOWN):
-            for d in await self.store.list_deliveries(states=[state], limit=1_000_000):
-                if d.id in wanted:
-                    found.append(d)
-        return found
+        return await self.store.list_deliveries(ids=ids, limit=len(ids))
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        self._tasks.append(asyncio.create_task(self._guard(coro, name), name=name))
+    def _spawn(self, loop: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
+        self._tasks.append(asyncio.create_task(self._guard(loop, name), name=name))
 
-    async def _guard(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        try:
-            await coro
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("worker_crashed", worker=name)
-            raise
+    async def _guard(self, loop: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
+        """Run a worker loop; when it fails (the store cannot commit, say), log it and start it
+        again after a pause, so one bad moment does not stop the service sending."""
+        pause = 0.5
+        while not self._stopping.is_set():
+            try:
+                await loop()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("worker_failed", worker=name, restart_in_s=pause)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), pause)
+                pause = min(pause * 2, 30.0)
 
     async def stop(self) -> None:
         """Stop claiming, let sends under way finish (up to the shutdown grace), and leave the

@@ -369,8 +369,10 @@ class Store(abc.ABC):
         states: Sequence[State] | None = None,
         notification_id: str | None = None,
         limit: int = 100,
+        ids: Sequence[int] | None = None,
     ) -> list[Delivery]:
-        """Deliveries, oldest first, optionally only in some states or of one notification."""
+        """Deliveries, oldest first, optionally only in some states, of one notification, or
+        with these IDs."""
 
     # -- workers -----------------------------------------------------------------------------
 

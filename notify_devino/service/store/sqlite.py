@@ -617,7 +617,10 @@ class SqliteStore(Store):
         states: Sequence[State] | None = None,
         notification_id: str | None = None,
         limit: int = 100,
+        ids: Sequence[int] | None = None,
     ) -> list[Delivery]:
+        if ids is not None and not ids:
+            return []
         where: list[str] = []
         args: list[Any] = []
         if states is not None:
@@ -626,6 +629,9 @@ class SqliteStore(Store):
         if notification_id is not None:
             where.append("notification_id = ?")
             args.append(notification_id)
+        if ids is not None:
+            where.append(f"id IN ({','.join('?' * len(ids))})")
+            args.extend(ids)
         sql = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries"
         if where:
             sql += " WHERE " + " AND ".join(where)
