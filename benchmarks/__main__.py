@@ -1,7 +1,7 @@
 """Run every benchmark: ``python -m benchmarks`` (what ``tox -e bench`` runs).
 
 ``python -m benchmarks ceiling cpu`` runs only those named (ceiling, cpu, throughput, memory,
-serve_pg).
+config, serve, serve_pg).
 """
 
 from __future__ import annotations
@@ -10,13 +10,23 @@ import subprocess
 import sys
 import time
 
-from . import bench_ceiling, bench_cpu, bench_memory, bench_serve_pg, bench_throughput
+from . import (
+    bench_ceiling,
+    bench_config,
+    bench_cpu,
+    bench_memory,
+    bench_serve,
+    bench_serve_pg,
+    bench_throughput,
+)
 
 BENCHMARKS = {
     "ceiling": bench_ceiling.run,
     "cpu": bench_cpu.run,
     "throughput": bench_throughput.run,
     "memory": bench_memory.run,
+    "config": bench_config.run,
+    "serve": bench_serve.run,
     "serve_pg": bench_serve_pg.run,
 }
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import itertools
 import json
 import os
 import re
@@ -124,11 +125,20 @@ def json_response(
 # -- middlewares ---------------------------------------------------------------------------------
 
 
+_REQUEST_PREFIX = uuid.uuid4().hex[:12]
+_request_counter = itertools.count(1)
+
+
+def _new_request_id() -> str:
+    """Unique within this process (a random prefix and a counter): no system call per request."""
+    return f"{_REQUEST_PREFIX}-{next(_request_counter):x}"
+
+
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The request id, the JSON error shape, the access log and the HTTP metrics."""
     given = request.headers.get("X-Request-Id", "")
-    request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    request_id = given if _REQUEST_ID.match(given) else _new_request_id()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     _caller.set(None)
     loop = asyncio.get_running_loop()
@@ -175,8 +185,25 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     return response
 
 
+QUERY_PARAMETERS = {"/v1/inbox": frozenset({"after", "limit"})}
+"""The query parameters each /v1 route takes; any other is refused (a misspelt one would
+otherwise be silently ignored)."""
+
+
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    resource = request.match_info.route.resource
+    path = resource.canonical if resource is not None else ""
+    if path.startswith("/v1/") and request.query:
+        unknown = sorted(set(request.query) - QUERY_PARAMETERS.get(path, frozenset()))
+        if unknown:
+            allowed = ", ".join(sorted(QUERY_PARAMETERS.get(path, ()))) or "none"
+            return error_response(
+                400,
+                "invalid_query",
+                f"unknown query parameter(s): {', '.join(map(repr, unknown))} "
+                f"(this route takes: {allowed})",
+            )
     scope: Scope | None = getattr(request.match_info.handler, SCOPE_ATTR, None)
     if scope is None:
         return await handler(request)
@@ -201,6 +228,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
 
 
 ESTIMATE_MAX_BODY = 64 * 1024
+MAX_CURSOR = 2**63 - 1
 
 
 async def _read_json(request: web.Request, limit: int) -> Any:
@@ -381,7 +409,7 @@ async def get_channels(request: web.Request) -> web.StreamResponse:
                 "name": name,
                 "type": channel.type,
                 "default": name == state.config.default_channel,
-                "operations": sorted(spec.operations) if spec else [],
+                "operations": sorted(service.operations.get(name, ())),
                 "batch_size": spec.batch_size if spec else None,
             }
         )
@@ -453,11 +481,13 @@ async def get_inbox(request: web.Request) -> web.StreamResponse:
     try:
         after = int(request.query.get("after", "0"))
         limit = int(request.query.get("limit", "100"))
-        if after < 0 or not 1 <= limit <= 1000:
+        if not 0 <= after <= MAX_CURSOR or not 1 <= limit <= 1000:
             raise ValueError
     except ValueError:
         return error_response(
-            400, "invalid_query", "after must be a cursor (an integer >= 0), limit 1 to 1000"
+            400,
+            "invalid_query",
+            f"after must be a cursor (an integer from 0 to {MAX_CURSOR}), limit 1 to 1000",
         )
     records = await state.store.inbox(after=after, limit=limit)
     return json_response(

@@ -622,9 +622,13 @@ class PostgresStore(Store):
         states: Sequence[State] | None = None,
         notification_id: str | None = None,
         limit: int = 100,
+        ids: Sequence[int] | None = None,
     ) -> list[Delivery]:
         where: list[str] = []
         args: list[Any] = []
+        if ids is not None:
+            args.append(list(ids))
+            where.append(f"id = ANY(${len(args)}::bigint[])")
         if states is not None:
             args.append([s.value for s in states])
             where.append(f"state = ANY(${len(args)}::text[])")
@@ -767,6 +771,7 @@ class PostgresStore(Store):
         owner: str | None = None,
         create: Sequence[tuple[str, NewDelivery]] = (),
         now: datetime | None = None,
+        returning: bool = True,
     ) -> Applied:
         async with self._tx() as conn:
             at: datetime = now or await conn.fetchval("SELECT now()")
@@ -802,8 +807,9 @@ class PostgresStore(Store):
                     for c in applying
                 ):
                     await self._notify(conn, Work.FOLLOW)
+            changed = [c.delivery_id for c in applying] if returning else []
             return Applied(
-                changed=tuple(await self._read_deliveries(conn, [c.delivery_id for c in applying])),
+                changed=tuple(await self._read_deliveries(conn, changed)),
                 created=tuple(await self._read_deliveries(conn, created)),
                 skipped=tuple(skipped),
             )

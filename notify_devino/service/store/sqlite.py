@@ -108,7 +108,68 @@ _DELIVERY_COLUMNS = (
 )
 
 
-def _delivery(row: sqlite3.Row) -> Delivery:
+def _update_of(change: Change, at: float) -> tuple[str, tuple[Any, ...]]:
+    """The UPDATE for one change and its arguments. Changes that set the same fields share the
+    statement, so many of them are one ``executemany``."""
+    sets = ["updated_at = ?"]
+    args: list[Any] = [at]
+    target = change.to if change.to is not None else change.expect
+    if change.to is not None and change.to is not change.expect:
+        sets.append("state = ?")
+        args.append(change.to.value)
+        if change.to is State.ACCEPTED:
+            sets.append("accepted_at = ?")
+            args.append(at)
+        if change.to in FINAL:
+            sets.append("final_at = ?")
+            args.append(at)
+    if change.message_ids is not None:
+        sets.append("message_ids = ?")
+        args.append(json.dumps(list(change.message_ids)))
+    if change.provider_state is not None:
+        sets.append("provider_state = ?")
+        args.append(change.provider_state)
+    if change.error is not None:
+        sets.append("error = ?")
+        args.append(change.error)
+    if change.sets_due_at:
+        sets.append("due_at = ?")
+        args.append(_ts(change.due_at))
+    elif target in FINAL:
+        sets.append("due_at = NULL")
+    if change.sets_fallback_at:
+        sets.append("fallback_at = ?")
+        args.append(_ts(change.fallback_at))
+    if change.release or target in FINAL:
+        sets.append("lease_owner = NULL, lease_expires_at = NULL")
+    args.append(change.delivery_id)
+    return f"UPDATE deliveries SET {', '.join(sets)} WHERE id = ?", tuple(args)
+
+
+def _is_simple(change: Change) -> bool:
+    """A move with no fields of its own (many such rows take one UPDATE)."""
+    return (
+        change.to is not None
+        and change.to is not change.expect
+        and change.message_ids is None
+        and change.provider_state is None
+        and change.error is None
+        and not change.sets_due_at
+        and not change.sets_fallback_at
+    )
+
+
+def _delivery(row: sqlite3.Row, payloads: dict[str, Any] | None = None) -> Delivery:
+    """A row as a record; ``payloads`` shares one decoded payload among rows that have the same
+    one (the recipients of one notification)."""
+    text = row["payload"]
+    if payloads is None:
+        payload = json.loads(text)
+    else:
+        payload = payloads.get(text)
+        if payload is None:
+            payload = payloads[text] = json.loads(text)
+    ids = row["message_ids"]
     return Delivery(
         id=row["id"],
         notification_id=row["notification_id"],
@@ -119,11 +180,11 @@ def _delivery(row: sqlite3.Row) -> Delivery:
         state=State(row["state"]),
         due_at=_dt(row["due_at"]),
         group_key=row["group_key"],
-        payload=json.loads(row["payload"]),
+        payload=payload,
         created_at=_dt_(row["created_at"]),
         updated_at=_dt_(row["updated_at"]),
         attempts=row["attempts"],
-        message_ids=tuple(json.loads(row["message_ids"])),
+        message_ids=() if ids == "[]" else tuple(json.loads(ids)),
         provider_state=row["provider_state"],
         error=row["error"],
         lease_owner=row["lease_owner"],
@@ -450,8 +511,33 @@ class SqliteStore(Store):
                 notification.created_at.timestamp(),
             ),
         )
-        for delivery in deliveries:
-            self._insert_delivery(notification.id, delivery, now)
+        texts: dict[int, str] = {}  # the recipients of a notification share one payload
+        db.executemany(
+            "INSERT INTO deliveries (notification_id, channel, address, contact, step, state, "
+            "due_at, group_key, payload, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+            [
+                (
+                    notification.id,
+                    d.channel,
+                    d.address,
+                    d.contact,
+                    d.step,
+                    d.due_at.timestamp(),
+                    d.group_key,
+                    texts.get(id(d.payload))
+                    or texts.setdefault(id(d.payload), json.dumps(d.payload)),
+                    now,
+                    now,
+                )
+                for d in deliveries
+            ],
+        )
+        db.execute(
+            "INSERT INTO transitions (delivery_id, from_state, to_state, at) "
+            "SELECT id, NULL, 'queued', ? FROM deliveries WHERE notification_id = ? ORDER BY id",
+            (now, notification.id),
+        )
         return SubmitResult(SubmitOutcome.CREATED, notification.id, response)
 
     def _insert_delivery(self, notification_id: str, d: NewDelivery, now: float) -> int:
@@ -531,7 +617,10 @@ class SqliteStore(Store):
         states: Sequence[State] | None = None,
         notification_id: str | None = None,
         limit: int = 100,
+        ids: Sequence[int] | None = None,
     ) -> list[Delivery]:
+        if ids is not None and not ids:
+            return []
         where: list[str] = []
         args: list[Any] = []
         if states is not None:
@@ -540,6 +629,9 @@ class SqliteStore(Store):
         if notification_id is not None:
             where.append("notification_id = ?")
             args.append(notification_id)
+        if ids is not None:
+            where.append(f"id IN ({','.join('?' * len(ids))})")
+            args.extend(ids)
         sql = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -547,7 +639,8 @@ class SqliteStore(Store):
         args.append(limit)
 
         def read() -> list[Delivery]:
-            return [_delivery(r) for r in self._db.execute(sql, args)]
+            payloads: dict[str, Any] = {}
+            return [_delivery(r, payloads) for r in self._db.execute(sql, args)]
 
         return await self._run(read)
 
@@ -600,8 +693,9 @@ class SqliteStore(Store):
                         f"WHERE id IN ({marks})",
                         (owner, expires, *ids),
                     )
+                payloads: dict[str, Any] = {}
                 return [
-                    _delivery(r)
+                    _delivery(r, payloads)
                     for r in tx.execute(
                         f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id IN ({marks}) "
                         "ORDER BY due_at, id",
@@ -635,18 +729,31 @@ class SqliteStore(Store):
         owner: str | None = None,
         create: Sequence[tuple[str, NewDelivery]] = (),
         now: datetime | None = None,
+        returning: bool = True,
     ) -> Applied:
         def apply() -> Applied:
             at = self._now(now)
-            changed: list[int] = []
-            skipped: list[int] = []
-            created: list[int] = []
+            for change in changes:  # before any write: a refused change applies nothing
+                if change.to is not None and change.to is not change.expect:
+                    states.check(change.delivery_id, change.expect, change.to)
+            current: dict[int, sqlite3.Row] = {}
+            ids = [c.delivery_id for c in changes]
             with self._transaction() as tx:
+                for i in range(0, len(ids), 5000):
+                    part = ids[i : i + 5000]
+                    for row in tx.execute(
+                        "SELECT id, state, lease_owner, lease_expires_at FROM deliveries "
+                        f"WHERE id IN ({','.join('?' * len(part))})",
+                        part,
+                    ):
+                        current[row["id"]] = row
+                changed: list[int] = []
+                skipped: list[int] = []
+                simple: dict[tuple[State, State, str | None, bool], list[int]] = {}
+                shaped: dict[str, list[tuple[Any, ...]]] = {}
+                transitions: list[tuple[int, str, str, float, str | None]] = []
                 for change in changes:
-                    row = tx.execute(
-                        "SELECT state, lease_owner, lease_expires_at FROM deliveries WHERE id = ?",
-                        (change.delivery_id,),
-                    ).fetchone()
+                    row = current.get(change.delivery_id)
                     if row is None or row["state"] != change.expect.value:
                         skipped.append(change.delivery_id)
                         continue
@@ -659,14 +766,38 @@ class SqliteStore(Store):
                     ):
                         skipped.append(change.delivery_id)
                         continue
-                    if change.to is not None and change.to is not change.expect:
-                        states.check(change.delivery_id, change.expect, change.to)
-                    self._apply_one(change, owner, at)
                     changed.append(change.delivery_id)
-                for notification_id, new in create:
-                    created.append(self._insert_delivery(notification_id, new, at))
+                    if _is_simple(change):
+                        assert change.to is not None
+                        key = (change.expect, change.to, change.detail, change.release)
+                        simple.setdefault(key, []).append(change.delivery_id)
+                    else:
+                        sql, args = _update_of(change, at)
+                        shaped.setdefault(sql, []).append(args)
+                        if change.to is not None and change.to is not change.expect:
+                            transitions.append(
+                                (
+                                    change.delivery_id,
+                                    change.expect.value,
+                                    change.to.value,
+                                    at,
+                                    change.detail,
+                                )
+                            )
+                for sql, group_args in shaped.items():
+                    tx.executemany(sql, group_args)
+                for (expect, to, detail, release), group in simple.items():
+                    self._apply_many(expect, to, detail, release, group, at)
+                    transitions += [(i, expect.value, to.value, at, detail) for i in group]
+                if transitions:
+                    tx.executemany(
+                        "INSERT INTO transitions (delivery_id, from_state, to_state, at, detail) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        transitions,
+                    )
+                created = [self._insert_delivery(nid, new, at) for nid, new in create]
                 return Applied(
-                    changed=tuple(self._read_deliveries(changed)),
+                    changed=tuple(self._read_deliveries(changed)) if returning else (),
                     created=tuple(self._read_deliveries(created)),
                     skipped=tuple(skipped),
                 )
@@ -677,55 +808,51 @@ class SqliteStore(Store):
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
+        payloads: dict[str, Any] = {}
         rows = {
-            r["id"]: _delivery(r)
+            r["id"]: _delivery(r, payloads)
             for r in self._db.execute(
                 f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id IN ({marks})", list(ids)
             )
         }
         return [rows[i] for i in ids]
 
-    def _apply_one(self, change: Change, owner: str | None, at: float) -> None:
-        sets = ["updated_at = ?"]
-        args: list[Any] = [at]
-        target = change.to if change.to is not None else change.expect
-        if change.to is not None and change.to is not change.expect:
-            sets.append("state = ?")
-            args.append(change.to.value)
-            if change.to is State.ACCEPTED:
-                sets.append("accepted_at = ?")
-                args.append(at)
-            if change.to in FINAL:
-                sets.append("final_at = ?")
-                args.append(at)
-        if change.message_ids is not None:
-            sets.append("message_ids = ?")
-            args.append(json.dumps(list(change.message_ids)))
-        if change.provider_state is not None:
-            sets.append("provider_state = ?")
-            args.append(change.provider_state)
-        if change.error is not None:
-            sets.append("error = ?")
-            args.append(change.error)
-        if change.sets_due_at:
-            sets.append("due_at = ?")
-            args.append(_ts(change.due_at))
-        elif target in FINAL:
-            sets.append("due_at = NULL")
-        if change.sets_fallback_at:
-            sets.append("fallback_at = ?")
-            args.append(_ts(change.fallback_at))
-        if change.release or target in FINAL:
+    def _apply_many(
+        self, expect: State, to: State, detail: str | None, release: bool, ids: list[int], at: float
+    ) -> None:
+        """One UPDATE for many rows making the same move with no fields of their own."""
+        sets = ["state = ?", "updated_at = ?"]
+        args: list[Any] = [to.value, at]
+        if to is State.ACCEPTED:
+            sets.append("accepted_at = ?")
+            args.append(at)
+        if to in FINAL:
+            sets.append("final_at = ?, due_at = NULL")
+            args.append(at)
+        if release or to in FINAL:
             sets.append("lease_owner = NULL, lease_expires_at = NULL")
-        self._db.execute(
-            f"UPDATE deliveries SET {', '.join(sets)} WHERE id = ?", (*args, change.delivery_id)
-        )
-        if change.to is not None and change.to is not change.expect:
+        for i in range(0, len(ids), 5000):
+            part = ids[i : i + 5000]
+            marks = ",".join("?" * len(part))
+            self._db.execute(
+                f"UPDATE deliveries SET {', '.join(sets)} WHERE id IN ({marks})", (*args, *part)
+            )
+
+    def _apply_one(
+        self, change: Change, owner: str | None, at: float, *, record: bool = True
+    ) -> tuple[int, str, str, float, str | None] | None:
+        sql, args = _update_of(change, at)
+        self._db.execute(sql, args)
+        if change.to is None or change.to is change.expect:
+            return None
+        transition = (change.delivery_id, change.expect.value, change.to.value, at, change.detail)
+        if record:
             self._db.execute(
                 "INSERT INTO transitions (delivery_id, from_state, to_state, at, detail) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (change.delivery_id, change.expect.value, change.to.value, at, change.detail),
+                transition,
             )
+        return transition
 
     async def recover(
         self, *, owner: str, policy: SendPolicy, now: datetime | None = None
