@@ -7,6 +7,7 @@ Each test opens two or more stores on one fresh database of the session's throw-
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -217,3 +218,24 @@ async def test_a_database_that_went_away_is_unavailable_not_a_crash(postgres: Po
             await store.submit(note("n2"), [dlv("+7902")])
         assert own.password not in repr(store)
         await store.aclose()
+
+
+async def test_queue_reads_a_postgresql_outbox_beside_its_writers(instances: Opener) -> None:
+    writer = await instances()
+    await writer.submit(note("n1"), [dlv("+7901")])
+    dsn = writer._dsn
+    done = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "notify_devino",
+        "queue",
+        "--store",
+        dsn,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await done.communicate()
+    assert done.returncode == 0, err.decode()
+    assert "queued  sms" in out.decode()
+    password = dsn.split(":")[2].split("@")[0]
+    assert password not in (out + err).decode()
