@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import pluggy
-from pydantic import BaseModel
 
 from .types import (
     Balance,
@@ -31,6 +30,7 @@ from .types import (
 if TYPE_CHECKING:
     import aiohttp
     import click
+    from pydantic import BaseModel  # not at run time: every CLI start imports this module
 
     from .dispatcher import Dispatcher
 

@@ -1,6 +1,10 @@
 """Hook implementations of the Devino SOAP plugin: only the glue between the core's hooks and
 :class:`~notify_devino_soap.channel.DevinoChannel`. Each operation hook answers for a Devino
 channel and returns None for any other, as pluggy's ``firstresult`` needs.
+
+The channel, its settings and their dependencies (aiohttp, pydantic, phonenumbers) are imported
+when a hook first needs them, not when the entry point loads: every ``notify-devino`` start
+(``--help`` too) loads this module.
 """
 
 from __future__ import annotations
@@ -20,22 +24,31 @@ from notify_devino.types import (
     Statistics,
 )
 
-from . import rules
-from .channel import DevinoChannel
-from .settings import DevinoSettings
-
 if TYPE_CHECKING:
     import click
+
+    from .channel import DevinoChannel
 
 CHANNEL_TYPE = "devino_soap"
 
 
 def _make_channel(context: ChannelContext, settings: Any) -> DevinoChannel:
+    from .channel import DevinoChannel
+
     return DevinoChannel(context, settings)
+
+
+def _ours(channel: Channel) -> DevinoChannel | None:
+    from .channel import DevinoChannel
+
+    return channel if isinstance(channel, DevinoChannel) else None
 
 
 @hookimpl
 def notify_register_channel_types() -> Iterable[ChannelType]:
+    from . import rules
+    from .settings import DevinoSettings
+
     return [
         ChannelType(
             name=CHANNEL_TYPE,
@@ -59,30 +72,30 @@ def notify_register_commands(cli: click.Group) -> None:
 
 @hookimpl
 def notify_send(channel: Channel, notification: Notification) -> Awaitable[SendResult] | None:
-    return channel.send(notification) if isinstance(channel, DevinoChannel) else None
+    return ours.send(notification) if (ours := _ours(channel)) else None
 
 
 @hookimpl
 def notify_status(
     channel: Channel, message_ids: Sequence[str]
 ) -> Awaitable[Sequence[MessageStatus]] | None:
-    return channel.status(message_ids) if isinstance(channel, DevinoChannel) else None
+    return ours.status(message_ids) if (ours := _ours(channel)) else None
 
 
 @hookimpl
 def notify_inbox(
     channel: Channel, since: datetime, until: datetime
 ) -> Awaitable[Sequence[InboundMessage]] | None:
-    return channel.inbox(since, until) if isinstance(channel, DevinoChannel) else None
+    return ours.inbox(since, until) if (ours := _ours(channel)) else None
 
 
 @hookimpl
 def notify_balance(channel: Channel) -> Awaitable[Balance] | None:
-    return channel.balance() if isinstance(channel, DevinoChannel) else None
+    return ours.balance() if (ours := _ours(channel)) else None
 
 
 @hookimpl
 def notify_statistics(
     channel: Channel, start: datetime, end: datetime
 ) -> Awaitable[Statistics] | None:
-    return channel.statistics(start, end) if isinstance(channel, DevinoChannel) else None
+    return ours.statistics(start, end) if (ours := _ours(channel)) else None

@@ -7,24 +7,28 @@ status, inbox or balance, so the plugin implements no other operation hook.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from notify_devino import hookimpl
 from notify_devino.hookspecs import Channel, ChannelContext, ChannelType
 from notify_devino.types import Notification, SendResult
 
-from .channel import SmtpChannel
-from .settings import SmtpSettings
+if TYPE_CHECKING:  # imported when a hook first needs them, not at every CLI start
+    from .channel import SmtpChannel
 
 CHANNEL_TYPE = "smtp"
 
 
 def _make_channel(context: ChannelContext, settings: Any) -> SmtpChannel:
+    from .channel import SmtpChannel
+
     return SmtpChannel(context, settings)
 
 
 @hookimpl
 def notify_register_channel_types() -> Iterable[ChannelType]:
+    from .settings import SmtpSettings
+
     return [
         ChannelType(
             name=CHANNEL_TYPE,
@@ -38,4 +42,6 @@ def notify_register_channel_types() -> Iterable[ChannelType]:
 
 @hookimpl
 def notify_send(channel: Channel, notification: Notification) -> Awaitable[SendResult] | None:
+    from .channel import SmtpChannel
+
     return channel.send(notification) if isinstance(channel, SmtpChannel) else None
