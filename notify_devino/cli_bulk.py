@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import os
 import signal
 import sys
 import time
@@ -141,6 +142,26 @@ class _Progress:
             click.echo(err=True)
 
 
+def _out(text: str) -> None:
+    """Write ``text`` and a newline to stdout, whole.
+
+    Ctrl-C arriving while a write to a full pipe is blocked can make CPython's buffered writer
+    drop the rest of that write (seen with asyncio's signal handling: recipients sent and
+    never printed); ``os.write`` returns what it wrote, and the loop writes the rest.
+    """
+    stream = sys.stdout
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file: click's test runner
+        stream.write(text + "\n")
+        stream.flush()
+        return
+    stream.flush()
+    data = memoryview((text + "\n").encode(stream.encoding or "utf-8", errors="replace"))
+    while data:
+        data = data[os.write(fd, data) :]
+
+
 _ROW = "{:<16}  {:<8}  {}"
 
 
@@ -197,8 +218,7 @@ def send_file(
                 rows.insert(0, _ROW.format("RECIPIENT", "OUTCOME", "MESSAGE IDS / ERROR"))
                 header[0] = True
             lines = "\n".join(rows)
-        sys.stdout.write(lines + "\n")
-        sys.stdout.flush()
+        _out(lines)
 
     async def work(dispatcher: Dispatcher) -> None:
         target = dispatcher.channel(channel)
@@ -297,18 +317,18 @@ def _summarise(
     if interrupted:
         summary.update(interrupted=True, not_sent=not_sent)
     if as_json:
-        click.echo(json_line({"summary": summary}))
+        _out(json_line({"summary": summary}))
         return
     rate = f", {tally.recipients / elapsed:.0f}/s" if elapsed > 0 and tally.recipients else ""
-    if tally.batches:
-        click.echo()
-    click.echo(
+    lines = [""] if tally.batches else []
+    lines.append(
         f"{tally.recipients} recipients: {tally.accepted} accepted ({tally.messages} messages), "
         f"{tally.failed} failed, {tally.unknown} unknown, in {elapsed:.1f} s{rate}"
     )
     if interrupted:
         rest = f"{not_sent} recipients" if not_sent is not None else "the rest of the recipients"
-        click.echo(f"interrupted: {rest} not sent; every recipient sent is listed above")
+        lines.append(f"interrupted: {rest} not sent; every recipient sent is listed above")
+    _out("\n".join(lines))
 
 
 __all__ = ["Interrupted", "check_encoding", "send_file"]
