@@ -48,9 +48,7 @@ def _environment() -> dict[str, str]:
 
 def _once(args: list[str], env: dict[str, str], cwd: str) -> float:
     started = time.perf_counter()
-    subprocess.run(
-        [sys.executable, *args], env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL
-    )
+    subprocess.run([sys.executable, *args], env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
 
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 import importlib
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -585,10 +585,13 @@ def status(
         sys.exit(EXIT_PARTIAL)
 
 
-def _range_options(default_since: str) -> Any:
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _range_options(default_since: str) -> Callable[[F], F]:
     """``--since``/``--until``, the one spelling of a period in every command."""
 
-    def decorate(command: Any) -> Any:
+    def decorate(command: F) -> F:
         command = click.option(
             "--until",
             metavar="WHEN",

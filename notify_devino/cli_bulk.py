@@ -59,7 +59,7 @@ def check_encoding(encoding: str | None) -> None:
             f"{encoding!r} is not a known text encoding (utf-8, cp1251, latin-1, koi8-r, ...)",
             param_hint="--encoding",
         ) from None
-    if not info._is_text_encoding:  # type: ignore[attr-defined]
+    if not info._is_text_encoding:
         raise click.BadParameter(f"{encoding!r} is not a text encoding", param_hint="--encoding")
 
 
@@ -275,7 +275,7 @@ def _batch_size(dispatcher: Dispatcher, name: str) -> int:
     return (spec.batch_size if spec is not None else None) or DEFAULT_BATCH_SIZE
 
 
-def _on_interrupt(loop: asyncio.AbstractEventLoop, gate: _Gate) -> list[int]:
+def _on_interrupt(loop: asyncio.AbstractEventLoop, gate: _Gate) -> list[signal.Signals]:
     """Make SIGINT and SIGTERM close the gate; :return: the signals handled (none when the
     loop cannot take signal handlers: not the main thread)."""
 
@@ -294,7 +294,7 @@ def _on_interrupt(loop: asyncio.AbstractEventLoop, gate: _Gate) -> list[int]:
             err=True,
         )
 
-    installed = []
+    installed: list[signal.Signals] = []
     for sig, name in ((signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")):
         try:
             loop.add_signal_handler(sig, handle, name)
