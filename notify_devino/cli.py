@@ -8,9 +8,11 @@ Core commands: ``send``, ``notify`` (contacts and routes), ``status``, ``inbox``
 
 :func:`build_cli` makes a new command group on every call: nothing global is mutated, so a test
 builds one per invocation and runs it in-process. A core command is one line of
-:data:`CORE_COMMANDS` (``"name": "module:attribute"``); its module is imported when the command
-line is built, so it keeps its own heavy imports (aiohttp, the dispatcher, ...) inside the
-command's body, as this module does: ``notify-devino --help`` imports click, pluggy and the
+:data:`CORE_COMMANDS`: ``"name": "module:attribute"`` imports the module when the command line
+is built (it must import only click at the top, as this module does), and
+``"name": ("module:attribute", "short help")`` imports it only when that command runs, with the
+short help shown by ``--help`` meanwhile: the form for a module with heavy imports (aiohttp's web
+server, a database driver). ``notify-devino --help`` imports click, pluggy, structlog and the
 plugins' ``hooks`` modules, nothing more.
 """
 
@@ -25,8 +27,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .cliapi import (
+from .cliapi import (  # the names commands imported from here before cliapi are kept
     EXIT_AUTH,
+    EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_PARTIAL,
@@ -39,7 +42,9 @@ from .cliapi import (
     guard,
     pass_state,
     read_text,
+    setup_logging,
     table,
+    to_jsonable,
     warn,
 )
 
@@ -48,7 +53,7 @@ if TYPE_CHECKING:
     from .plugins import PluginManager
     from .types import ChannelAttempt, MessageStatus, NotifyResult, SendResult
 
-CORE_COMMANDS: dict[str, str] = {
+CORE_COMMANDS: dict[str, str | tuple[str, str]] = {
     "send": "notify_devino.cli:send",
     "notify": "notify_devino.cli:notify",
     "status": "notify_devino.cli:status",
@@ -58,7 +63,67 @@ CORE_COMMANDS: dict[str, str] = {
     "plugins": "notify_devino.cli:plugins",
     "config": "notify_devino.cli:config_group",
 }
-"""The core's commands: name -> ``module:attribute`` of a click command. Adding one is a line."""
+"""The core's commands: name -> ``module:attribute`` of a click command, or (``module:attribute``,
+short help) to import it only when it runs. Adding a command is one line here."""
+
+
+def _load(target: str) -> click.Command:
+    module, _, attribute = target.partition(":")
+    command = getattr(importlib.import_module(module), attribute)
+    if not isinstance(command, click.Command):
+        raise TypeError(f"{target} is not a click command")
+    return command
+
+
+class _Names(dict[str, click.Command]):
+    """The group's commands, where a name that is still to be imported counts as taken (a
+    plugin cannot add a command of that name)."""
+
+    def __init__(self, lazy: dict[str, tuple[str, str]]) -> None:
+        super().__init__()
+        self.lazy = lazy
+
+    def __contains__(self, name: object) -> bool:
+        return super().__contains__(name) or name in self.lazy
+
+    def loaded(self, name: str) -> click.Command | None:
+        """The command if it is imported; None for one still to import."""
+        return super().get(name)
+
+
+class _Group(click.Group):
+    """A click group whose lazy commands are imported when they run, not to list them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, tuple[str, str]] = {}
+        self.names = _Names(self.lazy)
+        self.commands = self.names
+
+    def add_lazy(self, name: str, target: str, short_help: str) -> None:
+        self.lazy[name] = (target, short_help)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.names.keys(), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and self.names.loaded(cmd_name) is None:
+            self.names[cmd_name] = _load(self.lazy[cmd_name][0])
+        return self.names.loaded(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        limit = formatter.width - 6 - max(len(n) for n in self.list_commands(ctx))
+        for name in self.list_commands(ctx):
+            loaded = self.names.loaded(name)
+            if loaded is None:
+                stand_in = click.Command(name, help=self.lazy[name][1])
+                rows.append((name, stand_in.get_short_help_str(limit)))
+            elif not loaded.hidden:
+                rows.append((name, loaded.get_short_help_str(limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 # -- moments and spans -----------------------------------------------------------------------------
@@ -192,7 +257,7 @@ def _version(ctx: click.Context, _: click.Parameter, value: bool) -> None:
 
 
 def _root(plugins: PluginManager) -> click.Group:
-    @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+    @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
     @click.option(
         "-c",
         "--config",
@@ -258,9 +323,12 @@ def build_cli(plugins: PluginManager | None = None) -> click.Group:
 
         plugins = PluginManager()
     group = _root(plugins)
+    assert isinstance(group, _Group)
     for name, target in CORE_COMMANDS.items():
-        module, _, attribute = target.partition(":")
-        group.add_command(getattr(importlib.import_module(module), attribute), name)
+        if isinstance(target, tuple):
+            group.add_lazy(name, *target)
+        else:
+            group.add_command(_load(target), name)
     plugins.register_commands(group)
     return group
 
@@ -750,4 +818,17 @@ def config_check(state: CliState, path: str | None) -> None:
     )
 
 
-__all__ = ["CORE_COMMANDS", "build_cli", "main", "parse_at", "parse_since"]
+__all__ = [
+    "CORE_COMMANDS",
+    "EXIT_FAILED",
+    "CliState",
+    "build_cli",
+    "emit_json",
+    "fail",
+    "main",
+    "parse_at",
+    "parse_since",
+    "setup_logging",
+    "table",
+    "to_jsonable",
+]

@@ -127,6 +127,13 @@ class CliState:
         return asyncio.run(main())
 
 
+def setup_logging(
+    state: CliState, config: Config | None = None, *, config_level: bool = False
+) -> None:
+    """:meth:`CliState.setup_logging` (the spelling commands written before this module used)."""
+    state.setup_logging(config, config_level=config_level)
+
+
 pass_state = click.make_pass_decorator(CliState)
 """Decorate a command to receive the :class:`CliState` as its first argument."""
 
@@ -276,6 +283,7 @@ __all__ = [
     "pass_state",
     "read_text",
     "run",
+    "setup_logging",
     "table",
     "to_jsonable",
     "warn",

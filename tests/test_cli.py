@@ -431,3 +431,40 @@ def test_every_period_is_since_until_and_the_old_stats_spelling_warns(simple: st
     code, _, err = invoke_cli("--config", simple, "stats", "--from", "1h")
     assert code == 2  # the memory channel keeps no statistics
     assert "--from is deprecated and will go: use --since" in err
+
+
+def test_a_lazy_core_command_is_imported_only_when_it_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from notify_devino import cli
+    from notify_devino.errors import PluginError
+
+    monkeypatch.setitem(
+        cli.CORE_COMMANDS, "probe", ("tests.cli_lazy_probe:probe", "A command loaded when run.")
+    )
+    monkeypatch.delitem(sys.modules, "tests.cli_lazy_probe", raising=False)
+    code, out, _ = invoke_cli("--help")
+    assert code == 0
+    assert "probe     A command loaded when run." in out
+    assert "tests.cli_lazy_probe" not in sys.modules
+    assert invoke_cli("probe") == (0, "probe ran\n", "")
+
+    from notify_devino import hookimpl
+
+    class Squatter:
+        @hookimpl
+        def notify_register_commands(self, cli: click.Group) -> None:
+            cli.add_command(click.Command("probe"))
+
+    with pytest.raises(PluginError, match="'probe', which already exists"):
+        build_cli(PluginManager(autoload=False, plugins=[Squatter()]))
+
+
+def test_the_console_script_maps_usage_errors_to_2() -> None:
+    # the console script itself (main), in a real process: click's own usage errors exit 2
+    done = subprocess.run(
+        [sys.executable, "-m", "notify_devino", "send", "x"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NOTIFY_DEVINO_CONFIG": ""},
+    )
+    assert done.returncode == 2
+    assert "give the recipients with --to or --to-file" in done.stderr
