@@ -101,7 +101,7 @@ def decoded_lines(
                 f"{name}: line {line}: byte 0x{raw[exc.start]:02x} (byte {exc.start + 1} of the "
                 f"line) is not {shown} text: give the file's encoding with --encoding "
                 "(cp1251, latin-1, ...)",
-                option="--encoding",
+                option="--to-file",
             ) from None
         *complete, pending = pending.split("\n")
         for text in complete:
