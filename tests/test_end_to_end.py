@@ -134,3 +134,30 @@ async def test_the_same_through_the_command_line(
     assert out.splitlines()[0] == "route: everything-else"
     assert "reachable  accepted  email" in out
     assert [m.rcpt_tos for m in mail_server.messages][-1] == ("reachable@example.com",)
+
+
+async def test_a_command_leaves_no_connection_open_when_it_ends(
+    config_path: Path, mail_server: LoopbackSmtpServer
+) -> None:
+    # A command's event loop ends right after its work: every connection must be closed by
+    # then (an email over STARTTLS left its socket open, waiting for TLS's close_notify).
+    import gc
+    import warnings
+
+    for _ in range(3):
+        code, _, err = await asyncio.to_thread(
+            invoke_cli,
+            "--config",
+            str(config_path),
+            "notify",
+            "disk 80%",
+            "--to",
+            "reachable",
+            env=ENV,
+        )
+        assert code == 0, err
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            gc.collect()
+        assert [str(w.message) for w in caught if w.category is ResourceWarning] == []
+    assert len(mail_server.messages) == 3

@@ -178,6 +178,7 @@ class _Connection:
     async def close(self) -> None:
         if self._smtp is None:
             return
+        transport = self._smtp.transport
         try:
             if self._smtp.is_connected:
                 await self._smtp.quit()
@@ -185,6 +186,11 @@ class _Connection:
             pass
         finally:
             self.drop()
+            if transport is not None:
+                # The session is over. Over TLS, a plain close waits for the server's
+                # close_notify, which a loop that ends next (the command line's) never reads:
+                # the socket would be left open. Abort closes it on the loop's next turn.
+                transport.abort()
 
 
 class SmtpChannel:
