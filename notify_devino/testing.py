@@ -55,7 +55,7 @@ except ImportError:  # pragma: no cover - the async fixture says what is missing
 
 def invoke_cli(
     *args: str,
-    stdin: str | None = None,
+    stdin: str | bytes | None = None,
     env: Mapping[str, str | None] | None = None,
     plugins: PluginManager | None = None,
 ) -> tuple[int, str, str]:

@@ -24,7 +24,7 @@ from notify_devino_soap.emulator import Sandbox
 
 
 async def cli(
-    *args: str, stdin: str | None = None, env: dict[str, str | None] | None = None
+    *args: str, stdin: str | bytes | None = None, env: dict[str, str | None] | None = None
 ) -> tuple[int, str, str]:
     """The command line in this process (a worker thread: the command runs its own loop)."""
     return await asyncio.to_thread(invoke_cli, *args, stdin=stdin, env=env)
@@ -287,3 +287,19 @@ async def test_the_demo_takes_the_configuration_given_with_config(tmp_path: Path
     code, _, err = await cli("--config", str(tmp_path / "absent.yaml"), "demo")
     assert code == 2
     assert "absent.yaml" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["estimate", "x", "--price", "abc"], "'abc' is not a number"),
+        (["estimate", "x", "--recipients", "0"], "0"),
+        (["sandbox", "--port", "70000"], "70000"),
+        (["sandbox", "inject", "--from", "+7", "--to", "A", "x"], "is not a phone number"),
+        (["demo", "--sandbox-config", "/nonexistent/sandbox.yaml"], "does not exist"),
+    ],
+)
+async def test_the_plugin_commands_exit_2_on_bad_input(args: list[str], fragment: str) -> None:
+    code, out, err = await cli(*args)
+    assert code == 2, out + err
+    assert fragment in err

@@ -223,3 +223,29 @@ async def test_a_progress_bar_on_a_terminal(
     lines = out.decode().splitlines()
     assert len(lines) == 1 + 1500 + 2  # the header, a row per recipient, a blank, the summary
     assert lines[-1].startswith("1500 recipients: 1500 accepted (1500 messages), 0 failed")
+
+
+async def test_a_bad_line_on_standard_input_stops_the_send_after_reporting_what_went_out(
+    devino_sandbox: Sandbox, write_config: Callable[..., Path]
+) -> None:
+    # standard input cannot be read twice: what was sent before the bad line is reported
+    devino_sandbox.state.accounts["demo"].balance = Decimal(10_000)
+    config = str(write_config(devino_sandbox.url))
+    good = "".join(f"7903{n:07d}\n" for n in range(1500))
+    code, out, err = await cli(
+        "--config",
+        config,
+        "send",
+        "x",
+        "--to-file",
+        "-",
+        "--json",
+        stdin=good.encode() + b"7903\xff\n",
+    )
+    assert code == 2, err
+    assert "<stdin>: line 1501: byte 0xff" in err
+    records = [json.loads(line) for line in out.splitlines()]
+    summary = records.pop()["summary"]
+    stored = devino_sandbox.state.sends_per_destination()
+    assert {r["recipient"] for r in records} == set(stored)
+    assert summary["recipients"] == len(records) == len(stored)
