@@ -38,6 +38,7 @@ from .cliapi import (
     exit_code_for,
     guard,
     json_line,
+    redact,
 )
 
 if TYPE_CHECKING:
@@ -168,7 +169,7 @@ _ROW = "{:<16}  {:<8}  {}"
 def _row(r: RecipientResult) -> str:
     ids = " ".join(r.message_ids)
     tail = f"{ids}  {r.error}" if ids and r.error else ids or str(r.error or "")
-    return _ROW.format(r.recipient, r.outcome.value, tail).rstrip()
+    return redact(_ROW.format(r.recipient, r.outcome.value, tail).rstrip())
 
 
 def send_file(
@@ -256,7 +257,7 @@ def send_file(
     if stopped and isinstance(stopped[0], Interrupted):
         return EXIT_INTERRUPTED
     if stopped:
-        click.echo(f"error: {stopped[0]}", err=True)
+        click.echo(f"error: {redact(str(stopped[0]))}", err=True)
         return EXIT_USAGE
     if tally.unknown:
         return EXIT_UNKNOWN

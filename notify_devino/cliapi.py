@@ -152,7 +152,14 @@ def run(work: Callable[[Dispatcher], Awaitable[T]]) -> T:
     return guard(lambda: state.run(work))
 
 
-# -- output ----------------------------------------------------------------------------------------
+# -- output: every text a person or a program reads is masked of registered secrets -------------
+
+
+def redact(text: str) -> str:
+    """``text`` with every secret the channels registered (passwords, session IDs) masked."""
+    from .logconfig import redact as mask
+
+    return mask(text)
 
 
 def to_jsonable(value: Any) -> Any:
@@ -168,7 +175,7 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, BaseException):
-        out = {"type": type(value).__name__, "message": str(value)}
+        out = {"type": type(value).__name__, "message": redact(str(value))}
         if getattr(value, "reason", None) is not None:
             out["reason"] = str(value.reason)  # type: ignore[attr-defined]
         return out
@@ -176,6 +183,8 @@ def to_jsonable(value: Any) -> Any:
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [to_jsonable(v) for v in value]
+    if isinstance(value, str):
+        return redact(value)
     return value
 
 
@@ -191,7 +200,7 @@ def emit_json(value: Any) -> None:
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """A plain aligned text table, headers in capitals."""
-    cells = [[("" if c is None else str(c)) for c in row] for row in rows]
+    cells = [[("" if c is None else redact(str(c))) for c in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
     line = "  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True))
     out = [line.rstrip()]
@@ -201,12 +210,12 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 def warn(message: str) -> None:
     """A ``warning:`` line on stderr, for the person at the prompt."""
-    click.echo(f"warning: {message}", err=True)
+    click.echo(f"warning: {redact(message)}", err=True)
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     """Print ``error: message`` on stderr and exit with ``code``."""
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"error: {redact(message)}", err=True)
     sys.exit(code)
 
 
@@ -282,6 +291,7 @@ __all__ = [
     "json_line",
     "pass_state",
     "read_text",
+    "redact",
     "run",
     "setup_logging",
     "table",

@@ -37,7 +37,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-import structlog
 from pydantic import BaseModel, ConfigDict, Field
 from tenacity import (
     AsyncRetrying,
@@ -49,8 +48,9 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 from .errors import ChannelError, RateLimitedError
+from .logconfig import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 T = TypeVar("T")
 
@@ -255,7 +255,8 @@ class RetryPolicy:
 
         The first attempt runs bare: tenacity is entered only after it failed with an error the
         policy retries, so a call that succeeds, or fails for good, pays nothing for retries
-        (copying a template and iterating it cost ~23 us a call, ~7% of a whole SOAP call).
+        (copying a template and iterating it is a measurable share of a whole SOAP call: see
+        ``python -m benchmarks cpu``).
         tenacity then sees that first failure as its own first attempt, so waits, stops,
         deadlines and ``retry_scheduled`` events are unchanged.
         """
