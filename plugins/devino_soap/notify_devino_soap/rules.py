@@ -22,9 +22,13 @@ MAX_STATISTICS_MONTHS = 3
 DEFAULT_VALIDITY_MINUTES = 2880
 SESSION_LIFETIME_MINUTES = 120
 
-_SEPARATORS = re.compile(r"[\s()\-.]")
+# Every class below is spelled out in ASCII: ``\d``, ``\s``, ``\w`` and ``str.isdigit`` also
+# match other scripts' digits and spaces (``'١٢٣٤٥'`` is ``\d{5}``), which the service refuses.
+_SEPARATORS = re.compile(r"[ \t()\-.]")
 _ALPHA_SENDER = re.compile(r"[A-Za-z0-9 .\-_!&']{1,11}")
-_DIGIT_SENDER = re.compile(r"\d{1,15}")
+_DIGIT_SENDER = re.compile(r"[0-9]{1,15}")
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+_ASCII_LETTER = re.compile(r"[A-Za-z]")
 
 PHONE_FORMS = "an international number such as 79031234567, +79031234567 or 89031234567"
 
@@ -88,8 +92,8 @@ def _normalize(value: str) -> str:
     digits = compact[1:] if compact.startswith("+") else compact
     if not digits:
         raise _bad_number(value, "is empty" if not compact else "has no digits", "empty")
-    if not digits.isdigit() or not digits.isascii():
-        bad = next(c for c in digits if not (c.isascii() and c.isdigit()))
+    if not _ASCII_DIGITS.fullmatch(digits):
+        bad = next(c for c in digits if not _ASCII_DIGITS.fullmatch(c))
         raise _bad_number(value, f"has a character other than digits ({bad!r})", "not_digits")
     if not compact.startswith("+") and len(digits) == 11 and digits.startswith("8"):
         digits = "7" + digits[1:]
@@ -127,20 +131,21 @@ def _parse_international(digits: str) -> phonenumbers.PhoneNumber:
 
 
 def check_sender(value: str | None) -> str:
-    """A sender is up to 11 Latin characters (letters, digits, a few marks) or up to 15 digits."""
+    """A sender is up to 11 Latin characters (ASCII letters, digits, a few marks; at least one
+    letter) or up to 15 ASCII digits."""
     expected = "up to 11 Latin letters/digits (with at least one letter) or up to 15 digits"
     if not value:
         raise InvalidInputError("sender is empty", field="sender", value=value, expected=expected)
     if _DIGIT_SENDER.fullmatch(value):
         return value
-    if value.isdigit():
+    if _ASCII_DIGITS.fullmatch(value):
         raise InvalidInputError(
             f"sender {value!r} has {len(value)} digits",
             field="sender",
             value=value,
             expected=expected,
         )
-    if not _ALPHA_SENDER.fullmatch(value) or not any(c.isalpha() for c in value):
+    if not _ALPHA_SENDER.fullmatch(value) or not _ASCII_LETTER.search(value):
         if len(value) > 11:
             problem = f"sender {value!r} has {len(value)} characters"
         else:

@@ -133,7 +133,7 @@ async def test_bad_number_by_time_zone(wire: Wire, session_id: str) -> None:
     assert_fault(reply, "soap:Receiver", PROCESS + "Invalid destination address: 555")
 
 
-@pytest.mark.parametrize("sender", ["TWELVECHARSX", "1234567890123456", "Привет"])
+@pytest.mark.parametrize("sender", ["TWELVECHARSX", "1234567890123456", "Привет", "١٢٣٤٥"])
 async def test_bad_sender(wire: Wire, session_id: str, sender: str) -> None:
     reply = await wire.send(session_id, ["79031234567"], "Hi", SourceAddress=sender)
     assert_fault(reply, "soap:Receiver", PROCESS + f"Invalid source address: {sender}")

@@ -64,9 +64,6 @@ import xmltodict
 from aiohttp import web
 from aiohttp.helpers import parse_mimetype
 
-from notify_devino.errors import InvalidInputError
-
-from .. import rules
 from .clock import Clock, SystemClock
 from .config import SandboxConfig
 from .faults import FaultInjector, FaultKind, FaultRule
@@ -529,24 +526,6 @@ def _incoming_json(record: IncomingRecord) -> dict[str, Any]:
 
 # -- the sandbox ---------------------------------------------------------------------------------
 
-_CHECK_INLINE_UP_TO = 100
-_CHECK_SLICE = 50
-
-
-async def _check_in_slices(destinations: Iterable[str]) -> None:
-    """Check the numbers of a bulk request a slice at a time, letting the event loop go between
-    slices; the operation then finds each one in the rules' cache.
-
-    Checking 1000 numbers takes ~20 ms. In one piece it would hold back the requests arriving
-    meanwhile, whose arrival the rate limit measures: requests sent a second apart would be
-    stamped closer together and refused, an artefact of the sandbox and not the service."""
-    numbers = list(destinations)
-    for start in range(0, len(numbers), _CHECK_SLICE):
-        await asyncio.sleep(0)
-        for number in numbers[start : start + _CHECK_SLICE]:
-            with contextlib.suppress(InvalidInputError):
-                rules.normalize_phone(number)
-
 
 @dataclass(frozen=True, slots=True)
 class _Delayed:
@@ -777,8 +756,6 @@ class Sandbox:
             )
             if early is not None:
                 return early
-        if read_error is None and len(destinations) > _CHECK_INLINE_UP_TO:
-            await _check_in_slices(destinations)
         status, payload, fault_text, headers = self._process(call, version, read_error)
         kind = injected[0].kind if injected is not None else None
         answered = 0 if kind == "close_after_processing" else status

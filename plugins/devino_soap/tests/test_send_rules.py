@@ -1,0 +1,134 @@
+"""The send rules on both sides: the client's ``rules`` and the sandbox's own
+``emulator.rules``, written apart from the API reference so that each checks the other.
+
+The sandbox must never borrow the client's rules: a rule bug would then pass on both sides.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import phonenumbers
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from notify_devino.errors import InvalidInputError
+from notify_devino_soap import rules
+from notify_devino_soap.emulator import rules as provider
+
+EMULATOR = Path(provider.__file__).parent
+
+# Digits of other scripts that Python's str.isdigit() and a Unicode \d accept.
+FOREIGN_DIGITS = {
+    "arabic-indic": "١٢٣٤٥",
+    "extended arabic-indic": "۱۲۳۴۵",
+    "devanagari": "१२३४५",
+    "fullwidth": "１２３４５",
+    "superscript": "¹²³",
+}
+
+
+def test_the_sandbox_does_not_import_the_client_rules() -> None:
+    for path in EMULATOR.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                names = {alias.name for alias in node.names}
+                assert not (node.level == 2 and (node.module == "rules" or "rules" in names)), (
+                    path.name
+                )
+                assert node.module != "notify_devino_soap.rules", path.name
+            elif isinstance(node, ast.Import):
+                assert "notify_devino_soap.rules" not in {a.name for a in node.names}, path.name
+
+
+@pytest.mark.parametrize("sender", FOREIGN_DIGITS.values(), ids=FOREIGN_DIGITS.keys())
+def test_client_refuses_a_numeric_sender_in_other_digits(sender: str) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        rules.check_sender(sender)
+    assert caught.value.field == "sender"
+    assert "Latin" in str(caught.value) or "digits" in str(caught.value)
+
+
+@pytest.mark.parametrize("sender", FOREIGN_DIGITS.values(), ids=FOREIGN_DIGITS.keys())
+def test_sandbox_refuses_a_numeric_sender_in_other_digits(sender: str) -> None:
+    with pytest.raises(provider.RuleBroken):
+        provider.check_source_address(sender)
+
+
+@pytest.mark.parametrize("digits", FOREIGN_DIGITS.values(), ids=FOREIGN_DIGITS.keys())
+def test_both_refuse_a_number_in_other_digits(digits: str) -> None:
+    number = "7903123" + digits[:4].ljust(4, digits[0])
+    with pytest.raises(InvalidInputError):
+        rules.normalize_phone(number)
+    with pytest.raises(provider.RuleBroken):
+        provider.normalize_destination(number)
+
+
+def test_client_sender_rule() -> None:
+    assert rules.check_sender("123456789012345") == "123456789012345"
+    assert rules.check_sender("ALERTS-1") == "ALERTS-1"
+    for bad in ("1234567890123456", "TWELVECHARSX", "Привет", "12 34", "", "ÀLERT"):
+        with pytest.raises(InvalidInputError):
+            rules.check_sender(bad)
+
+
+def test_sandbox_sender_rule() -> None:
+    assert provider.check_source_address("123456789012345") == "123456789012345"
+    assert provider.check_source_address("ALERTS-1") == "ALERTS-1"
+    for bad in ("1234567890123456", "TWELVECHARSX", "Привет", "12 34", "", "ÀLERT", "-!&"):
+        with pytest.raises(provider.RuleBroken):
+            provider.check_source_address(bad)
+
+
+def test_sandbox_number_rule() -> None:
+    for form in ("79031234567", "+79031234567", "89031234567", "+7 (903) 123-45-67"):
+        assert provider.normalize_destination(form) == "79031234567"
+    assert provider.normalize_destination("+4915112345678") == "4915112345678"
+    for bad in ("12345", "7903123456789", "+7903abc4567", "70001234567", "555", "+0031234567"):
+        with pytest.raises(provider.RuleBroken):
+            provider.normalize_destination(bad)
+
+
+def test_sandbox_text_rule_counts_utf16_units() -> None:
+    assert provider.text_units("ab😀") == len("ab😀".encode("utf-16-le")) // 2 == 4
+    provider.check_text("x" * 2000)
+    with pytest.raises(provider.RuleBroken, match="2001 characters"):
+        provider.check_text("x" * 1999 + "😀")
+
+
+def _valid(number: str) -> bool:
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse("+" + number, None))
+    except phonenumbers.NumberParseException:
+        return False
+
+
+numbers = st.one_of(
+    st.from_regex(r"79[0-9]{9}", fullmatch=True),
+    st.from_regex(r"7[3-9][0-9]{9}", fullmatch=True),
+    st.from_regex(r"[1-9][0-9]{6,14}", fullmatch=True),
+).filter(_valid)
+
+
+@given(numbers, st.sampled_from(["", "+"]))
+def test_every_number_the_client_sends_the_sandbox_accepts(number: str, plus: str) -> None:
+    sent = rules.normalize_phone(plus + number)
+    assert provider.normalize_destination(sent) == sent
+
+
+senders = st.one_of(
+    st.from_regex(r"[0-9]{1,15}", fullmatch=True),
+    st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=16),
+)
+
+
+@given(senders)
+def test_every_sender_the_client_accepts_the_sandbox_accepts(sender: str) -> None:
+    try:
+        rules.check_sender(sender)
+    except InvalidInputError:
+        return
+    assert provider.check_source_address(sender) == sender
