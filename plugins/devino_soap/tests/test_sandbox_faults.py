@@ -333,6 +333,45 @@ async def test_unsupported_content_type(http: aiohttp.ClientSession, sandbox: Sa
         assert r.status == 415
 
 
+@pytest.mark.parametrize("charset", ["windows-1251", "koi8-r", "utf-16", "iso-8859-1"])
+async def test_a_request_declared_in_another_charset_is_refused(
+    wire: Wire, session_id: str, sandbox: Sandbox, charset: str
+) -> None:
+    """The service reads UTF-8 only: a Content-Type in another charset is refused, although
+    the body could be decoded with it."""
+    body = operation(
+        "SendMessage",
+        sessionID=session_id,
+        message={"Data": "Hello", "DestinationAddresses": ["79031234567"]},
+    )
+    data = envelope(wire.version, body).decode().encode(charset)
+    content_type = wire.headers("SendMessage")["Content-Type"].replace("utf-8", charset)
+    headers = {**wire.headers("SendMessage"), "Content-Type": content_type}
+    reply = await wire.post(data, op="SendMessage", headers=headers)
+    assert reply.status == 415
+    assert f"charset {charset}" in reply.text
+    assert "UTF-8" in reply.text
+    assert sandbox.state.messages() == []
+    assert sandbox.requests[-1].status == 415
+
+
+async def test_a_body_declared_in_another_encoding_is_refused(
+    wire: Wire, session_id: str, sandbox: Sandbox
+) -> None:
+    text = envelope(wire.version, operation("GetBalance", sessionID=session_id)).decode()
+    declared = text.replace('encoding="utf-8"', 'encoding="windows-1251"')
+    reply = await wire.post(declared.encode("cp1251"), op="GetBalance")
+    assert_fault(reply, "soap:Sender", READ, exact=False)
+    assert "windows-1251" in reply.fault[1]
+    assert "UTF-8" in reply.fault[1]
+    utf16 = text.replace('encoding="utf-8"', 'encoding="utf-16"').encode("utf-16")
+    reply = await wire.post(utf16, op="GetBalance")
+    assert_fault(reply, "soap:Sender", READ, exact=False)
+    assert "UTF-8" in reply.fault[1]
+    without_declaration = text.split("?>", 1)[1].encode()
+    assert (await wire.post(without_declaration, op="GetBalance")).status == 200
+
+
 async def test_send_date_out_of_range(wire: Wire, session_id: str, sandbox: Sandbox) -> None:
     reply = await wire.send(session_id, ["79031234567"], "Hi", DelayUntilUtc="9999-12-31T23:59:59Z")
     assert_fault(reply, "soap:Receiver", PROCESS + "Invalid argument: send date out of range")

@@ -20,6 +20,7 @@ from notify_devino_soap.emulator import (
     SandboxState,
 )
 from notify_devino_soap.emulator.server import format_datetime, parse_datetime
+from notify_devino_soap.emulator.state import STATE_DESCRIPTIONS, is_final
 from notify_devino_soap.segments import count_segments
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -189,3 +190,11 @@ def test_fixtures_are_what_they_say(
 async def test_devino_sandbox_fixture(devino_sandbox: Sandbox) -> None:
     async with aiohttp.ClientSession() as http, http.get(devino_sandbox.url + "?WSDL") as response:
         assert response.status == 200
+
+
+def test_final_states_follow_the_reference() -> None:
+    """Delivered and every error state are final; of the negative states only -3
+    (ErrorSendingDateTimeInterpretation) and -200 (Errors) are."""
+    final = {state for state in STATE_DESCRIPTIONS if is_final(state)}
+    assert final == {0, 8, 10, 11, 41, 42, 46, 47, 48, 255, -3, -200}
+    assert not any(is_final(state) for state in (-100, -40, -30, -20, -2, -1))

@@ -7,7 +7,9 @@ Routes
     parameter, which must then name the body's operation) or SOAP 1.1 (``Content-Type:
     text/xml; charset=utf-8`` plus ``SOAPAction: "http://ws.devinosms.com/<Operation>"``).
     The reply uses the request's SOAP version and content type. Faults are HTTP 500 with a
-    SOAP Fault of the same version. Any other content type is answered 415 (plain text).
+    SOAP Fault of the same version. Any other content type, or a charset other than UTF-8, is
+    answered 415 (plain text); a body in UTF-16 or declared in another encoding is a
+    ``soap:Sender`` fault: the service reads UTF-8 only.
 ``GET /SmsService.asmx?WSDL`` (query key case-insensitive)
     The WSDL (a reconstruction, see the file's header), its ``soap:address`` and
     ``soap12:address`` pointing at this sandbox as the request addressed it (the Host header,
@@ -274,6 +276,23 @@ class _NoDoctypeExpat:
 _PREFIXES = {NS_SOAP11: "s11", NS_SOAP12: "s12", NS_DEVINO: "d", NS_XSI: "xsi"}
 
 
+_DECLARED_ENCODING = re.compile(rb"""<\?xml[^>]*?\sencoding\s*=\s*["']([^"']*)["']""")
+_UTF16_32_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
+
+
+def _check_utf8(body: bytes) -> None:
+    """The service reads UTF-8 only: refuse a body in UTF-16/32 or declared in another encoding
+    (expat would otherwise decode ISO-8859-1 or UTF-16 as declared)."""
+    if body.startswith(_UTF16_32_BOMS) or body[:2] in (b"<\x00", b"\x00<"):
+        raise _read_fault("The request is not in UTF-8; the service reads UTF-8 only.")
+    declared = _DECLARED_ENCODING.match(body.removeprefix(b"\xef\xbb\xbf"))
+    if declared is not None and declared[1].lower() != b"utf-8":
+        name = declared[1].decode("ascii", "replace")
+        raise _read_fault(
+            f"The request is declared in encoding '{name}'; the service reads UTF-8 only."
+        )
+
+
 def _parse_xml(body: bytes) -> dict[str, Any]:
     if not body.strip():
         raise SandboxFault(
@@ -281,6 +300,7 @@ def _parse_xml(body: bytes) -> dict[str, Any]:
             "Root element is missing.",
             code="soap:Sender",
         )
+    _check_utf8(body)
     try:
         parsed = xmltodict.parse(
             body,
@@ -351,6 +371,11 @@ def _version_for(content_type: str) -> SoapVersion | None:
     if kind == "text/xml":
         return "1.1"
     return None
+
+
+def _charset_of(content_type: str) -> str | None:
+    charset = parse_mimetype(content_type).parameters.get("charset")
+    return charset.strip().strip('"') if charset is not None else None
 
 
 def _unknown_action(action: str) -> SandboxFault:
@@ -713,6 +738,14 @@ class Sandbox:
                 status=415,
                 text=f"Unsupported content type {content_type}: use text/xml (SOAP 1.1) or "
                 "application/soap+xml (SOAP 1.2).\n",
+            )
+        charset = _charset_of(request.headers["Content-Type"])
+        if charset is not None and charset.lower() != "utf-8":
+            self._record(arrived, at, None, version, None, 415, None, ())
+            return web.Response(
+                status=415,
+                text=f"Unsupported charset {charset}: the service reads requests in UTF-8 only "
+                "(charset=utf-8).\n",
             )
         call: _Call | None = None
         read_error: SandboxFault | None = None

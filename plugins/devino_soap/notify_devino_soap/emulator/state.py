@@ -92,9 +92,13 @@ MIN_DATETIME = datetime(1, 1, 1)
 """.NET's DateTime.MinValue, the TimeStampUtc of an unknown message (naive on purpose)."""
 
 
+_FINAL_NEGATIVE_STATES = frozenset({-3, -200})
+"""ErrorSendingDateTimeInterpretation and Errors: the two negative states that are final."""
+
+
 def is_final(state: int) -> bool:
-    """Delivered and every error state are final; the negative states are in progress."""
-    return state >= 0
+    """Delivered and every error state are final; the other negative states are in progress."""
+    return state >= 0 or state in _FINAL_NEGATIVE_STATES
 
 
 class SandboxFault(Exception):
@@ -185,8 +189,8 @@ class StatisticsRecord:
 
     - ``sent``: handed to the gateway or beyond (SubmittedDateUtc set, any later state);
     - ``delivered``: state 0;
-    - ``errors``: in a final error state (any state > 0);
-    - ``in_process``: not final yet (negative states);
+    - ``errors``: in a final error state (every final state but 0);
+    - ``in_process``: not final yet (the negative states but -3 and -200);
     - ``expired``: 46 or 47; ``rejected``: 42 or 48 (both also counted in ``errors``);
     - ``optimized``: always 0 (the sandbox merges nothing);
     - ``tarificated``: charged segments, which is every accepted one;
@@ -564,7 +568,7 @@ class SandboxState:
                 counts["sent"] += 1
             if record.state == DELIVERED:
                 counts["delivered"] += 1
-            elif record.state > 0:
+            elif is_final(record.state):
                 counts["errors"] += 1
             else:
                 counts["in_process"] += 1
