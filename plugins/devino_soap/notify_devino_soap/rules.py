@@ -20,6 +20,8 @@ MAX_TEXT_LENGTH = 2000
 MAX_ADDRESSES_PER_CALL = 1000
 MAX_STATISTICS_MONTHS = 3
 DEFAULT_VALIDITY_MINUTES = 2880
+MAX_VALIDITY_MINUTES = 2**31 - 1
+"""Validity is an ``xsd:int`` on the wire."""
 SESSION_LIFETIME_MINUTES = 120
 
 # Every class below is spelled out in ASCII: ``\d``, ``\s``, ``\w`` and ``str.isdigit`` also
@@ -188,14 +190,24 @@ def check_address_count(addresses: Sequence[str]) -> None:
 
 
 def check_validity(minutes: int | None) -> int:
+    """The message lifetime in minutes: 1 to 2147483647 (the WSDL's ``xsd:int``), None for the
+    default 2880."""
     if minutes is None:
         return DEFAULT_VALIDITY_MINUTES
+    expected = f"a whole number of minutes from 1 to {MAX_VALIDITY_MINUTES} (default 2880)"
     if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes <= 0:
         raise InvalidInputError(
             f"validity {minutes!r} is not a positive number of minutes",
             field="validity",
             value=minutes,
-            expected="a positive whole number of minutes (default 2880)",
+            expected=expected,
+        )
+    if minutes > MAX_VALIDITY_MINUTES:
+        raise InvalidInputError(
+            f"validity {minutes} is more than the service's int holds",
+            field="validity",
+            value=minutes,
+            expected=expected,
         )
     return minutes
 

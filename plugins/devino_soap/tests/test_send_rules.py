@@ -7,8 +7,10 @@ The sandbox must never borrow the client's rules: a rule bug would then pass on 
 from __future__ import annotations
 
 import ast
+from datetime import datetime
 from pathlib import Path
 
+import aiohttp
 import phonenumbers
 import pytest
 from hypothesis import given
@@ -16,6 +18,8 @@ from hypothesis import strategies as st
 
 from notify_devino.errors import InvalidInputError
 from notify_devino_soap import rules
+from notify_devino_soap.client import DevinoClient
+from notify_devino_soap.emulator import Sandbox
 from notify_devino_soap.emulator import rules as provider
 
 EMULATOR = Path(provider.__file__).parent
@@ -132,3 +136,40 @@ def test_every_sender_the_client_accepts_the_sandbox_accepts(sender: str) -> Non
     except InvalidInputError:
         return
     assert provider.check_source_address(sender) == sender
+
+
+@pytest.mark.parametrize("validity", [2**31, 10**12, 0, -1])
+async def test_a_validity_the_wire_cannot_carry_is_refused_before_any_request(
+    devino_sandbox: Sandbox, validity: int
+) -> None:
+    """Validity is an xsd:int: 2147483648 once went on the wire and came back as a fault."""
+    async with aiohttp.ClientSession() as http:
+        client = DevinoClient(http, url=devino_sandbox.url, login="demo", password="demo-password")
+        sends = [
+            client.send_message(
+                source="ALERTS", destinations=["79031234567"], data="x", validity=validity
+            ),
+            client.send_message_by_time_zone(
+                source="ALERTS",
+                destination="79031234567",
+                data="x",
+                send_date=datetime(2030, 1, 1, 9, 0),
+                validity=validity,
+            ),
+            client.send_message_by_time_zone_to_addresses(
+                source="ALERTS",
+                destinations=["79031234567"],
+                data="x",
+                send_date=datetime(2030, 1, 1, 9, 0),
+                validity=validity,
+            ),
+        ]
+        for send in sends:
+            with pytest.raises(InvalidInputError) as caught:
+                await send
+            assert caught.value.field == "validity"
+            assert "2147483647" in str(caught.value.expected)
+        assert devino_sandbox.requests == []
+        assert await client.send_message(
+            source="ALERTS", destinations=["79031234567"], data="x", validity=2**31 - 1
+        )
