@@ -3,8 +3,9 @@
 - ``sandbox_config``: a :class:`SandboxConfig` with fast delivery (gateway 0.05 s, sent 0.1 s,
   delivered 0.2 s) and three accounts: ``demo`` / ``demo-password`` (balance 1000),
   ``other`` / ``other-password`` (1000) and ``poor`` / ``poor-password`` (balance 1.00).
-  The rate limit is on (10 requests/s, answered with a fault), as on the live service;
-  override this fixture to change anything.
+  The rate limit is on (10 requests/s, answered with a fault), as on the live service, and
+  so is strict mode (every request checked against the WSDL's schema); override this fixture
+  to change anything.
 - ``sandbox_clock``: a :class:`ManualClock` starting at the current time (whole seconds).
 - ``devino_sandbox``: a started :class:`Sandbox` on 127.0.0.1 (free port) on the real clock;
   closed after the test. Point a client at ``devino_sandbox.url``.
@@ -32,6 +33,7 @@ TEST_ACCOUNTS = (
 @pytest.fixture
 def sandbox_config() -> SandboxConfig:
     return SandboxConfig(
+        strict=True,
         accounts=list(TEST_ACCOUNTS),
         delivery=DeliveryTimings(gateway=0.05, sent=0.1, delivered=0.2),
     )

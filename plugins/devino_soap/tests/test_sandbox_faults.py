@@ -129,6 +129,7 @@ async def test_bad_number_by_time_zone(wire: Wire, session_id: str) -> None:
         destinationAddress="555",
         data="Hi",
         sendDate="2026-03-02T15:00:00",
+        validity=0,
     )
     assert_fault(reply, "soap:Receiver", PROCESS + "Invalid destination address: 555")
 
@@ -203,6 +204,9 @@ async def test_statistics_range_backwards(wire: Wire, session_id: str) -> None:
     )
 
 
+_SEND_BY_TIME_ZONE = {"sourceAddress": "X", "data": "Hi", "sendDate": "2026-03-02T15:00:00"}
+
+
 @pytest.mark.parametrize(
     ("op", "params", "missing"),
     [
@@ -212,16 +216,35 @@ async def test_statistics_range_backwards(wire: Wire, session_id: str) -> None:
         ("GetMessageState", {}, "messageID"),
         ("GetStatistics", {"endDateTime": "2026-03-02T00:00:00"}, "startDateTime"),
         ("GetIncomingMessages", {"minDateUTC": "2026-03-02T00:00:00"}, "maxDateUTC"),
-        ("SendMessageByTimeZone", {"sourceAddress": "X", "data": "Hi"}, "destinationAddress"),
+        (
+            "SendMessageByTimeZone",
+            {**_SEND_BY_TIME_ZONE, "validity": 0},
+            "destinationAddress",
+        ),
     ],
 )
+@pytest.mark.parametrize("strict", [True, False], ids=["strict", "lenient"])
 async def test_missing_parameter(
-    wire: Wire, session_id: str, op: str, params: dict[str, str], missing: str
+    wire: Wire,
+    sandbox: Sandbox,
+    session_id: str,
+    op: str,
+    params: dict[str, str],
+    missing: str,
+    strict: bool,
 ) -> None:
+    """An optional (reference-type) parameter left out is the service's "null or empty" fault
+    in either mode. A value-type one (minOccurs="1") is a schema error in strict mode; the
+    lenient sandbox reads it as null, as ASMX reads a missing nullable, and faults the same."""
+    sandbox.config.strict = strict
     if op != "GetBalance" and op != "GetSessionID":
         params = {"sessionID": session_id, **params}
     reply = await wire.call(op, **params)
-    assert_fault(reply, "soap:Receiver", PROCESS + f"Argument is null or empty: {missing}")
+    if strict and missing in ("messageID", "startDateTime", "maxDateUTC"):
+        assert_fault(reply, "soap:Sender", READ, exact=False)
+        assert f"Element '{op}/{missing}' is missing" in reply.fault[1]
+    else:
+        assert_fault(reply, "soap:Receiver", PROCESS + f"Argument is null or empty: {missing}")
 
 
 async def test_empty_message_fields(wire: Wire, session_id: str) -> None:
@@ -244,7 +267,13 @@ async def test_unreadable_xml(wire: Wire) -> None:
     assert_fault(empty, "soap:Sender", "Server was unable to read request.", exact=False)
 
 
-async def test_bad_value_is_a_read_error(wire: Wire, session_id: str) -> None:
+async def test_bad_value_is_a_read_error(wire: Wire, sandbox: Sandbox, session_id: str) -> None:
+    """A value its type cannot hold is a read error (soap:Sender): in strict mode named by the
+    schema walk, in lenient mode with the texts .NET's reader writes."""
+    reply = await wire.call("GetMessageState", sessionID=session_id, messageID="abc")
+    assert_fault(reply, "soap:Sender", READ, exact=False)
+    assert "'GetMessageState/messageID' holds 'abc', which is not a valid xs:long" in reply.fault[1]
+    sandbox.config.strict = False
     reply = await wire.call("GetMessageState", sessionID=session_id, messageID="abc")
     assert_fault(reply, "soap:Sender", READ, exact=False)
     assert reply.fault[1].endswith("Input string was not in a correct format.")

@@ -258,6 +258,7 @@ async def test_time_zone_send_waits_for_the_recipients_local_time(
         destinationAddresses=["79141234567", "79031234567"],
         data="Good evening",
         sendDate="2026-03-02T18:00:00",
+        validity=0,
     )
     vladivostok, moscow = reply.ids
     sandbox_clock.set(datetime(2026, 3, 2, 8, 0, 0, 49000, tzinfo=UTC))
@@ -294,6 +295,7 @@ async def test_foreign_number_is_held_in_utc(wire: Wire, session_id: str, sandbo
         destinationAddress="4915112345678",
         data="Hallo",
         sendDate="2026-03-02T18:00:00",
+        validity=0,
     )
     (stored,) = sandbox.state.messages()
     assert stored.send_at == datetime(2026, 3, 2, 18, 0, tzinfo=UTC)

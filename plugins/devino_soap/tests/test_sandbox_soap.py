@@ -106,6 +106,7 @@ async def test_send_message_by_time_zone_to_addresses(wire: Wire) -> None:
         destinationAddresses=["79031234567", "79141234567"],
         data="Wake up",
         sendDate="2026-03-02T15:00:00",
+        validity=0,
     )
     assert len(reply.ids) == 2
     assert reply.ids[1] == reply.ids[0] + 1

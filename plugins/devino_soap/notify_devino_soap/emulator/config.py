@@ -190,6 +190,11 @@ class SandboxConfig(_Model):
     """Everything the sandbox can be told. Every field has a working default."""
 
     version: Literal[1] = 1
+    strict: bool = True
+    """Check every request body against the schema of the WSDL the sandbox serves (element
+    order, ``minOccurs``, ``nillable``, the range of each XSD type) and answer a SOAP Client
+    fault naming the first element that breaks it. ``false`` reads requests as leniently as
+    ASMX: a missing value-type element takes its default, a missing nullable one is null."""
     accounts: list[Account] = Field(default_factory=_default_accounts, min_length=1)
     prices: dict[str, Decimal] = Field(default_factory=_default_prices)
     """Price of one segment by destination prefix (country code first); the longest prefix

@@ -40,8 +40,18 @@ Wire choices the client must know
 - Dates are read leniently: with or without seconds and fraction (up to 7 digits), ``Z`` or
   an offset or nothing. A naive date is UTC, except ``sendDate``, which is the recipient's
   wall-clock time (an offset there is ignored).
-- ``validity`` / ``Validity`` 0 or absent means the default 2880 minutes (a generated client
-  always sends the element, as 0 when unset).
+- ``validity`` / ``Validity`` 0 means the default 2880 minutes (a generated client always
+  sends the element, as 0 when unset).
+- Strict mode (``SandboxConfig.strict``, on by default, in the packaged config and in the
+  pytest fixtures) checks every request body against the schema of the WSDL served here
+  (:mod:`.schema`): element names, namespace and order, ``minOccurs``/``maxOccurs``,
+  ``xsi:nil`` only where ``nillable``, and int/long/boolean/decimal/dateTime values in range.
+  The first element that breaks it is answered as a SOAP Client fault (``soap:Sender``; 1.1
+  ``soap:Client``), HTTP 500, nothing processed: ``Server was unable to read request. --->
+  There is an error in XML document (1, 366). ---> Element 'SendMessage/message/DelayUntilUtc'
+  is missing (before 'DestinationAddresses'): the WSDL requires it (minOccurs="1"); with no
+  value, send it as xsi:nil="true".`` With ``strict: false`` the sandbox reads requests as
+  leniently as ASMX: a missing value-type element is null or its default (validity 2880).
 """
 
 from __future__ import annotations
@@ -69,6 +79,7 @@ from aiohttp.helpers import parse_mimetype
 from .clock import Clock, SystemClock
 from .config import SandboxConfig
 from .faults import FaultInjector, FaultKind, FaultRule
+from .schema import SchemaViolation, service_schema
 from .state import (
     MIN_DATETIME,
     IncomingRecord,
@@ -203,9 +214,9 @@ def format_decimal(value: Decimal) -> str:
     return format(value, "f")
 
 
-_DATETIME = re.compile(
-    r"(?P<date>\d{4}-\d{2}-\d{2})T(?P<h>\d{2}):(?P<m>\d{2})(?::(?P<s>\d{2})(?:\.(?P<f>\d{1,7}))?)?"
-    r"(?P<tz>Z|[+-]\d{2}:\d{2})?"
+_DATETIME = re.compile(  # ASCII digits only: \d would take other scripts' digits too
+    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})T(?P<h>[0-9]{2}):(?P<m>[0-9]{2})"
+    r"(?::(?P<s>[0-9]{2})(?:\.(?P<f>[0-9]{1,7}))?)?(?P<tz>Z|[+-][0-9]{2}:[0-9]{2})?"
 )
 
 
@@ -434,6 +445,14 @@ def _read_call(version: SoapVersion, request: web.Request, body: bytes) -> _Call
     if isinstance(node, list):
         node = node[0]
     return _Call(version, operation, _children(node))
+
+
+def _check_schema(version: SoapVersion, body: bytes) -> None:
+    """Strict mode: the body against the served WSDL's schema (see :mod:`.schema`)."""
+    try:
+        service_schema().check_envelope(body, NS_SOAP11 if version == "1.1" else NS_SOAP12)
+    except SchemaViolation as violation:
+        raise _read_fault(str(violation), violation.position) from None
 
 
 # -- writing a reply -----------------------------------------------------------------------------
@@ -751,6 +770,8 @@ class Sandbox:
         read_error: SandboxFault | None = None
         try:
             call = _read_call(version, request, body)
+            if self.config.strict:
+                _check_schema(version, body)
         except SandboxFault as fault:
             read_error = fault
         login = self._login_of(call)
@@ -975,7 +996,7 @@ class Sandbox:
         if raw is None:
             return None
         text = raw.strip()
-        if not re.fullmatch(r"[+-]?\d+", text):
+        if not re.fullmatch(r"[+-]?[0-9]+", text):
             raise _read_fault("Input string was not in a correct format.")
         value = int(text)
         if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
