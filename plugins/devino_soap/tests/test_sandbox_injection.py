@@ -26,7 +26,7 @@ from notify_devino_soap.emulator import (
     SandboxConfig,
     load_sandbox_config,
 )
-from notify_devino_soap.emulator.server import OPERATIONS
+from notify_devino_soap.emulator.wire import OPERATIONS
 
 PROCESS = "Server was unable to process request. ---> "
 NUMBER = "79031234567"

@@ -19,8 +19,8 @@ from notify_devino_soap.emulator import (
     SandboxFault,
     SandboxState,
 )
-from notify_devino_soap.emulator.server import format_datetime, parse_datetime
 from notify_devino_soap.emulator.state import STATE_DESCRIPTIONS, is_final
+from notify_devino_soap.emulator.wire import format_datetime, parse_datetime
 from notify_devino_soap.segments import count_segments
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

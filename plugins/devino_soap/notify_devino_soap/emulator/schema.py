@@ -148,7 +148,7 @@ class Schema:
 
 
 def _events(text: str) -> Any:
-    parser = ElementTree.XMLPullParser(["start-ns", "start"])
+    parser: ElementTree.XMLPullParser[Any] = ElementTree.XMLPullParser(["start-ns", "start"])
     parser.feed(text)
     parser.close()
     return parser.read_events()
@@ -256,8 +256,8 @@ def valid_value(type_name: str, text: str) -> bool:
     if type_name in _BOUNDS:
         if not _INTEGER.fullmatch(value):
             return False
-        bits = _BOUNDS[type_name]
-        return -(2 ** (bits - 1)) <= int(value) < 2 ** (bits - 1)
+        limit: int = 2 ** (_BOUNDS[type_name] - 1)
+        return -limit <= int(value) < limit
     if type_name == "boolean":
         return value in ("true", "false", "1", "0")
     if type_name == "decimal":
