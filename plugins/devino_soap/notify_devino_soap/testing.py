@@ -11,17 +11,31 @@
   closed after the test. Point a client at ``devino_sandbox.url``.
 - ``devino_sandbox_manual_clock``: the same on ``sandbox_clock``; move time with
   ``sandbox_clock.advance(timedelta(...))``.
+
+The plugin is loaded into every pytest session of an environment where notify-devino-soap is
+installed. The two sandbox fixtures are async and need pytest-asyncio; without it the plugin
+still loads, and a test that asks for one of them errors with what to install.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
+from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from .emulator import Account, DeliveryTimings, ManualClock, Sandbox, SandboxConfig
+
+try:
+    import pytest_asyncio
+except ImportError:  # the sync fixtures still work; the async ones say what is missing
+    pytest_asyncio = None  # type: ignore[assignment]
+
+NEEDS_PYTEST_ASYNCIO = (
+    "the fixture {name!r} of notify-devino-soap's pytest plugin is async and needs "
+    "pytest-asyncio, which is not installed: pip install pytest-asyncio"
+)
 
 TEST_ACCOUNTS = (
     Account(login="demo", password="demo-password", balance=Decimal("1000")),
@@ -44,15 +58,28 @@ def sandbox_clock() -> ManualClock:
     return ManualClock()
 
 
-@pytest_asyncio.fixture
-async def devino_sandbox(sandbox_config: SandboxConfig) -> AsyncIterator[Sandbox]:
-    async with Sandbox(sandbox_config) as sandbox:
-        yield sandbox
+def _missing_pytest_asyncio(name: str) -> Callable[..., Any]:
+    def fixture() -> None:
+        pytest.fail(NEEDS_PYTEST_ASYNCIO.format(name=name), pytrace=False)
+
+    fixture.__name__ = name
+    return pytest.fixture(name=name)(fixture)
 
 
-@pytest_asyncio.fixture
-async def devino_sandbox_manual_clock(
-    sandbox_config: SandboxConfig, sandbox_clock: ManualClock
-) -> AsyncIterator[Sandbox]:
-    async with Sandbox(sandbox_config, clock=sandbox_clock) as sandbox:
-        yield sandbox
+if pytest_asyncio is not None:
+
+    @pytest_asyncio.fixture
+    async def devino_sandbox(sandbox_config: SandboxConfig) -> AsyncIterator[Sandbox]:
+        async with Sandbox(sandbox_config) as sandbox:
+            yield sandbox
+
+    @pytest_asyncio.fixture
+    async def devino_sandbox_manual_clock(
+        sandbox_config: SandboxConfig, sandbox_clock: ManualClock
+    ) -> AsyncIterator[Sandbox]:
+        async with Sandbox(sandbox_config, clock=sandbox_clock) as sandbox:
+            yield sandbox
+
+else:
+    devino_sandbox = _missing_pytest_asyncio("devino_sandbox")
+    devino_sandbox_manual_clock = _missing_pytest_asyncio("devino_sandbox_manual_clock")
