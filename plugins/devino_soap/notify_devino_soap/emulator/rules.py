@@ -28,6 +28,7 @@ Every check returns the value as the service stores it or raises :class:`RuleBro
 from __future__ import annotations
 
 import calendar
+import re
 from datetime import datetime
 
 MAX_TEXT_UNITS = 2000
@@ -35,13 +36,14 @@ MAX_ADDRESSES = 1000
 DEFAULT_VALIDITY_MINUTES = 2880
 MAX_STATISTICS_MONTHS = 3
 
-ASCII_DIGITS = frozenset("0123456789")
-ASCII_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
-SENDER_MARKS = frozenset(" .-_!&'")
 MAX_ALPHA_SENDER = 11
 MAX_DIGIT_SENDER = 15
 
-NUMBER_SEPARATORS = frozenset(" -.()")
+# Spelled out in ASCII on purpose: a Unicode \d or str.isdigit() takes other scripts' digits.
+_DIGITS = re.compile("[0123456789]+")
+_LETTER = re.compile("[A-Za-z]")
+_LATIN_SENDER = re.compile("[A-Za-z0123456789 .\\-_!&']+")
+_NUMBER_SEPARATORS = re.compile("[ .()\\-]")
 RUSSIAN_NETWORK_FIRST_DIGITS = frozenset("346789")  # 3, 4, 8, 9: Russia; 6, 7: Kazakhstan
 MIN_INTERNATIONAL_DIGITS = 7
 MAX_INTERNATIONAL_DIGITS = 15
@@ -55,21 +57,16 @@ class RuleBroken(ValueError):
         self.detail = detail
 
 
-def _ascii_digits(text: str) -> bool:
-    return bool(text) and all(char in ASCII_DIGITS for char in text)
-
-
 def check_source_address(source: str) -> str:
     """Up to 15 ASCII digits, or up to 11 Latin characters with at least one letter."""
-    if _ascii_digits(source):
+    if _DIGITS.fullmatch(source):
         if len(source) > MAX_DIGIT_SENDER:
             raise RuleBroken(source)
         return source
-    allowed = ASCII_LETTERS | ASCII_DIGITS | SENDER_MARKS
     if (
-        not 0 < len(source) <= MAX_ALPHA_SENDER
-        or any(char not in allowed for char in source)
-        or not any(char in ASCII_LETTERS for char in source)
+        len(source) > MAX_ALPHA_SENDER
+        or not _LATIN_SENDER.fullmatch(source)
+        or not _LETTER.search(source)
     ):
         raise RuleBroken(source)
     return source
@@ -77,10 +74,10 @@ def check_source_address(source: str) -> str:
 
 def normalize_destination(number: str) -> str:
     """The number as the service stores it: country code first, digits only, no ``+``."""
-    compact = "".join(char for char in number if char not in NUMBER_SEPARATORS)
+    compact = _NUMBER_SEPARATORS.sub("", number)
     plus = compact.startswith("+")
     digits = compact[1:] if plus else compact
-    if not _ascii_digits(digits):
+    if not _DIGITS.fullmatch(digits):
         raise RuleBroken(number)
     if not plus and len(digits) == 11 and digits[0] == "8":
         digits = "7" + digits[1:]
