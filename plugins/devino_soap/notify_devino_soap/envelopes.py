@@ -114,7 +114,16 @@ def format_utc(moment: datetime, *, field: str) -> str:
             value=moment,
             expected="a timezone-aware datetime (it is sent in UTC)",
         )
-    return moment.astimezone(UTC).replace(tzinfo=None, microsecond=0).isoformat()
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInputError(
+            f"{field} {moment.isoformat()} is outside the years a UTC date-time can hold",
+            field=field,
+            value=moment,
+            expected="a moment from 0001-01-01 to 9999-12-31 in UTC",
+        ) from None
+    return utc.replace(tzinfo=None, microsecond=0).isoformat()
 
 
 def format_local(moment: datetime, *, field: str) -> str:

@@ -370,6 +370,21 @@ def test_dates() -> None:
     assert envelopes.format_utc(datetime(5, 1, 2, tzinfo=UTC), field="x") == "0005-01-02T00:00:00"
 
 
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))),
+        datetime(9999, 12, 31, 23, 0, tzinfo=timezone(timedelta(hours=-2))),
+    ],
+)
+def test_a_moment_outside_xsd_years_in_utc_is_invalid_input(moment: datetime) -> None:
+    """Its UTC time falls outside years 0001-9999: an InvalidInputError, not an OverflowError."""
+    with pytest.raises(InvalidInputError) as caught:
+        envelopes.build_get_statistics(SID, moment, WHEN)
+    assert caught.value.field == "start"
+    assert "0001" in str(caught.value.expected)
+
+
 xml_text = st.text(
     st.characters(exclude_categories=["Cs"], exclude_characters="\ufffe\uffff").filter(
         lambda c: c in "\t\n\r" or ord(c) >= 0x20
