@@ -13,7 +13,7 @@ import pytest
 from sandbox_wire import NIL, NS, Reply, Wire, envelope, operation
 
 from notify_devino_soap.emulator import RateLimit, Sandbox, SandboxConfig
-from notify_devino_soap.emulator.schema import Schema, service_schema
+from notify_devino_soap.emulator.schema import Schema, SchemaViolation, service_schema
 from notify_devino_soap.envelopes import SOAP11_NS, SOAP12_NS
 
 READ = "Server was unable to read request. ---> There is an error in XML document ("
@@ -333,3 +333,16 @@ def test_the_walker_refuses_what_it_does_not_check() -> None:
     )
     with pytest.raises(ValueError, match="float"):
         Schema.from_wsdl(head + float_type + tail)
+
+
+def test_the_walker_alone_refuses_a_dtd_and_malformed_xml() -> None:
+    """check_envelope is safe on its own, not only behind the server's reader."""
+    schema = service_schema()
+    body = envelope("1.2", operation("GetBalance", sessionID="x"))
+    declaration, rest = body.split(b"\n", 1)
+    evil = declaration + b'\n<!DOCTYPE x [<!ENTITY a "aaaa">]>\n' + rest.replace(b">x<", b">&a;<")
+    with pytest.raises(SchemaViolation, match="DTD"):
+        schema.check_envelope(evil, SOAP12_NS)
+    with pytest.raises(SchemaViolation, match="not well-formed"):
+        schema.check_envelope(body[:-5], SOAP12_NS)
+    assert schema.check_envelope(body, SOAP12_NS) == "GetBalance"

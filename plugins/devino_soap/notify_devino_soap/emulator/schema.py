@@ -110,9 +110,10 @@ class Schema:
         prefixes: dict[str, str] = {}
         root: ElementTree.Element | None = None
         for event, item in _events(text):
-            if event == "start-ns":
+            if event == "start-ns":  # every prefix must mean one namespace throughout
                 prefix, uri = item
-                prefixes.setdefault(prefix, uri)
+                if prefixes.setdefault(prefix, uri) != uri:
+                    raise ValueError(f"prefix {prefix!r} is bound to two namespaces")
             elif root is None:
                 root = item
         assert root is not None
@@ -141,8 +142,16 @@ class Schema:
         parser.StartElementHandler = walker.start
         parser.EndElementHandler = walker.end
         parser.CharacterDataHandler = walker.text
+        parser.StartDoctypeDeclHandler = walker.doctype
         parser.buffer_text = True
-        parser.Parse(body, True)
+        try:
+            parser.Parse(body, True)
+        except expat.ExpatError as exc:
+            raise SchemaViolation(
+                f"The request is not well-formed XML: {expat.ErrorString(exc.code)}.",
+                "Envelope",
+                (exc.lineno, exc.offset + 1),
+            ) from None
         assert walker.operation is not None  # end() saw the Body close with one element
         return walker.operation
 
@@ -220,6 +229,7 @@ class _Builder:
         if (
             len(parts) != 1
             or parts[0].tag != f"{{{XSD_NS}}}sequence"
+            or parts[0].attrib
             or complex_type.attrib.keys() - {"name"}
         ):
             raise ValueError(f"type {name}: only a plain <sequence> is supported")
@@ -315,6 +325,9 @@ class _Walker:
         )
 
     # -- events ----------------------------------------------------------------------------
+
+    def doctype(self, *_: object) -> None:
+        raise self.fail("A DTD is not allowed in a SOAP message.", "Envelope")
 
     def start(self, tag: str, attributes: dict[str, str]) -> None:
         self.depth += 1
