@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -35,12 +34,6 @@ NUMBER = "79031234567"
 @pytest.fixture
 def sandbox_config(sandbox_config: SandboxConfig) -> SandboxConfig:
     return sandbox_config.model_copy(update={"rate_limit": RateLimit(enabled=False)})
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 @pytest.fixture(params=["1.1", "1.2"])

@@ -3,7 +3,6 @@ held sends (DelayUntilUtc and recipient time zones), unknown IDs and statistics.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -29,12 +28,6 @@ def sandbox_config(sandbox_config: SandboxConfig) -> SandboxConfig:
 @pytest.fixture
 def sandbox_clock() -> ManualClock:
     return ManualClock(START)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 @pytest.fixture

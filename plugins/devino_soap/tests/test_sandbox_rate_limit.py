@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -13,12 +12,6 @@ from sandbox_wire import Wire
 from notify_devino_soap.emulator import RateLimit, Sandbox, SandboxConfig
 
 TOO_MANY = "Server was unable to process request. ---> Too many requests"
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def eleven_requests(wire: Wire) -> list[int]:

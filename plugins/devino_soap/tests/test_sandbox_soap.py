@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -24,12 +23,6 @@ def sandbox_config(sandbox_config: SandboxConfig) -> SandboxConfig:
 @pytest.fixture
 def sandbox_clock() -> ManualClock:
     return ManualClock(START)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 @pytest.fixture(params=["1.1", "1.2"])

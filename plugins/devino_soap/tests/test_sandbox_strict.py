@@ -5,7 +5,6 @@ both SOAP versions, with hand-written envelopes (sandbox_wire), not the project'
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -14,6 +13,7 @@ from sandbox_wire import NIL, NS, Reply, Wire, envelope, operation
 
 from notify_devino_soap.emulator import RateLimit, Sandbox, SandboxConfig
 from notify_devino_soap.emulator.schema import Schema, SchemaViolation, service_schema
+from notify_devino_soap.emulator.wire import OPERATIONS
 from notify_devino_soap.envelopes import SOAP11_NS, SOAP12_NS
 
 READ = "Server was unable to read request. ---> There is an error in XML document ("
@@ -23,12 +23,6 @@ NUMBER = "79031234567"
 @pytest.fixture
 def sandbox_config(sandbox_config: SandboxConfig) -> SandboxConfig:
     return sandbox_config.model_copy(update={"rate_limit": RateLimit(enabled=False)})
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 @pytest.fixture(params=["1.1", "1.2"])
@@ -346,3 +340,8 @@ def test_the_walker_alone_refuses_a_dtd_and_malformed_xml() -> None:
     with pytest.raises(SchemaViolation, match="not well-formed"):
         schema.check_envelope(body[:-5], SOAP12_NS)
     assert schema.check_envelope(body, SOAP12_NS) == "GetBalance"
+
+
+def test_the_sandbox_routes_exactly_the_operations_of_the_wsdl() -> None:
+    assert set(OPERATIONS) == set(service_schema().operations)
+    assert len(service_schema().operations) == 8

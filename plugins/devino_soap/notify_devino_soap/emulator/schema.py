@@ -101,6 +101,16 @@ class Schema:
     namespace: str
     elements: Mapping[str, ElementDecl]
 
+    @property
+    def operations(self) -> tuple[str, ...]:
+        """The request elements (those with a ``<name>Response`` beside them), in the WSDL's
+        order: the service's operations."""
+        return tuple(
+            name
+            for name in self.elements
+            if not name.endswith("Response") and f"{name}Response" in self.elements
+        )
+
     @classmethod
     def from_wsdl(cls, text: str) -> Schema:
         """Read the schema of a WSDL's ``<types>``.
