@@ -69,7 +69,10 @@ _VALIDATION_REASONS = {
 
 
 def normalize_phone(value: str) -> str:
-    """Return the number as the service stores it: country code and number, digits only.
+    """Return the number as it goes on the wire: country code and number, digits only, except
+    that a number of 11 digits whose country code begins with 8 (Japan's +81 3..., Korea's
+    +82 2..., the +800 freephone range) keeps its ``+``, as the service would read it as a
+    Russian number in trunk form without it.
 
     The service accepts three forms of a Russian number, ``79031234567``, ``+79031234567`` and
     ``89031234567`` (8 is the Russian trunk prefix), and numbers of other countries in
@@ -114,7 +117,12 @@ def _normalize(value: str) -> str:
             ("not an assigned number range", "unassigned"),
         )
         raise _bad_number(value, f"is not a valid phone number ({why})", reason)
-    return f"{parsed.country_code}{parsed.national_number}"
+    number = f"{parsed.country_code}{parsed.national_number}"
+    if len(number) == 11 and number[0] == "8":
+        # The service reads 8 + 10 digits as a Russian number in trunk form (89031234567 is
+        # 79031234567): Tokyo's 81312345678 would go to +7 131... Such a number keeps its '+'.
+        return "+" + number
+    return number
 
 
 def _parse_international(digits: str) -> phonenumbers.PhoneNumber:

@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import phonenumbers
 import pytest
-from hypothesis import given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from notify_devino.errors import InvalidInputError
@@ -118,9 +118,40 @@ numbers = st.one_of(
 
 
 @given(numbers, st.sampled_from(["", "+"]))
-def test_every_number_the_client_sends_the_sandbox_accepts(number: str, plus: str) -> None:
-    sent = rules.normalize_phone(plus + number)
-    assert provider.normalize_destination(sent) == sent
+@example("80010000000", "+")  # International Freephone: 800 + 8 digits
+@example("81312345678", "+")
+def test_every_number_the_client_sends_the_sandbox_reads_as_the_same_number(
+    number: str, plus: str
+) -> None:
+    try:
+        sent = rules.normalize_phone(plus + number)
+    except InvalidInputError:  # 8 + 10 digits without '+' is a Russian number to both sides
+        assume(False)
+        raise
+    assert provider.normalize_destination(sent) == sent.removeprefix("+")
+
+
+@pytest.mark.parametrize(
+    ("number", "stored"),
+    [
+        ("+81 3 1234 5678", "81312345678"),  # Tokyo
+        ("+82 2 1234 5678", "82212345678"),  # Seoul
+        ("+84 91 234 5678", "84912345678"),  # Vietnam
+        ("+7 903 123-45-67", "79031234567"),
+        ("89031234567", "79031234567"),  # the Russian trunk form stays Russian
+    ],
+)
+async def test_an_international_number_of_eleven_digits_starting_with_8_reaches_its_country(
+    devino_sandbox: Sandbox, number: str, stored: str
+) -> None:
+    """The service reads 8 + 10 digits as a Russian number in trunk form (89031234567 is
+    79031234567), so the client must keep the '+' of such a foreign number: without it, Tokyo's
+    81312345678 would go to +7 131 234-56-78, or be refused."""
+    async with aiohttp.ClientSession() as http:
+        client = DevinoClient(http, url=devino_sandbox.url, login="demo", password="demo-password")
+        await client.send_message(source="ALERTS", destinations=[number], data="x")
+    (message,) = devino_sandbox.state.messages()
+    assert message.destination == stored
 
 
 senders = st.one_of(
