@@ -1,6 +1,6 @@
 """Shared fixtures of the Devino plugin's tests.
 
-The sandbox fixtures (``devino_sandbox``, ``sandbox_config``, ...) come from the plugin's own
+The sandbox fixtures (``devino_sandbox``, ``devino_sandbox_config``, ...) come from the plugin's own
 pytest plugin, ``notify_devino_soap.testing``.
 """
 

@@ -42,9 +42,9 @@ def test_a_session_without_pytest_asyncio_still_runs(tmp_path: Path) -> None:
         def test_unrelated():
             assert True
 
-        def test_the_sync_fixtures_work(sandbox_config, sandbox_clock):
-            assert sandbox_config.strict
-            assert sandbox_clock.now().tzinfo is not None
+        def test_the_sync_fixtures_work(devino_sandbox_config, devino_sandbox_clock):
+            assert devino_sandbox_config.strict
+            assert devino_sandbox_clock.now().tzinfo is not None
 
         def test_the_async_fixture_says_what_to_install(devino_sandbox):
             pass

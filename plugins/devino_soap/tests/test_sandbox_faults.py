@@ -16,12 +16,12 @@ READ = "Server was unable to read request. ---> There is an error in XML documen
 
 
 @pytest.fixture
-def sandbox_config(sandbox_config: SandboxConfig) -> SandboxConfig:
-    return sandbox_config.model_copy(update={"rate_limit": RateLimit(enabled=False)})
+def devino_sandbox_config(devino_sandbox_config: SandboxConfig) -> SandboxConfig:
+    return devino_sandbox_config.model_copy(update={"rate_limit": RateLimit(enabled=False)})
 
 
 @pytest.fixture
-def sandbox_clock() -> ManualClock:
+def devino_sandbox_clock() -> ManualClock:
     return ManualClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
 
 
@@ -86,11 +86,11 @@ async def test_unknown_session(wire: Wire) -> None:
 
 
 async def test_session_expires_after_120_minutes(
-    wire: Wire, session_id: str, sandbox_clock: ManualClock
+    wire: Wire, session_id: str, devino_sandbox_clock: ManualClock
 ) -> None:
-    sandbox_clock.advance(timedelta(minutes=119, seconds=59))
+    devino_sandbox_clock.advance(timedelta(minutes=119, seconds=59))
     assert (await wire.call("GetBalance", sessionID=session_id)).status == 200
-    sandbox_clock.advance(timedelta(seconds=1))
+    devino_sandbox_clock.advance(timedelta(seconds=1))
     reply = await wire.call("GetBalance", sessionID=session_id)
     assert_fault(reply, "soap:Receiver", PROCESS + "SessionID expired")
     fresh = await wire.login()

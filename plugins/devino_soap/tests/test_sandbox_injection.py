@@ -32,8 +32,8 @@ NUMBER = "79031234567"
 
 
 @pytest.fixture
-def sandbox_config(sandbox_config: SandboxConfig) -> SandboxConfig:
-    return sandbox_config.model_copy(update={"rate_limit": RateLimit(enabled=False)})
+def devino_sandbox_config(devino_sandbox_config: SandboxConfig) -> SandboxConfig:
+    return devino_sandbox_config.model_copy(update={"rate_limit": RateLimit(enabled=False)})
 
 
 @pytest.fixture(params=["1.1", "1.2"])
@@ -241,7 +241,7 @@ async def draw_pattern(config: SandboxConfig, http: aiohttp.ClientSession) -> li
 
 
 async def test_a_seed_makes_the_draws_reproducible(
-    sandbox_config: SandboxConfig, http: aiohttp.ClientSession
+    devino_sandbox_config: SandboxConfig, http: aiohttp.ClientSession
 ) -> None:
     def with_seed(seed: int) -> SandboxConfig:
         faults = {
@@ -251,7 +251,7 @@ async def test_a_seed_makes_the_draws_reproducible(
                 {"kind": "not_xml", "probability": 0.2},
             ],
         }
-        return sandbox_config.model_copy(
+        return devino_sandbox_config.model_copy(
             update={"faults": SandboxConfig.model_validate({"faults": faults}).faults}
         )
 

@@ -146,8 +146,8 @@ def test_format_datetime() -> None:
     assert format_datetime(datetime(1, 1, 1)) == "0001-01-01T00:00:00"
 
 
-async def test_lifecycle(sandbox_config: SandboxConfig) -> None:
-    sandbox = Sandbox(sandbox_config)
+async def test_lifecycle(devino_sandbox_config: SandboxConfig) -> None:
+    sandbox = Sandbox(devino_sandbox_config)
     with pytest.raises(RuntimeError):
         _ = sandbox.url
     await sandbox.start()
@@ -160,12 +160,12 @@ async def test_lifecycle(sandbox_config: SandboxConfig) -> None:
     await sandbox.close()  # twice is harmless
 
 
-async def test_run_sandbox_until_cancelled(sandbox_config: SandboxConfig) -> None:
+async def test_run_sandbox_until_cancelled(devino_sandbox_config: SandboxConfig) -> None:
     from notify_devino_soap.emulator import run_sandbox
 
     ready: asyncio.Future[Sandbox] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(
-        run_sandbox(sandbox_config, "127.0.0.1", 0, on_ready=ready.set_result)
+        run_sandbox(devino_sandbox_config, "127.0.0.1", 0, on_ready=ready.set_result)
     )
     sandbox = await asyncio.wait_for(ready, 5)
     async with aiohttp.ClientSession() as http, http.get(sandbox.url + "?WSDL") as response:
@@ -180,11 +180,11 @@ async def test_run_sandbox_until_cancelled(sandbox_config: SandboxConfig) -> Non
 
 
 def test_fixtures_are_what_they_say(
-    sandbox_config: SandboxConfig, sandbox_clock: ManualClock
+    devino_sandbox_config: SandboxConfig, devino_sandbox_clock: ManualClock
 ) -> None:
-    assert sandbox_config.delivery.delivered == 0.2
-    assert {a.login for a in sandbox_config.accounts} == {"demo", "other", "poor"}
-    assert isinstance(sandbox_clock, ManualClock)
+    assert devino_sandbox_config.delivery.delivered == 0.2
+    assert {a.login for a in devino_sandbox_config.accounts} == {"demo", "other", "poor"}
+    assert isinstance(devino_sandbox_clock, ManualClock)
 
 
 async def test_devino_sandbox_fixture(devino_sandbox: Sandbox) -> None:

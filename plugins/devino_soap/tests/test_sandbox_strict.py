@@ -21,8 +21,8 @@ NUMBER = "79031234567"
 
 
 @pytest.fixture
-def sandbox_config(sandbox_config: SandboxConfig) -> SandboxConfig:
-    return sandbox_config.model_copy(update={"rate_limit": RateLimit(enabled=False)})
+def devino_sandbox_config(devino_sandbox_config: SandboxConfig) -> SandboxConfig:
+    return devino_sandbox_config.model_copy(update={"rate_limit": RateLimit(enabled=False)})
 
 
 @pytest.fixture(params=["1.1", "1.2"])
@@ -233,10 +233,10 @@ async def test_nil_strings_in_an_array_and_a_header_are_allowed(
 
 
 async def test_lenient_mode_reads_a_request_as_asmx_does(
-    http: aiohttp.ClientSession, sandbox_config: SandboxConfig
+    http: aiohttp.ClientSession, devino_sandbox_config: SandboxConfig
 ) -> None:
     """``strict: false`` keeps ASMX's leniency: missing value-type elements take defaults."""
-    async with Sandbox(sandbox_config.model_copy(update={"strict": False})) as lenient:
+    async with Sandbox(devino_sandbox_config.model_copy(update={"strict": False})) as lenient:
         wire = Wire(http, lenient.url, "1.2")
         session_id = await wire.login()
         bare = {"Data": "Hi", "DestinationAddresses": [NUMBER], "SourceAddress": "ALERTS"}
@@ -245,13 +245,13 @@ async def test_lenient_mode_reads_a_request_as_asmx_does(
 
 
 def test_strict_is_on_by_default_in_the_fixtures_and_the_packaged_configs(
-    sandbox_config: SandboxConfig,
+    devino_sandbox_config: SandboxConfig,
 ) -> None:
     from notify_devino_soap.commands import DEFAULT_SANDBOX_CONFIG
     from notify_devino_soap.emulator import load_sandbox_config
 
     assert SandboxConfig().strict
-    assert sandbox_config.strict
+    assert devino_sandbox_config.strict
     assert load_sandbox_config(DEFAULT_SANDBOX_CONFIG).strict
     assert "\nstrict: true\n" in DEFAULT_SANDBOX_CONFIG.read_text(encoding="utf-8")
 
