@@ -741,7 +741,7 @@ async def test_oversized_reply_is_refused(http: aiohttp.ClientSession) -> None:
 
     async with scripted(huge) as server:
         client = make_client(http, server.url, max_reply_bytes=2000)
-        with pytest.raises(ParseError, match="larger than 2000"):
+        with pytest.raises(ParseError, match="more than the cap of 2000"):
             await client.get_balance()
 
 
