@@ -534,3 +534,43 @@ async def test_a_send_reply_without_message_ids_is_unknown(
     assert isinstance(recipient.error, ParseError)
     assert missing in str(recipient.error)
     assert server.seen.count("POST /SmsService.asmx") == 2  # the login, one send: not resent
+
+
+def wide_reply(unit: bytes, size: int = 10_000_000) -> bytes:
+    """A well-formed envelope ``size`` bytes long whose result repeats ``unit``."""
+    head = envelope("GetBalance", "@").encode()
+    before, _, after = head.partition(b"@")
+    return before + unit * ((size - len(head)) // len(unit)) + after
+
+
+@pytest.mark.parametrize(
+    ("unit", "refusal"),
+    [
+        (b"<a/>", "more than 100000 elements"),
+        (b'<a b=""/>', "more than 100000 elements"),  # a dict per element, were it kept
+        (b"<x:a xmlns:x='u'/>", "more than 100000 elements"),  # and for each namespace
+        (b"x", "not a decimal number the service sends"),  # one text of 10 MB
+        ("я".encode(), "not a decimal number the service sends"),
+        (b"&amp;", "not a decimal number the service sends"),  # two million references
+    ],
+)
+def test_a_wide_reply_costs_no_more_than_a_few_mib(unit: bytes, refusal: str) -> None:
+    body = wide_reply(unit)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ParseError, match=refusal) as info:
+            parsing.balance_from(parsing.read_result(body, operation="GetBalance"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < SLACK + 2 * MiB, f"peak {peak / MiB:.1f} MiB"
+    assert len(str(info.value)) < 500
+
+
+def test_a_small_reply_is_parsed_without_the_wrappers_and_still_refused() -> None:
+    # Below 64 KiB and 4,096 tags nothing built can be large, so the per-element bounds are
+    # skipped there; what is refused is refused all the same, by shape.
+    body = deep_reply(14_000)
+    assert body.count(b"<") <= 4096
+    with pytest.raises(ParseError, match="has elements where text was expected"):
+        parsing.balance_from(parsing.read_result(body, operation="GetBalance"))
