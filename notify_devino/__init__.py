@@ -10,6 +10,7 @@ from .errors import (
     ChannelError,
     ConfigError,
     ConnectionFailedError,
+    DispatcherStateError,
     InsufficientFundsError,
     InvalidInputError,
     NotifyError,
@@ -21,12 +22,15 @@ from .errors import (
     SessionExpiredError,
     TemporaryFaultError,
     TransportError,
+    UnexpectedError,
+    UnknownChannelError,
     UnsupportedOperationError,
 )
 from .hookspecs import Channel, ChannelContext, ChannelType, hookimpl
 from .types import (
     Balance,
     DeliveryState,
+    Estimate,
     InboundMessage,
     MessageStatus,
     Notification,
@@ -49,6 +53,8 @@ __all__ = [
     "ConfigError",
     "ConnectionFailedError",
     "DeliveryState",
+    "DispatcherStateError",
+    "Estimate",
     "InboundMessage",
     "InsufficientFundsError",
     "InvalidInputError",
@@ -68,6 +74,8 @@ __all__ = [
     "StatusChange",
     "TemporaryFaultError",
     "TransportError",
+    "UnexpectedError",
+    "UnknownChannelError",
     "UnsupportedOperationError",
     "hookimpl",
 ]

@@ -27,7 +27,6 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from email.utils import parsedate_to_datetime
 from typing import Any, NoReturn
 from xml.parsers import expat
 
@@ -42,6 +41,7 @@ from notify_devino.errors import (
     SessionExpiredError,
     TemporaryFaultError,
 )
+from notify_devino.transport import parse_retry_after
 
 from .envelopes import DEVINO_NS, SOAP11_NS, SOAP12_NS, XSI_NS
 from .models import DevinoStatistics, IncomingMessage, MessageState, state_info
@@ -554,22 +554,6 @@ def classify_fault(
     shown_code = _clip(" ".join(code.split()), 80) if code else "?"
     message = f"{operation}: Devino fault {shown_code}: {_clip(haystack) or '(no text)'}"
     return cls(message, code=code, text=text, http_status=http_status, raw=raw)
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """``Retry-After`` in seconds: a number of seconds or an HTTP date; None if absent or bad."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def _fault_parts(fault: Any, soap_ns: str) -> tuple[str | None, str | None]:
