@@ -15,8 +15,10 @@ every element inside the SOAP Body).
 Hostile or foreign replies cost little and say what they are: a reply that is not SOAP (an HTML
 page, JSON, plain text, an empty body, a wrong content type) is named as such, with the
 operation, the URL and the HTTP status; a reply with a DTD or an entity declaration is refused
-and entities are never expanded; nesting is bounded (:data:`MAX_REPLY_DEPTH`), and so are the
-numbers read (to their XSD types, before any conversion) and the texts put in errors. No expat,
+and entities are never expanded; what the parser builds is bounded (:data:`MAX_REPLY_DEPTH`,
+:data:`MAX_REPLY_ELEMENTS`, :class:`_BoundedParser`), and so are the numbers read (to their XSD
+types, before any conversion) and the texts put in errors (:data:`MAX_SHOWN_CHARS`,
+:data:`MAX_RAW_CHARS`). No expat,
 xmltodict or conversion exception leaves this module: only the error tree of
 :mod:`notify_devino.errors`.
 """
@@ -883,12 +885,18 @@ def incoming_messages_from(result: Any) -> list[IncomingMessage]:
 __all__ = [
     "DEFAULT_MAX_REPLY_BYTES",
     "FAULT_RULES",
+    "INT_RANGE",
+    "MAX_RAW_CHARS",
+    "MAX_REPLY_DEPTH",
+    "MAX_REPLY_ELEMENTS",
+    "MAX_SHOWN_CHARS",
     "RATE_LIMIT_STATUSES",
     "balance_from",
     "classify_fault",
     "incoming_messages_from",
     "message_ids_from",
     "message_state_from",
+    "not_soap",
     "parse_datetime",
     "parse_decimal",
     "parse_int",
