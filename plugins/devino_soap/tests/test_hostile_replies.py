@@ -318,7 +318,6 @@ async def test_a_gzip_bomb_is_cut_at_the_cap_on_decoded_bytes(
     http: aiohttp.ClientSession, framing: str
 ) -> None:
     bomb = gzip_bomb()  # 1 MiB on the wire, 1 GiB inflated: under the cap, until decoded
-    sent: list[int] = []
 
     async def answer(request: web.Request) -> web.StreamResponse:
         headers = {"Content-Type": "application/soap+xml", "Content-Encoding": "gzip"}
@@ -328,12 +327,9 @@ async def test_a_gzip_bomb_is_cut_at_the_cap_on_decoded_bytes(
         else:
             response.content_length = len(bomb)
         await response.prepare(request)
-        total = 0
         with contextlib.suppress(ConnectionError, asyncio.CancelledError):
             for start in range(0, len(bomb), 16 * 1024):
                 await response.write(bomb[start : start + 16 * 1024])
-                total += 16 * 1024
-        sent.append(total)
         return response
 
     async with HostileServer(answer) as server:
@@ -574,3 +570,33 @@ def test_a_small_reply_is_parsed_without_the_wrappers_and_still_refused() -> Non
     assert body.count(b"<") <= 4096
     with pytest.raises(ParseError, match="has elements where text was expected"):
         parsing.balance_from(parsing.read_result(body, operation="GetBalance"))
+
+
+async def _print_peaks() -> None:
+    """The figures behind the bounds above, for a person: the peak of traced memory each
+    hostile reply costs the client, against the cap."""
+    cap = parsing.DEFAULT_MAX_REPLY_BYTES
+    served = {
+        "gzip bomb, 1 MiB inflating to 1 GiB": streamed_reply(
+            gzip_bomb(), **{"Content-Encoding": "gzip"}
+        ),
+        "10 MB of deep nesting": streamed_reply(deep_reply(10_000_000)),
+        '10 MB of <a b=""/>': streamed_reply(wide_reply(b'<a b=""/>')),
+    }
+    async with aiohttp.ClientSession() as http:
+        for name, answer in served.items():
+            async with HostileServer(answer) as server:
+                client = client_for(http, server.url)
+                await client.sessions.get()
+                peak, error = await _peak_growth(client.get_balance)
+            print(
+                f"{name}: peak {peak / MiB:.1f} MiB (cap {cap / MiB:.0f} MiB): "
+                f"{type(error).__name__}: {str(error)[:100]}"
+            )
+
+
+if __name__ == "__main__":  # python plugins/devino_soap/tests/test_hostile_replies.py
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
+    asyncio.run(_print_peaks())
