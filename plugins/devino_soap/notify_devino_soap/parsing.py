@@ -196,7 +196,7 @@ class _BoundedParser:
             characters = value
 
             def value(data: str) -> None:
-                room = MAX_RAW_CHARS - counts[2]
+                room = MAX_RAW_CHARS + 1 - counts[2]  # one more: a cut later sees the rest
                 if room > 0:
                     counts[2] += len(data)
                     characters(data if len(data) <= room else data[:room])
@@ -268,16 +268,37 @@ def _snippet(body: Body) -> str:
     return bytes(body[:_SNIPPET]).decode("utf-8", errors="replace")
 
 
+_WORD = re.compile(r"[A-Za-z0-9_-]+")
+"""A run of characters a cut must not split: a session ID or a password echoed in a fault is
+one, and half of one would escape the redaction that masks the whole."""
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text``'s first ``limit`` characters at most, never ending inside a word: a word that
+    the limit would split is left out whole."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    if _WORD.fullmatch(text[limit - 1 : limit + 1]):  # the limit falls inside a word
+        word = _WORD.match(head[::-1])  # the word's part before the limit, reversed
+        if word is not None:
+            head = head[: limit - word.end()]
+    return head
+
+
 def _raw(body: Body) -> str:
     """The start of a reply, for an error's ``raw``: at most :data:`MAX_RAW_CHARS`."""
-    return bytes(body[:MAX_RAW_CHARS]).decode("utf-8", errors="replace")
+    raw = bytes(body[: MAX_RAW_CHARS + 1]).decode("utf-8", errors="replace")
+    return _cut(raw, MAX_RAW_CHARS)
 
 
 def _clip(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
-    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    """``text`` cut to ``limit`` characters (never inside a word), saying how much was left
+    out."""
     if len(text) <= limit:
         return text
-    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+    head = _cut(text, limit)
+    return f"{head}... ({len(text) - len(head)} more characters)"
 
 
 def _start(body: Body) -> bytes:
@@ -543,18 +564,23 @@ def classify_fault(
     """The error a SOAP fault means, by :data:`FAULT_RULES`. ``text`` is kept verbatim up to
     :data:`MAX_RAW_CHARS` characters; the message shows at most :data:`MAX_SHOWN_CHARS` of it
     (a fault of megabytes must not become a message of megabytes)."""
-    if text is not None and len(text) > MAX_RAW_CHARS:
-        text = text[:MAX_RAW_CHARS]
-    if code is not None and len(code) > MAX_RAW_CHARS:
-        code = code[:MAX_RAW_CHARS]
+    full = len(text or "")
+    if text is not None:
+        text = _cut(text, MAX_RAW_CHARS)
+    if code is not None:
+        code = _cut(code, MAX_RAW_CHARS)
     haystack = " ".join((text or "").split())
     cls: type[ProviderFaultError] = ProviderFaultError
     for pattern, candidate in FAULT_RULES:
         if pattern.search(haystack):
             cls = candidate
             break
+    shown = _cut(haystack, MAX_SHOWN_CHARS)
+    left = full - len(text or "") + len(haystack) - len(shown)
+    if left > 0:
+        shown += f"... ({left} more characters)"
     shown_code = _clip(" ".join(code.split()), 80) if code else "?"
-    message = f"{operation}: Devino fault {shown_code}: {_clip(haystack) or '(no text)'}"
+    message = f"{operation}: Devino fault {shown_code}: {shown or '(no text)'}"
     return cls(message, code=code, text=text, http_status=http_status, raw=raw)
 
 
@@ -676,8 +702,8 @@ def read_result(
             f"{operation}: HTTP {http_status}, rate limited"
             + (f": {_clip(' '.join(text.split()))}" if text else ""),
             retry_after=parse_retry_after(retry_after),
-            code=code if code is None else code[:MAX_RAW_CHARS],
-            text=text if text is None else text[:MAX_RAW_CHARS],
+            code=code if code is None else _cut(code, MAX_RAW_CHARS),
+            text=text if text is None else _cut(text, MAX_RAW_CHARS),
             http_status=http_status,
             raw=_raw(body),
         )

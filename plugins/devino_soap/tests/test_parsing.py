@@ -1006,3 +1006,32 @@ def test_mutated_real_replies_raise_only_the_error_tree(
     except NotifyError as exc:  # anything else fails the test with its own traceback
         message = str(exc)
     assert len(message) < 2000, message[:200]
+
+
+@pytest.mark.parametrize("at", [0, 1, 10, 35, 36])
+@pytest.mark.parametrize("where", ["message", "text", "raw"])
+def test_a_cut_never_leaves_part_of_an_echoed_session_id(where: str, at: int) -> None:
+    # A fault that echoes the session ID, padded so that the limit of the message, of the
+    # text or of the raw falls ``at`` characters into it: the ID is kept whole (and then
+    # masked by the log redaction) or left out, never cut to a part it cannot recognise.
+    limit, before = {
+        "message": (parsing.MAX_SHOWN_CHARS, len(PREFIX)),
+        "text": (parsing.MAX_RAW_CHARS, len(PREFIX)),
+        "raw": (parsing.MAX_RAW_CHARS, fault12("@").index(b"@") + len(PREFIX)),
+    }[where]
+    text = PREFIX + "." * (limit - before - at) + SID + " tail" * 50_000
+    with pytest.raises(ProviderFaultError) as info:
+        read("GetBalance", fault12(text), http_status=500)
+    error = info.value
+    shown = {"message": str(error), "text": error.text or "", "raw": error.raw or ""}[where]
+    parts = [SID[:n] for n in range(4, len(SID))]
+    assert SID in shown or not any(part in shown for part in parts), shown[-80:]
+    assert (SID in shown) is (at == len(SID))  # whole before the limit, or left out
+
+
+def test_cut_keeps_whole_words() -> None:
+    assert parsing._cut("abc def", 5) == "abc "
+    assert parsing._cut("abc def", 4) == "abc "
+    assert parsing._cut("abc def", 3) == "abc"
+    assert parsing._cut("abcdef", 3) == ""
+    assert parsing._cut("ab, cd", 3) == "ab,"
