@@ -262,6 +262,7 @@ Body = bytes | bytearray
 _LEAD = re.compile(rb"(?:\xef\xbb\xbf)?[ \t\r\n]*")
 """A UTF-8 byte order mark and white space, before a reply's first character."""
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_XML_TYPES = frozenset({"", "application/soap+xml", "text/xml", "application/xml"})
 
 
 def _snippet(body: Body) -> str:
@@ -284,6 +285,11 @@ def _cut(text: str, limit: int) -> str:
         if word is not None:
             head = head[: limit - word.end()]
     return head
+
+
+def _shown_body(body: Body, redact: bool) -> str | None:
+    """The start of a reply for a ParseError's ``body``; None when it may carry a secret."""
+    return None if redact else _snippet(body)
 
 
 def _raw(body: Body) -> str:
@@ -322,6 +328,8 @@ def not_soap(body: Body, content_type: str | None = None) -> str | None:
     start = _start(body)
     if not start:
         return "an empty body"
+    if start.startswith(b"<?xml") and media in _XML_TYPES:  # the usual reply: no more checks
+        return None
     if body[:2] in _UTF16_BOMS:
         start = b"<"  # UTF-16 (the service sends UTF-8): only the content type can tell
     if start.startswith((b"<!doctype html", b"<html")) or media in (
@@ -349,14 +357,16 @@ def parse_xml(
         64 KiB or 4,096 tags, below which nothing it builds can be large) nested deeper than
         :data:`MAX_REPLY_DEPTH` or with more than :data:`MAX_REPLY_ELEMENTS` elements.
     """
-    shown = None if redact else _snippet(body)
     if len(body) > max_bytes:
-        raise ParseError(f"reply of {len(body)} bytes is larger than {max_bytes}", body=shown)
+        raise ParseError(
+            f"reply of {len(body)} bytes is larger than {max_bytes}", body=_shown_body(body, redact)
+        )
     if not _start(body):
-        raise ParseError("reply body is empty", body=shown, transient=True)
+        raise ParseError("reply body is empty", body=_shown_body(body, redact), transient=True)
     if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
         raise ParseError(
-            "reply has a DTD or an entity declaration, which SOAP forbids; refused", body=shown
+            "reply has a DTD or an entity declaration, which SOAP forbids; refused",
+            body=_shown_body(body, redact),
         )
     try:
         small = len(body) <= _SMALL_BYTES and body.count(b"<") <= _SMALL_TAGS
@@ -369,15 +379,17 @@ def parse_xml(
             disable_entities=True,
         )
     except _ForbiddenMarkupError as exc:
-        raise ParseError(str(exc), body=shown) from exc
+        raise ParseError(str(exc), body=_shown_body(body, redact)) from exc
     except (expat.ExpatError, ValueError, LookupError) as exc:
         # Unreadable bytes (cut short, an intermediary's page) may read fine on a second try.
         # LookupError: an encoding declaration Python does not know.
         raise ParseError(
-            f"reply is not well-formed XML: {_clip(str(exc))}", body=shown, transient=True
+            f"reply is not well-formed XML: {_clip(str(exc))}",
+            body=_shown_body(body, redact),
+            transient=True,
         ) from exc
     if not isinstance(doc, dict):
-        raise ParseError("reply has no root element", body=shown)
+        raise ParseError("reply has no root element", body=_shown_body(body, redact))
     return doc
 
 
@@ -717,7 +729,6 @@ def read_result(
             http_status=http_status,
             raw=_raw(body),
         )
-    shown = None if redact else _snippet(body)
     try:
         if soap_ns is None:  # someone else answered (a maintenance system): may pass
             root = _shown(next(iter(doc)))
@@ -748,7 +759,9 @@ def read_result(
                     f"{operation}Response has {_listed(others)}, expected <{operation}Result>"
                 )
     except ParseError as exc:
-        raise ParseError(f"{operation}: {exc}", body=shown, transient=exc.transient) from None
+        raise ParseError(
+            f"{operation}: {exc}", body=_shown_body(body, redact), transient=exc.transient
+        ) from None
     return None if result is _MISSING else result
 
 
@@ -801,13 +814,14 @@ def message_ids_from(result: Any, *, operation: str) -> list[str]:
     for index, item in enumerate(items):
         text = _text(item, f"{where}/string[{index}]")
         value = (text or "").strip()
-        if not _MESSAGE_ID.fullmatch(value) or int(value) > _LONG_MAX:
+        number = int(value) if _MESSAGE_ID.fullmatch(value) else _LONG_MAX + 1
+        if number > _LONG_MAX:
             shown = "nil" if text is None else repr(_clip(value, 40))
             raise ParseError(
                 f"{operation}: message ID {index} is not a number: {shown}; expected a "
                 f"decimal integer from 0 to {_LONG_MAX}"
             )
-        ids.append(str(int(value)))
+        ids.append(str(number))
     return ids
 
 
