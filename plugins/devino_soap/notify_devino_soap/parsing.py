@@ -107,12 +107,16 @@ _SENDS = frozenset({"SendMessage", "SendMessageByTimeZone", "SendMessageByTimeZo
 _MISSING: Any = object()
 _SNIPPET = 2000
 
-_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?")
+_DATETIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?", re.ASCII
+)
 """The forms of ``xsd:dateTime`` accepted; ``datetime.fromisoformat`` reads them (and more,
 which this keeps out)."""
-_INTEGER = re.compile(r"[+-]?\d+")
-_DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
-_MESSAGE_ID = re.compile(r"\d{1,19}")
+_INTEGER = re.compile(r"[+-]?\d+", re.ASCII)
+_DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)", re.ASCII)
+_MESSAGE_ID = re.compile(r"\d{1,19}", re.ASCII)
+"""Numbers are read in ASCII digits only (``\\d`` alone takes any script's, and ``int()``
+reads them): .NET writes no others."""
 _LONG_MAX = 2**63 - 1
 INT_RANGE = (-(2**31), 2**31 - 1)
 """``xsd:int``, the type of ``State`` and of every statistics count."""

@@ -1035,3 +1035,20 @@ def test_cut_keeps_whole_words() -> None:
     assert parsing._cut("abc def", 3) == "abc"
     assert parsing._cut("abcdef", 3) == ""
     assert parsing._cut("ab, cd", 3) == "ab,"
+
+
+@pytest.mark.parametrize("digits", ["١٢٣", "１２３", "१२३"])
+def test_numbers_in_other_scripts_are_not_numbers(digits: str) -> None:
+    # int() and Decimal() read Arabic-Indic, full-width and Devanagari digits; .NET never
+    # writes them, so a reply carrying them is not read as if it had said 123.
+    ids = dotnet12(
+        response("SendMessage", f"<SendMessageResult><string>{digits}</string></SendMessageResult>")
+    )
+    with pytest.raises(ParseError, match="message ID 0 is not a number"):
+        parsing.message_ids_from(read("SendMessage", ids), operation="SendMessage")
+    with pytest.raises(ParseError, match="is not an integer"):
+        parsing.parse_int(digits, field="State")
+    with pytest.raises(ParseError, match="is not a decimal number"):
+        parsing.parse_decimal(digits, field="Price")
+    with pytest.raises(ParseError, match="is not a dateTime"):
+        parsing.parse_datetime(f"2024-03-05T07:08:09.{digits}", field="x")
