@@ -51,7 +51,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import aiohttp
 import yarl
@@ -86,6 +86,17 @@ READ_ONLY_OPERATIONS = frozenset(
 SEND_OPERATIONS = frozenset(
     {"SendMessage", "SendMessageByTimeZone", "SendMessageByTimeZoneToAddresses"}
 )
+
+
+class _Reply(NamedTuple):
+    """What one HTTP exchange brought back."""
+
+    status: int
+    body: bytearray
+    retry_after: str | None
+    content_type: str | None
+    location: str | None
+    """The ``Location`` of a redirect (3xx), else None."""
 
 
 class _Stamp:
@@ -210,6 +221,17 @@ class DevinoClient:
         through."""
         return _Stamp(self.channel, operation)
 
+    def _shown_redirect(self, location: str | None) -> str | None:
+        """Where a redirect points, as errors show it: absolute, without credentials or
+        query (it is never followed: a send must reach the URL it was configured with)."""
+        if location is None:
+            return None
+        try:
+            target = self._url.join(yarl.URL(location))
+            return str(target.with_user(None).with_query(None).with_fragment(None))
+        except (ValueError, TypeError):
+            return "a location that is not a URL"
+
     async def _read_body(self, resp: aiohttp.ClientResponse, operation: str) -> bytearray:
         """The reply's body, decoded, refused as soon as it passes the cap.
 
@@ -242,9 +264,8 @@ class DevinoClient:
         request: SoapRequest,
         timeout: float,  # noqa: ASYNC109 - aiohttp's own per-request timeout, mapped below
         on_answer: Callable[[], None] | None = None,
-    ) -> tuple[int, bytearray, str | None, str | None]:
-        """One HTTP exchange: (status, body, Retry-After, Content-Type). aiohttp errors become
-        ours.
+    ) -> _Reply:
+        """One HTTP exchange. aiohttp errors become ours.
 
         :param on_answer: called when the reply's status line and headers have arrived.
         """
@@ -264,7 +285,13 @@ class DevinoClient:
                     on_answer()
                 body = await self._read_body(resp, request.operation)
                 headers = resp.headers
-                return resp.status, body, headers.get("Retry-After"), headers.get("Content-Type")
+                return _Reply(
+                    resp.status,
+                    body,
+                    headers.get("Retry-After"),
+                    headers.get("Content-Type"),
+                    headers.get("Location") if 300 <= resp.status < 400 else None,
+                )
 
     async def _exchange(self, request: SoapRequest, attempt: Attempt) -> Any:
         """Hold a rate-limit slot for one exchange, return the ``<Op>Result`` node; log one
@@ -283,19 +310,19 @@ class DevinoClient:
                             "could be sent",
                             request_sent=False,
                         )
-                    status, body, retry_after, content_type = await self._post(
-                        request, timeout, on_answer=slot.answered
-                    )
+                    reply = await self._post(request, timeout, on_answer=slot.answered)
+                status = reply.status
                 result = parsing.read_result(
-                    body,
+                    reply.body,
                     operation=request.operation,
                     http_status=status,
-                    retry_after=retry_after,
+                    retry_after=reply.retry_after,
                     max_bytes=self._max_reply_bytes,
-                    content_type=content_type,
+                    content_type=reply.content_type,
                     url=self._shown_url,
+                    redirect=self._shown_redirect(reply.location),
                 )
-                del body  # a reply of megabytes is not kept while the result is read
+                del reply  # a reply of megabytes is not kept while the result is read
             outcome = "ok"
             return result
         except ChannelError as exc:

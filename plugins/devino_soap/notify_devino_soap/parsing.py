@@ -645,6 +645,15 @@ def _answered(what: str, *, url: str | None, http_status: int, content_type: str
     return f"{where} answered {what} (HTTP {http_status}, Content-Type {shown_type})"
 
 
+def _redirected(redirect: str | None) -> str:
+    return (
+        ""
+        if redirect is None
+        else f"; it redirects to {_clip(redirect, 200)} (redirects are not followed: "
+        "configure the URL it points to, if that is the service)"
+    )
+
+
 def read_result(
     body: Body,
     *,
@@ -654,6 +663,7 @@ def read_result(
     max_bytes: int = DEFAULT_MAX_REPLY_BYTES,
     content_type: str | None = None,
     url: str | None = None,
+    redirect: str | None = None,
 ) -> Any:
     """Check one reply and return its ``<operation>Result`` node (None when it is empty, or
     absent from a response that has no other child; a send's absent result is an error).
@@ -661,6 +671,7 @@ def read_result(
     :param retry_after: the reply's ``Retry-After`` header, if any.
     :param content_type: the reply's ``Content-Type`` header, if any.
     :param url: the URL that answered (without credentials), for error messages.
+    :param redirect: where a 3xx reply points (without credentials), for its error.
     :raises RateLimitedError: HTTP 429 or 503, or a fault that says so.
     :raises ProviderFaultError: a SOAP fault (a subclass by :data:`FAULT_RULES`), or a non-200
         reply without one.
@@ -692,7 +703,8 @@ def read_result(
             ) from None
         if http_status != 200:
             raise ProviderFaultError(
-                f"{operation}: HTTP {http_status} without a SOAP fault{answered}",
+                f"{operation}: HTTP {http_status} without a SOAP fault{answered}"
+                + _redirected(redirect),
                 http_status=http_status,
                 raw=_raw(body),
             ) from None
@@ -729,7 +741,7 @@ def read_result(
         )
     if http_status != 200:
         raise ProviderFaultError(
-            f"{operation}: HTTP {http_status} without a SOAP fault",
+            f"{operation}: HTTP {http_status} without a SOAP fault" + _redirected(redirect),
             http_status=http_status,
             raw=_raw(body),
         )

@@ -479,6 +479,42 @@ async def test_a_gateway_page_says_its_status(http: aiohttp.ClientSession) -> No
     assert info.value.http_status == 502
 
 
+@pytest.mark.parametrize(
+    ("location", "shown"),
+    [
+        ("https://ws.example/SmsService.asmx", "https://ws.example/SmsService.asmx"),
+        ("/v2/SmsService.asmx?token=s3cr3t#x", "http://127.0.0.1:{port}/v2/SmsService.asmx"),
+        ("https://user:pw@ws.example/SmsService.asmx", "https://ws.example/SmsService.asmx"),
+    ],
+)
+async def test_a_redirect_says_where_it_points_and_is_not_followed(
+    http: aiohttp.ClientSession, location: str, shown: str
+) -> None:
+    async def moved(request: web.Request) -> web.StreamResponse:
+        return web.Response(
+            status=301,
+            body=b"<html>Moved</html>",
+            headers={"Location": location, "Content-Type": "text/html"},
+        )
+
+    async with HostileServer(moved) as server:
+        client = client_for(http, server.url)
+        await client.sessions.get()
+        with pytest.raises(ProviderFaultError) as info:
+            await client.get_balance()
+    message = str(info.value)
+    assert message.startswith(
+        f"GetBalance: HTTP 301 without a SOAP fault: {server.url} answered an HTML page"
+    )
+    assert f"; it redirects to {shown.format(port=server.port)} (redirects are not followed" in (
+        message
+    )
+    assert "s3cr3t" not in message
+    assert "pw@" not in message
+    assert server.seen.count("POST /SmsService.asmx") == 2  # the login and one GetBalance
+    assert not any(seen.startswith("POST /v2") for seen in server.seen)
+
+
 async def test_a_login_that_answers_html_names_the_login(http: aiohttp.ClientSession) -> None:
     async with HostileServer(plain(NGINX, "text/html"), logins=False) as server:
         client = client_for(http, server.url)
