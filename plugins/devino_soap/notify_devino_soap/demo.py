@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import click
 
-from notify_devino.cli import table
+from notify_devino.cliapi import table
 from notify_devino.config import load_config
 from notify_devino.dispatcher import Dispatcher
 from notify_devino.plugins import PluginManager
