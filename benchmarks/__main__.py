@@ -1,7 +1,7 @@
 """Run every benchmark: ``python -m benchmarks`` (what ``tox -e bench`` runs).
 
 ``python -m benchmarks ceiling cpu`` runs only those named (ceiling, cpu, throughput, memory,
-config, serve, serve_pg).
+config, startup, serve, serve_pg).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from . import (
     bench_memory,
     bench_serve,
     bench_serve_pg,
+    bench_startup,
     bench_throughput,
 )
 
@@ -26,6 +27,7 @@ BENCHMARKS = {
     "throughput": bench_throughput.run,
     "memory": bench_memory.run,
     "config": bench_config.run,
+    "startup": bench_startup.run,
     "serve": bench_serve.run,
     "serve_pg": bench_serve_pg.run,
 }
