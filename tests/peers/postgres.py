@@ -2,7 +2,7 @@
 
 **Install.** ``python -m tests.peers install`` (tox's ``tests`` env runs it first) makes sure
 PostgreSQL's server binaries (``initdb``, ``postgres``) are at hand, and does nothing when they
-are: ``$NOTIFY_DEVINO_PG_BIN`` (a folder), ``pg_config --bindir``, or the newest
+are: ``$NOTIFY_DEVINO_PG_BIN`` (a folder; when set, only it), ``pg_config --bindir``, or the newest
 ``/usr/lib/postgresql/*/bin``. Otherwise, as root on a Debian machine, it installs Debian's
 ``postgresql`` (with every service start denied, as for Alertmanager: the tests start their own
 server, not the system's).
@@ -46,10 +46,12 @@ SUPERUSER = "notify"
 
 def find_bindir() -> Path | None:
     """The folder with ``initdb`` and ``postgres``, or None when there is none."""
-    candidates: list[Path] = []
     named = os.environ.get(ENV_BIN)
-    if named:
-        candidates.append(Path(named))
+    if named:  # named explicitly: that folder or none (NOTIFY_DEVINO_PG_BIN=/none: a laptop)
+        folder = Path(named)
+        found = (folder / "initdb").is_file() and (folder / "postgres").is_file()
+        return folder if found else None
+    candidates: list[Path] = []
     pg_config = shutil.which("pg_config")
     if pg_config:
         out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)

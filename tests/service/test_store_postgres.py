@@ -239,3 +239,10 @@ async def test_queue_reads_a_postgresql_outbox_beside_its_writers(instances: Ope
     assert "queued  sms" in out.decode()
     password = dsn.split(":")[2].split("@")[0]
     assert password not in (out + err).decode()
+
+
+def test_the_server_runs_durable_and_unprivileged(postgres: PostgresPeer) -> None:
+    settings = postgres.psql("SHOW fsync; SHOW synchronous_commit; SHOW listen_addresses")
+    assert settings.split() == ["on", "on", "127.0.0.1"]
+    owner = Path(postgres.data).stat().st_uid
+    assert owner != 0  # PostgreSQL never runs as root
