@@ -27,6 +27,7 @@ from .hookspecs import Channel, ChannelContext, ChannelType, hookimpl
 from .types import (
     Balance,
     DeliveryState,
+    Estimate,
     InboundMessage,
     MessageStatus,
     Notification,
@@ -49,6 +50,7 @@ __all__ = [
     "ConfigError",
     "ConnectionFailedError",
     "DeliveryState",
+    "Estimate",
     "InboundMessage",
     "InsufficientFundsError",
     "InvalidInputError",

@@ -33,6 +33,7 @@ from .plugins import PluginManager
 from .streaming import DEFAULT_BATCH_SIZE, DEFAULT_MAX_IN_FLIGHT, Recipients, stream_batches
 from .types import (
     Balance,
+    Estimate,
     InboundMessage,
     MessageStatus,
     Notification,
@@ -366,6 +367,15 @@ class Dispatcher:
     async def balance(self, *, channel: str | None = None) -> Balance:
         return await self.plugins.balance(self.channel(channel))
 
+    async def estimate(
+        self, text: str, *, recipients: int = 1, channel: str | None = None
+    ) -> Estimate:
+        """What sending ``text`` to ``recipients`` recipients over a channel would take and cost
+        (SMS parts, encoding, price where the channel knows its tariff). Nothing is sent."""
+        if recipients < 1:
+            raise ValueError("recipients must be at least 1")
+        return await self.plugins.estimate(self.channel(channel), text, recipients)
+
     async def statistics(
         self, start: datetime, end: datetime | None = None, *, channel: str | None = None
     ) -> Statistics:
@@ -485,6 +495,9 @@ class SyncDispatcher:
 
     def balance(self, **kwargs: Any) -> Balance:
         return self._runner.run(self.dispatcher.balance(**kwargs))
+
+    def estimate(self, text: str, **kwargs: Any) -> Estimate:
+        return self._runner.run(self.dispatcher.estimate(text, **kwargs))
 
     def statistics(self, start: datetime, end: datetime | None = None, **kwargs: Any) -> Statistics:
         return self._runner.run(self.dispatcher.statistics(start, end, **kwargs))

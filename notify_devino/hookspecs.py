@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from .types import (
     Balance,
+    Estimate,
     InboundMessage,
     MessageStatus,
     Notification,
@@ -91,7 +92,8 @@ class ChannelType:
     operations: frozenset[str] = field(
         default_factory=lambda: frozenset({"send", "status", "inbox"})
     )
-    """The operations the channel answers: a subset of send, status, inbox, balance, statistics."""
+    """The operations the channel answers: a subset of send, status, inbox, balance, statistics,
+    estimate."""
     batch_size: int | None = None
 
 
@@ -166,6 +168,17 @@ def notify_statistics(
     """Called to read the provider's delivery statistics for a period (UTC, aware).
 
     :return: from the owning plugin, an awaitable of the statistics; else None.
+    """
+
+
+@hookspec(firstresult=True)
+def notify_estimate(channel: Channel, text: str, recipients: int) -> Awaitable[Estimate] | None:
+    """Called to learn what ``text`` would cost on a channel, before sending it; nothing is sent.
+
+    :param channel: the running channel the text would go over.
+    :param text: the message text.
+    :param recipients: how many recipients the cost is for (at least 1).
+    :return: from the owning plugin, an awaitable of the estimate; else None.
     """
 
 

@@ -26,6 +26,7 @@ from .errors import PluginError, UnsupportedOperationError
 from .hookspecs import PROJECT_NAME, Channel, ChannelType
 from .types import (
     Balance,
+    Estimate,
     InboundMessage,
     MessageStatus,
     Notification,
@@ -44,7 +45,7 @@ log = structlog.get_logger(__name__)
 AUTOLOAD_ENV_VAR = "NOTIFY_DEVINO_DISABLE_PLUGIN_AUTOLOAD"
 BLOCK_ENV_VAR = "NOTIFY_DEVINO_BLOCK_PLUGINS"
 _TYPE_NAME = re.compile(r"[a-z][a-z0-9_]*")
-OPERATIONS = frozenset({"send", "status", "inbox", "balance", "statistics"})
+OPERATIONS = frozenset({"send", "status", "inbox", "balance", "statistics", "estimate"})
 
 T = TypeVar("T")
 
@@ -291,6 +292,13 @@ class PluginManager:
             self.hook.notify_statistics(channel=channel, start=start, end=end),
             channel,
             "statistics",
+        )
+
+    def estimate(self, channel: Channel, text: str, recipients: int) -> Awaitable[Estimate]:
+        return self._owned(
+            self.hook.notify_estimate(channel=channel, text=text, recipients=recipients),
+            channel,
+            "estimate",
         )
 
     # -- lifecycle and observer hooks ------------------------------------------------------------

@@ -211,6 +211,35 @@ class Statistics:
 
 
 @dataclass(frozen=True, slots=True)
+class Estimate:
+    """What a text costs on a channel before it is sent (its parts and price).
+
+    :param channel: the configured channel name.
+    :param segments: the provider messages (SMS parts) one recipient's copy takes; each is one
+        message ID and one charge. 1 for channels that do not split texts.
+    :param encoding: the channel's name for the encoding it will use (``GSM-7``, ``UCS-2``), or
+        None where the channel has no such notion.
+    :param characters: the text's length as the channel counts it.
+    :param recipients: how many recipients ``cost`` is for.
+    :param cost: the price of sending to ``recipients``, when the channel knows its tariff.
+    :param currency: shown beside ``cost``, when known.
+    :param warnings: what the sender may want to know (a character that forces a costlier
+        encoding, a text over the channel's limit), in words.
+    :param too_long: True when the channel would refuse the text as too long.
+    """
+
+    channel: str
+    segments: int
+    characters: int
+    recipients: int = 1
+    encoding: str | None = None
+    cost: Decimal | None = None
+    currency: str | None = None
+    warnings: tuple[str, ...] = ()
+    too_long: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class StatusChange:
     """A status seen by the dispatcher that differs from the last one it saw for that ID."""
 
@@ -328,6 +357,7 @@ __all__ = [
     "ChannelAttempt",
     "ContactResult",
     "DeliveryState",
+    "Estimate",
     "InboundMessage",
     "MessageStatus",
     "Notification",

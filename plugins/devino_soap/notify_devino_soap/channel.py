@@ -20,6 +20,7 @@ from notify_devino.hookspecs import ChannelContext
 from notify_devino.logconfig import register_secret
 from notify_devino.types import (
     Balance,
+    Estimate,
     InboundMessage,
     MessageStatus,
     Notification,
@@ -31,6 +32,7 @@ from notify_devino.types import (
 
 from . import envelopes, rules
 from .client import SEND_OPERATIONS, DevinoClient
+from .estimate import estimate
 from .models import MessageState, state_info
 from .segments import count_segments
 from .settings import DevinoSettings
@@ -313,6 +315,26 @@ class DevinoChannel:
             )
             for m in sorted(messages, key=lambda m: m.created_date_utc)
         ]
+
+    async def estimate(self, text: str, recipients: int) -> Estimate:
+        """The parts, encoding and cost of ``text`` for ``recipients`` numbers (nothing sent)."""
+        found = estimate(
+            text,
+            recipients=recipients,
+            price_per_segment=self.settings.price_per_segment,
+            currency=self.settings.currency,
+        )
+        return Estimate(
+            channel=self.name,
+            segments=found.info.segments,
+            characters=found.characters,
+            recipients=recipients,
+            encoding=found.info.encoding.value,
+            cost=found.cost,
+            currency=found.currency,
+            warnings=tuple(found.warnings()),
+            too_long=found.too_long,
+        )
 
     async def balance(self) -> Balance:
         amount = await self.client.get_balance()

@@ -13,6 +13,7 @@ from notify_devino import hookimpl
 from notify_devino.hookspecs import Channel, ChannelContext, ChannelType
 from notify_devino.types import (
     Balance,
+    Estimate,
     InboundMessage,
     MessageStatus,
     Notification,
@@ -42,7 +43,7 @@ def notify_register_channel_types() -> Iterable[ChannelType]:
             settings_model=DevinoSettings,
             factory=_make_channel,
             description="Devino Telecom SMS over the SmsService SOAP API",
-            operations=frozenset({"send", "status", "inbox", "balance", "statistics"}),
+            operations=frozenset({"send", "status", "inbox", "balance", "statistics", "estimate"}),
             batch_size=rules.MAX_ADDRESSES_PER_CALL,
         )
     ]
@@ -86,3 +87,8 @@ def notify_statistics(
     channel: Channel, start: datetime, end: datetime
 ) -> Awaitable[Statistics] | None:
     return channel.statistics(start, end) if isinstance(channel, DevinoChannel) else None
+
+
+@hookimpl
+def notify_estimate(channel: Channel, text: str, recipients: int) -> Awaitable[Estimate] | None:
+    return channel.estimate(text, recipients) if isinstance(channel, DevinoChannel) else None

@@ -361,3 +361,22 @@ async def test_bad_channel_settings_name_the_yaml_path(
     assert "channels.sms.settings.sender" in message
     assert "has 12 characters" in message
     assert "channels.sms.settings.soap_version: got '2', expected '1.1' or '1.2'" in message
+
+
+async def test_estimate_counts_parts_and_cost_without_sending(
+    devino_sandbox: Sandbox,
+    devino_plugins: PluginManager,
+    make_config: Callable[..., Config],
+) -> None:
+    config = make_config(devino_sandbox.url, price_per_segment="0.25", currency="RUB")
+    sent_before = len(devino_sandbox.state.messages())
+    async with Dispatcher(config, plugins=devino_plugins) as dispatcher:
+        latin = await dispatcher.estimate("x" * 161, recipients=3)
+        cyrillic = await dispatcher.estimate("Диск заполнен — db-1")
+        assert (latin.segments, latin.encoding, latin.characters) == (2, "GSM-7", 161)
+        assert (latin.cost, latin.currency) == (Decimal("1.50"), "RUB")
+        assert (cyrillic.segments, cyrillic.encoding) == (1, "UCS-2")
+        assert not latin.too_long
+        with pytest.raises(ValueError, match="at least 1"):
+            await dispatcher.estimate("x", recipients=0)
+    assert len(devino_sandbox.state.messages()) == sent_before
