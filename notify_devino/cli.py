@@ -570,6 +570,9 @@ def _guard(call: Callable[[], T]) -> T:
 def build_cli(plugins: PluginManager | None = None) -> click.Group:
     """The command line with every plugin's commands added."""
     manager = plugins or PluginManager()
+    from .alertmanager.commands import template_group  # it uses this module's helpers
+
+    cli.add_command(template_group)
     manager.register_commands(cli)
     return cli
 

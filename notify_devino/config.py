@@ -45,6 +45,7 @@ from pydantic import (
 )
 
 from .alertmanager.matchers import MatcherError, parse_matcher_lines
+from .alertmanager.settings import AlertmanagerSettings
 from .errors import ConfigError
 
 CONFIG_ENV_VAR = "NOTIFY_DEVINO_CONFIG"
@@ -187,6 +188,8 @@ class Config(BaseModel):
     routes: dict[str, RouteConfig] = Field(default_factory=dict)
     """Routes by name, in the order they are tried: the first that matches takes the
     notification."""
+    alertmanager: AlertmanagerSettings = Field(default_factory=AlertmanagerSettings)
+    """The Alertmanager receiver of ``serve``: recipients, templates, acks, silences."""
 
     _doc: YamlDocument = PrivateAttr(default_factory=lambda: YamlDocument(None))
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
