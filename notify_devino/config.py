@@ -47,6 +47,7 @@ from pydantic import (
 from .alertmanager.matchers import MatcherError, parse_matcher_lines
 from .alertmanager.settings import AlertmanagerSettings
 from .errors import ConfigError
+from .service.settings import ServiceSettings
 
 CONFIG_ENV_VAR = "NOTIFY_DEVINO_CONFIG"
 """Names the configuration file when ``--config`` is not given."""
@@ -188,6 +189,8 @@ class Config(BaseModel):
     routes: dict[str, RouteConfig] = Field(default_factory=dict)
     """Routes by name, in the order they are tried: the first that matches takes the
     notification."""
+    service: ServiceSettings | None = None
+    """``notify-devino serve``'s section (see :mod:`notify_devino.service.settings`)."""
     alertmanager: AlertmanagerSettings = Field(default_factory=AlertmanagerSettings)
     """The Alertmanager receiver of ``serve``: recipients, templates, acks, silences."""
 
