@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from ...errors import ConfigError
 from .base import (
+    AlertCode,
     Applied,
     Change,
     Delivery,
@@ -84,6 +85,7 @@ def _redacted(url: str) -> str:
 
 __all__ = [
     "ENGINES",
+    "AlertCode",
     "Applied",
     "Change",
     "Delivery",
