@@ -38,6 +38,7 @@ from .types import (
 if TYPE_CHECKING:
     import click
 
+    from .alertmanager.acks import Acknowledgement
     from .dispatcher import Dispatcher
 
 log = structlog.get_logger(__name__)
@@ -331,3 +332,6 @@ class PluginManager:
 
     def inbound_message(self, message: InboundMessage) -> None:
         self._observe("notify_inbound_message", message=message)
+
+    def alert_acknowledged(self, ack: Acknowledgement) -> None:
+        self._observe("notify_alert_acknowledged", ack=ack)

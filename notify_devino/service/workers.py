@@ -95,6 +95,8 @@ class Service:
             name: asyncio.Semaphore(settings.workers.max_in_flight) for name in config.channels
         }
         self._held: set[int] = set()
+        self.halted: set[str] = set()
+        """Alert groups (``metadata["alert_key"]``) whose routes stop: acknowledged alerts."""
         self.started = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -412,6 +414,8 @@ class Service:
                 await self.store.apply([], create=[(row.notification_id, step)])
 
     def _next_step(self, row: Delivery) -> tuple[int, str, str] | None:
+        if (row.payload.get("metadata") or {}).get("alert_key") in self.halted:
+            return None  # acknowledged: no fallback, no next channel
         channels = row.payload.get("channels") or []
         if row.contact is None or row.step + 1 >= len(channels):
             return None
