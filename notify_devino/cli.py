@@ -569,6 +569,10 @@ def _guard(call: Callable[[], T]) -> T:
 
 def build_cli(plugins: PluginManager | None = None) -> click.Group:
     """The command line with every plugin's commands added."""
+    from .service.commands import queue, serve
+
+    cli.add_command(serve)
+    cli.add_command(queue)
     manager = plugins or PluginManager()
     from .alertmanager.commands import template_group  # it uses this module's helpers
 

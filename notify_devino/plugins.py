@@ -36,9 +36,12 @@ from .types import (
 )
 
 if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
     import click
 
     from .alertmanager.acks import Acknowledgement
+    from .config import Config
     from .dispatcher import Dispatcher
 
 log = structlog.get_logger(__name__)
@@ -301,6 +304,11 @@ class PluginManager:
             channel,
             "estimate",
         )
+
+    def embedded_setup(self) -> AbstractAsyncContextManager[Config] | None:
+        """A plugin's self-contained setup for ``serve`` without configuration, or None."""
+        result: AbstractAsyncContextManager[Config] | None = self.hook.notify_embedded_setup()
+        return result
 
     # -- lifecycle and observer hooks ------------------------------------------------------------
 

@@ -29,6 +29,7 @@ def sandbox_config(url: str, *, extra: str = "", poll: float = 0.1) -> Config:
       sms:
         type: devino_soap
         settings: {{url: "{url}", login: demo, password: demo-password, sender: ALERTS,
+                    currency: RUB, price_per_segment: 1.50,
                     timeout_seconds: 5}}
       backup:
         type: devino_soap

@@ -148,6 +148,7 @@ async def test_claim_send_takes_due_rows_once_earliest_first(store: Store) -> No
     claimed = [*first, *second]
     assert sorted(d.address for d in claimed) == ["+7901", "+7902"]
     assert all(d.state is State.CLAIMED for d in claimed)
+    assert all(d.attempts == 1 for d in claimed)
     assert {d.lease_owner for d in first} | {d.lease_owner for d in second} == {"a", "b"}
     assert all(d.lease_expires_at is not None for d in claimed)
     assert await store.claim(Work.SEND, owner="c", lease_seconds=30, limit=5) == []

@@ -83,3 +83,18 @@ def test_open_store_urls(tmp_path: Path) -> None:
     assert "secret" not in str(info.value)
     with pytest.raises(ConfigError, match="no file path"):
         open_store("sqlite://")
+
+
+async def test_a_reader_opens_beside_the_writer_without_the_lock(tmp_path: Path) -> None:
+    from notify_devino.service.store import NewNotification
+
+    path = tmp_path / "outbox.db"
+    async with SqliteStore(path) as writer:
+        from datetime import UTC, datetime
+
+        await writer.submit(NewNotification("n1", "t", {}, datetime.now(UTC)), [])
+        reader = open_store(f"sqlite://{path}", readonly=True)
+        async with reader:
+            assert (await reader.get_notification("n1")) is not None
+            with pytest.raises(Exception, match="readonly"):
+                await reader.check_writable()

@@ -58,9 +58,10 @@ ENGINES: dict[str, Callable[[str], Store]] = {"sqlite": _sqlite, "": _sqlite}
 """URL scheme -> factory of an unopened store. The PostgreSQL engine adds ``postgresql``."""
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, readonly: bool = False) -> Store:
     """The store at ``url``, not yet opened (``async with open_store(url) as store:``).
 
+    :param readonly: only read (see :attr:`Store.readonly`).
     :raises ConfigError: the scheme names no engine.
     """
     scheme = urlsplit(url).scheme if "://" in url else ""
@@ -71,7 +72,9 @@ def open_store(url: str) -> Store:
             f"the store URL {_redacted(url)!r} has the scheme {scheme!r}, which no store engine "
             f"provides (known: {known}, or a plain file path for SQLite)"
         )
-    return factory(url)
+    store = factory(url)
+    store.readonly = readonly
+    return store
 
 
 def _redacted(url: str) -> str:

@@ -322,6 +322,10 @@ class Store(abc.ABC):
     """True when only one process may have the store open (it holds a lock): every lease not
     held by the caller of :meth:`recover` is then dead."""
 
+    readonly: bool = False
+    """Set before :meth:`open` to only read (``notify-devino queue`` beside a running
+    ``serve``): no lock, no migrations; an engine may refuse writes."""
+
     async def __aenter__(self) -> Self:
         await self.open()
         return self

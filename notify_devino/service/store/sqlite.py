@@ -197,6 +197,14 @@ class SqliteStore(Store):
     async def open(self) -> None:
         if self._executor is not None:
             raise StoreError(f"the store {self.path} is already open")
+        if self.readonly:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="notify-devino-store")
+            try:
+                await asyncio.get_running_loop().run_in_executor(self._executor, self._open_ro)
+            except BaseException:
+                await self.aclose()
+                raise
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock_path = self.path.with_name(self.path.name + ".lock")
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -216,6 +224,22 @@ class SqliteStore(Store):
             await self.aclose()
             raise
         log.info("store_opened", store=str(self.path))
+
+    def _open_ro(self) -> None:
+        if not self.path.is_file():
+            raise StoreUnavailable(f"there is no store at {self.path}")
+        try:
+            conn = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro",
+                uri=True,
+                isolation_level=None,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+            )
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open the store {self.path}: {exc}") from exc
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        self._conn = conn
 
     def _open_sync(self) -> None:
         try:
@@ -563,8 +587,9 @@ class SqliteStore(Store):
                 expires = at + lease_seconds
                 if work is Work.SEND:
                     tx.execute(
-                        f"UPDATE deliveries SET state = 'claimed', lease_owner = ?, "
-                        f"lease_expires_at = ?, updated_at = ? WHERE id IN ({marks})",
+                        "UPDATE deliveries SET state = 'claimed', attempts = attempts + 1, "
+                        "lease_owner = ?, lease_expires_at = ?, updated_at = ? "
+                        f"WHERE id IN ({marks})",
                         (owner, expires, at, *ids),
                     )
                     tx.executemany(

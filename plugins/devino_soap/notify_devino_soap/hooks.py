@@ -26,7 +26,11 @@ from .channel import DevinoChannel
 from .settings import DevinoSettings
 
 if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
     import click
+
+    from notify_devino.config import Config
 
 CHANNEL_TYPE = "devino_soap"
 
@@ -92,3 +96,10 @@ def notify_statistics(
 @hookimpl
 def notify_estimate(channel: Channel, text: str, recipients: int) -> Awaitable[Estimate] | None:
     return channel.estimate(text, recipients) if isinstance(channel, DevinoChannel) else None
+
+
+@hookimpl
+def notify_embedded_setup() -> AbstractAsyncContextManager[Config]:
+    from .demo import embedded_setup
+
+    return embedded_setup()
