@@ -7,12 +7,14 @@ one, adds its routes and starts and stops it with the workers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import structlog
+from aiohttp import web
 
 from .. import hookimpl
 from ..errors import InvalidInputError, UnsupportedOperationError
@@ -120,7 +122,7 @@ class AlertmanagerIntegration:
             return Estimate(channel=channel, segments=1, characters=len(text))
 
     async def _open_code(self, message: WebhookMessage, plan: Plan) -> str:
-        from ..service.store import StoreError, StoreUnavailable
+        from ..service.store import NoFreeCode, StoreError
 
         try:
             return await self.service.store.open_alert_code(
@@ -129,10 +131,10 @@ class AlertmanagerIntegration:
                 dict(message.common_labels),
                 digits=self.settings.ack.code_digits,
             )
-        except StoreUnavailable as exc:
-            raise Unavailable(str(exc), self._retry_after()) from None
-        except StoreError as exc:
+        except NoFreeCode as exc:
             raise ConfigProblem(str(exc)) from None
+        except StoreError as exc:
+            raise Unavailable(f"not queued, try again: {exc}", self._retry_after()) from None
 
     def _retry_after(self) -> int:
         return self.service.settings.limits.retry_after_seconds
@@ -141,7 +143,7 @@ class AlertmanagerIntegration:
         self, message: WebhookMessage, plan: Plan, text: str, code: str | None
     ) -> Mapping[str, Any]:
         from ..service.outbox import NotificationRequest
-        from ..service.store import StoreFull, StoreUnavailable, SubmitKey
+        from ..service.store import StoreError, StoreFull, StoreUnavailable, SubmitKey
 
         if self.closing:
             raise Unavailable("the service is shutting down", self._retry_after())
@@ -167,11 +169,11 @@ class AlertmanagerIntegration:
         )
         try:
             submitted = await self.service.outbox.submit(request, dedup=key)
-        except (StoreFull, StoreUnavailable) as exc:
-            log.warning("alertmanager_not_queued", error=str(exc))
-            raise Unavailable(f"not queued, try again: {exc}", self._retry_after()) from None
         except InvalidInputError as exc:
             raise ConfigProblem(str(exc)) from None
+        except (StoreFull, StoreUnavailable, StoreError) as exc:  # full, down, or closed
+            log.warning("alertmanager_not_queued", error=str(exc))
+            raise Unavailable(f"not queued, try again: {exc}", self._retry_after()) from None
         return {**submitted.response, "replayed": submitted.replayed}
 
     async def _resolved(self, message: WebhookMessage) -> None:
@@ -201,6 +203,60 @@ class AlertmanagerIntegration:
         self.service.dispatcher.plugins.alert_acknowledged(ack)
 
 
+class AlertmanagerSlot:
+    """Where the running integration is found by the routes (set in the application before it
+    starts; the integration itself exists only while the workers run)."""
+
+    def __init__(self) -> None:
+        self.integration: AlertmanagerIntegration | None = None
+        self.closing = False
+        self.retry_after = 5
+
+
+ALERTMANAGER: web.AppKey[AlertmanagerSlot] = web.AppKey("notify_devino_alertmanager")
+
+
+def add_routes(app: web.Application, v1: web.Application, *, retry_after: int = 5) -> None:
+    """Add ``POST /v1/alertmanager[/{route}]`` (``v1`` is mounted at ``/v1`` of ``app``)."""
+    slot = AlertmanagerSlot()
+    slot.retry_after = retry_after
+    app[ALERTMANAGER] = slot
+    v1.router.add_post("/alertmanager", handle)
+    v1.router.add_post("/alertmanager/{route}", handle)
+
+    async def on_shutdown(app: web.Application) -> None:
+        slot.closing = True
+
+    app.on_shutdown.append(on_shutdown)
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    slot = request.config_dict[ALERTMANAGER]
+    integration = slot.integration
+    if slot.closing or integration is None or integration.closing:
+        why = "shutting down" if slot.closing else "starting"
+        return web.json_response(
+            {"error": {"code": "unavailable", "message": f"the service is {why}"}},
+            status=503,
+            headers={"Retry-After": str(slot.retry_after)},
+        )
+    return await integration.receiver.handle(request)
+
+
+@contextlib.asynccontextmanager
+async def running(app: web.Application, service: Service) -> AsyncIterator[AlertmanagerIntegration]:
+    """The integration over ``service`` while the context lasts (inside the workers' one)."""
+    slot = app[ALERTMANAGER]
+    integration = AlertmanagerIntegration(service)
+    await integration.start()
+    slot.integration = integration
+    try:
+        yield integration
+    finally:
+        slot.integration = None
+        await integration.stop()
+
+
 async def acknowledgements(store: Any, notification: StoredNotification) -> list[dict[str, Any]]:
     """The acknowledgements of the alert group a notification is about (for its ``GET``)."""
     metadata = notification.request.get("metadata") or {}
@@ -222,4 +278,12 @@ async def acknowledgements(store: Any, notification: StoredNotification) -> list
     ]
 
 
-__all__ = ["AlertmanagerIntegration", "acknowledgements"]
+__all__ = [
+    "ALERTMANAGER",
+    "AlertmanagerIntegration",
+    "AlertmanagerSlot",
+    "acknowledgements",
+    "add_routes",
+    "handle",
+    "running",
+]

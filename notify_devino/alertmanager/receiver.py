@@ -195,12 +195,20 @@ class AlertmanagerReceiver:
 
     # -- the request -----------------------------------------------------------------------------
 
+    @staticmethod
+    def _error(
+        status: int, code: str, message: str, headers: Mapping[str, str] | None = None, **extra: Any
+    ) -> web.Response:
+        body = {"error": {"code": code, "message": message, **extra}}
+        return web.json_response(body, status=status, headers=headers)
+
     async def handle(self, request: web.Request) -> web.Response:
         if not self.authorized(request.headers.get("Authorization")):
             log.warning("alertmanager_unauthorized", remote=request.remote)
-            return web.json_response(
-                {"error": "missing or wrong credentials (bearer token or basic auth)"},
-                status=401,
+            return self._error(
+                401,
+                "unauthorized",
+                "missing or wrong credentials: send the configured bearer token or basic auth",
                 headers={"WWW-Authenticate": 'Bearer realm="notify-devino", Basic'},
             )
         body = await request.read()
@@ -208,22 +216,21 @@ class AlertmanagerReceiver:
             message = parse_payload(body)
         except PayloadError as exc:
             log.warning("alertmanager_payload_refused", problems=len(exc.problems))
-            return web.json_response(
-                {
-                    "error": str(exc),
-                    "problems": [{"field": f, "problem": p} for f, p in exc.problems],
-                },
-                status=400,
+            return self._error(
+                400,
+                "invalid_payload",
+                str(exc),
+                problems=[{"field": f or "(body)", "message": p} for f, p in exc.problems],
             )
         try:
             answer = await self.accept(message, request.match_info.get("route"))
         except Unavailable as exc:
-            return web.json_response(
-                {"error": str(exc)}, status=503, headers={"Retry-After": str(exc.retry_after)}
+            return self._error(
+                503, "unavailable", str(exc), headers={"Retry-After": str(exc.retry_after)}
             )
         except ConfigProblem as exc:
             log.error("alertmanager_config_problem", error=str(exc), group=message.group_key)
-            return web.json_response({"error": str(exc)}, status=500)
+            return self._error(500, "configuration", str(exc))
         return web.json_response(dict(answer))
 
     def plan(self, message: WebhookMessage, url_route: str | None) -> Plan:

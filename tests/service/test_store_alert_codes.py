@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from notify_devino.service.store import StoreError
+from notify_devino.service.store import NoFreeCode
 
 from .conftest import StoreFactory
 
@@ -42,7 +42,7 @@ async def test_codes_are_unique_among_the_open_alerts_of_an_address(
         await store.open_alert_code(f"g{i}", {"+7901": None}, LABELS, digits=3) for i in range(900)
     }
     assert len(codes) == 900  # every 3-digit code once
-    with pytest.raises(StoreError):
+    with pytest.raises(NoFreeCode):
         await store.open_alert_code("g-full", {"+7901": None}, LABELS, digits=3)
     # another address has all codes free
     assert await store.open_alert_code("g-other", {"+7902": None}, LABELS, digits=3)

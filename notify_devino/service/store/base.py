@@ -52,6 +52,10 @@ class StoreFull(StoreError):
     """The outbox holds as many unsent deliveries as it may (``max_active``)."""
 
 
+class NoFreeCode(StoreError):
+    """No acknowledgement code of the asked length is free for every recipient."""
+
+
 class Work(enum.StrEnum):
     """What a worker claims deliveries for."""
 
@@ -502,7 +506,7 @@ class Store(abc.ABC):
         else a new one free among the open alerts of every recipient (the old rows of the group
         take it too). Rows are created for recipients that had none; ``labels`` are updated.
 
-        :raises StoreError: no code of ``digits`` digits is free for all recipients.
+        :raises NoFreeCode: no code of ``digits`` digits is free for all recipients.
         """
 
     @abc.abstractmethod
@@ -557,6 +561,7 @@ __all__ = [
     "InboundRecord",
     "NewDelivery",
     "NewNotification",
+    "NoFreeCode",
     "Recovery",
     "Store",
     "StoreError",

@@ -44,6 +44,7 @@ from .base import (
     InboundRecord,
     NewDelivery,
     NewNotification,
+    NoFreeCode,
     Recovery,
     Store,
     StoredNotification,
@@ -957,7 +958,7 @@ class SqliteStore(Store):
                             code = str(candidate)
                             break
                     else:
-                        raise StoreError(
+                        raise NoFreeCode(
                             f"no {digits}-digit acknowledgement code is free for "
                             f"{len(addresses)} recipient(s)"
                         )
