@@ -147,6 +147,38 @@ class SilenceSink:
             raise SilenceError(f"POST /silences: no silenceID in the answer {found!r}")
         return str(silence_id)
 
+    async def active(self, silence_id: str) -> bool:
+        """Whether the silence is still active or pending (not expired, not deleted)."""
+        try:
+            found = await self._call("GET", f"/silence/{silence_id}")
+        except SilenceError as exc:
+            if "answered 404" in str(exc):
+                return False
+            raise
+        state = ((found or {}).get("status") or {}).get("state")
+        return state in ("active", "pending")
+
+    async def firing(self, labels: Mapping[str, str]) -> bool:
+        """Whether Alertmanager still has an alert with these labels that has not resolved
+        (silenced ones included: a silenced alert's resolution is never notified, so this is
+        how the sink learns of it)."""
+        params = [("filter", str(m)) for m in equality_matchers(labels)]
+        params += [("silenced", "true"), ("inhibited", "true"), ("active", "true")]
+        timeout = aiohttp.ClientTimeout(total=self.settings.timeout_seconds)
+        try:
+            async with self._session.get(
+                self.base + "/alerts", params=params, headers=self._headers(), timeout=timeout
+            ) as response:
+                if response.status >= 300:
+                    raise SilenceError(
+                        f"GET /alerts: Alertmanager answered {response.status}: "
+                        f"{(await response.text())[:200]}"
+                    )
+                found = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise SilenceError(f"GET /alerts: {type(exc).__name__}: {exc}") from exc
+        return bool(found)
+
     async def expire(self, silence_id: str) -> None:
         """Expire a silence (an already expired or unknown one is fine)."""
         try:
@@ -181,11 +213,12 @@ class AckReader:
         silences: SilenceSink | None = None,
         confirm: bool = True,
         interval: float = 1.0,
-        titles: Callable[[str], str] | None = None,
+        on_closed: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self._send_reply = send_reply
         self._on_ack = on_ack
+        self._on_closed = on_closed
         self.silences = silences
         self.confirm = confirm
         self.interval = interval
@@ -207,6 +240,8 @@ class AckReader:
                 await task
 
     async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_watch = loop.time()
         while True:
             try:
                 await self.read_once()
@@ -214,6 +249,14 @@ class AckReader:
                 raise
             except Exception as exc:
                 log.warning("ack_read_failed", error=f"{type(exc).__name__}: {exc}")
+            if self.silences is not None and loop.time() >= next_watch:
+                next_watch = loop.time() + self.silences.settings.check_interval_seconds
+                try:
+                    await self.watch_silences()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("silence_watch_failed", error=f"{type(exc).__name__}: {exc}")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
             self._wake.clear()
@@ -298,6 +341,26 @@ class AckReader:
     async def _reply(self, record: Any, text: str, key: str) -> None:
         if self.confirm:
             await self._send_reply(record.channel, record.sender, text, key)
+
+    async def watch_silences(self) -> int:
+        """Close the acknowledged groups whose alerts resolved while silenced, and expire their
+        silences. :return: how many were closed."""
+        assert self.silences is not None
+        closed = 0
+        for key in sorted(await self.store.acknowledged_alert_keys()):
+            rows = await self.store.alert_codes(key)
+            open_rows = [r for r in rows if r.closed_at is None]
+            if not open_rows or not any(r.silence_id for r in open_rows):
+                continue
+            if await self.silences.firing(open_rows[0].labels):
+                continue
+            done = await self.store.close_alert(key)
+            if self._on_closed is not None:
+                self._on_closed(key)
+            log.info("acknowledged_alert_resolved", code=open_rows[0].code)
+            await self.resolved(done)
+            closed += 1
+        return closed
 
     async def resolved(self, rows: Sequence[Any]) -> None:
         """A group resolved: expire the silence its acknowledgement created."""

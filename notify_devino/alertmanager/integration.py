@@ -86,6 +86,7 @@ class AlertmanagerIntegration:
             send_reply=self._send_reply,
             on_ack=self._acknowledged,
             confirm=self.settings.ack.confirm,
+            on_closed=self._closed,
         )
         self._waker = _InboxWaker(self.reader)
 
@@ -195,6 +196,11 @@ class AlertmanagerIntegration:
             NotificationRequest(text=text, addresses=[address], channel=channel),
             dedup=SubmitKey(REPLY_SCOPE, key, None, utc_now() + REPLY_KEY_TTL),
         )
+
+    def _closed(self, key: str) -> None:
+        halted = getattr(self.service, "halted", None)
+        if halted is not None:
+            halted.discard(key)
 
     def _acknowledged(self, ack: Acknowledgement) -> None:
         halted = getattr(self.service, "halted", None)

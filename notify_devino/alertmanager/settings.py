@@ -91,6 +91,9 @@ class SilenceSettings(BaseModel):
     bearer_token: SecretStr | None = None
     basic_auth: BasicAuth | None = None
     timeout_seconds: float = Field(default=10, gt=0)
+    check_interval_seconds: float = Field(default=30, gt=0)
+    """How often the sink asks Alertmanager whether a silenced alert resolved (Alertmanager
+    notifies no resolution of a silenced alert)."""
 
     @model_validator(mode="before")
     @classmethod
