@@ -22,17 +22,8 @@ from ..errors import NotifyError
 from ..routing import select_route
 from .matchers import route_for_labels
 from .payload import PayloadError, parse_payload
-from .templates import AlertTemplate, Rendered
-
-
-def template_for(dispatcher: Dispatcher, route: str | None) -> AlertTemplate:
-    settings = dispatcher.config.alertmanager.route(route)
-    return AlertTemplate(
-        settings.template,
-        max_segments=settings.max_segments or 2,
-        transliterate=bool(settings.transliterate),
-        name=f"route {route}" if route else "the default route",
-    )
+from .receiver import template_for
+from .templates import Rendered
 
 
 @click.group("template")
@@ -83,7 +74,7 @@ def render(
         async def estimate(text: str) -> Any:
             return await dispatcher.estimate(text, channel=name)
 
-        rendered = await template_for(dispatcher, chosen).render(
+        rendered = await template_for(dispatcher.config, chosen).render(
             message,
             estimate,
             ack_code=ack_code if message.status == "firing" else None,
@@ -132,4 +123,4 @@ def render(
         click.echo(f"warning: {warning}", err=True)
 
 
-__all__ = ["render", "template_for", "template_group"]
+__all__ = ["render", "template_group"]

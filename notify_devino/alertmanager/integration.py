@@ -31,9 +31,11 @@ from .receiver import (
     Unavailable,
     alert_key,
     dedup_key,
+    template_for,
 )
 
 if TYPE_CHECKING:
+    from ..config import Config
     from ..service.store import StoredNotification
     from ..service.workers import Service
 
@@ -209,6 +211,41 @@ class AlertmanagerIntegration:
         self.service.dispatcher.plugins.alert_acknowledged(ack)
 
 
+def check_settings(config: Config) -> None:
+    """Fail at start, not at the first alert: every route's template renders a sample
+    group, and the section names only configured routes, contacts and groups.
+
+    :raises ConfigError: naming what is wrong.
+    """
+    from ..errors import ConfigError
+    from ..routing import resolve_contacts
+    from .templates import TemplateError, check_template
+
+    settings = config.alertmanager
+    for named in settings.routes:
+        if named not in config.routes:
+            raise ConfigError(
+                f"no route named {named!r} in routes: "
+                f"({', '.join(config.routes) or 'none configured'})",
+                path=f"alertmanager.routes.{named}",
+                line=config.line_of(("alertmanager", "routes", named)),
+                source=config.source,
+            )
+    names: list[str | None] = [None, *settings.routes, *config.routes]
+    for name in names:
+        route = settings.route(name)
+        where = f"alertmanager.routes.{name}" if name in settings.routes else "alertmanager"
+        try:
+            check_template(template_for(config, name))
+        except TemplateError as exc:
+            raise ConfigError(str(exc), path=where, source=config.source) from None
+        if route.to:
+            try:
+                resolve_contacts(config, route.to)
+            except InvalidInputError as exc:
+                raise ConfigError(f"{where}.to: {exc}", source=config.source) from None
+
+
 class AlertmanagerSlot:
     """Where the running integration is found by the routes (set in the application before it
     starts; the integration itself exists only while the workers run)."""
@@ -222,8 +259,14 @@ class AlertmanagerSlot:
 ALERTMANAGER: web.AppKey[AlertmanagerSlot] = web.AppKey("notify_devino_alertmanager")
 
 
-def add_routes(app: web.Application, v1: web.Application, *, retry_after: int = 5) -> None:
-    """Add ``POST /v1/alertmanager[/{route}]`` (``v1`` is mounted at ``/v1`` of ``app``)."""
+def add_routes(
+    app: web.Application, v1: web.Application, config: Config, *, retry_after: int = 5
+) -> None:
+    """Add ``POST /v1/alertmanager[/{route}]`` (``v1`` is mounted at ``/v1`` of ``app``).
+
+    :raises ConfigError: the ``alertmanager:`` section is wrong (see :func:`check_settings`).
+    """
+    check_settings(config)
     slot = AlertmanagerSlot()
     slot.retry_after = retry_after
     app[ALERTMANAGER] = slot

@@ -106,6 +106,20 @@ class Unavailable(NotifyError):
 Submit = Callable[[WebhookMessage, Plan, str, str | None], Awaitable[Mapping[str, Any]]]
 
 
+def template_for(config: Config, route: str | None) -> AlertTemplate:
+    """The compiled template and budget of a route (None: no route).
+
+    :raises TemplateError: the template does not compile.
+    """
+    settings = config.alertmanager.route(route)
+    return AlertTemplate(
+        settings.template,
+        max_segments=settings.max_segments or config.alertmanager.max_segments,
+        transliterate=bool(settings.transliterate),
+        name=f"route {route}" if route else "the default route",
+    )
+
+
 class AlertmanagerReceiver:
     """The webhook handler. The service gives it what it needs:
 
@@ -148,13 +162,7 @@ class AlertmanagerReceiver:
 
     def template(self, route: str | None) -> AlertTemplate:
         if route not in self._templates:
-            settings = self.settings.route(route)
-            self._templates[route] = AlertTemplate(
-                settings.template,
-                max_segments=settings.max_segments or self.settings.max_segments,
-                transliterate=bool(settings.transliterate),
-                name=f"route {route}" if route else "the default route",
-            )
+            self._templates[route] = template_for(self.config, route)
         return self._templates[route]
 
     # -- auth ------------------------------------------------------------------------------------

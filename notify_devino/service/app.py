@@ -602,7 +602,7 @@ def make_app(
     v1.router.add_get("/inbox", get_inbox, allow_head=False)
     v1.router.add_get("/openapi.json", openapi_json, allow_head=False)
     v1.router.add_get("/openapi.yaml", openapi_yaml, allow_head=False)
-    alertmanager.add_routes(app, v1, retry_after=settings.limits.retry_after_seconds)
+    alertmanager.add_routes(app, v1, config, retry_after=settings.limits.retry_after_seconds)
     app.add_subapp("/v1", v1)
     app.router.add_get("/-/healthy", healthy, allow_head=False)
     app.router.add_get("/-/ready", ready, allow_head=False)

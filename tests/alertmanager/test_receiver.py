@@ -39,7 +39,7 @@ READ = "read-token-0123456789abcdef"
 CODE = re.compile(r"Reply (\d{4}) to ack")
 
 
-def config_for(url: str, extra: str = "") -> Config:
+def config_for(url: str, extra: str = "", replace: tuple[str, str] = ("", "")) -> Config:
     text = f"""
     version: 1
     default_channel: sms
@@ -70,7 +70,11 @@ def config_for(url: str, extra: str = "") -> Config:
       routes:
         db: {{to: [stuck]}}
     """
-    return parse_config(textwrap.dedent(text) + textwrap.dedent(extra), source="<test>", env={})
+    text = textwrap.dedent(text)
+    if replace[0]:
+        assert replace[0] in text
+        text = text.replace(*replace)
+    return parse_config(text + textwrap.dedent(extra), source="<test>", env={})
 
 
 def service_settings(**overrides: Any) -> ServiceSettings:
@@ -383,3 +387,33 @@ async def _async(value: Any) -> Any:
 
 def _without(body: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k not in keys and k != "alerts"}
+
+
+@pytest.mark.parametrize(
+    ("replace", "needle"),
+    [
+        ("  to: [oncall]\n", "  to: [oncall]\n  template: '{{ nope }}'\n"),
+        ("    db: {to: [stuck]}", "    nosuch: {to: [stuck]}"),
+        ("    db: {to: [stuck]}", "    db: {to: [nobody]}"),
+    ],
+)
+async def test_a_bad_alertmanager_section_fails_at_start(
+    devino_sandbox: Sandbox,
+    notify_plugin_manager: PluginManager,
+    tmp_path: Path,
+    replace: str,
+    needle: str,
+) -> None:
+    from notify_devino.errors import ConfigError
+
+    notify_plugin_manager.load_entrypoints()
+    bad = config_for(devino_sandbox.url, replace=(replace, needle))
+    with pytest.raises(ConfigError) as caught:
+        make_app(
+            bad,
+            service_settings(),
+            store=SqliteStore(tmp_path / "outbox.db"),
+            plugins=notify_plugin_manager,
+        )
+    message = str(caught.value)
+    assert any(word in message for word in ("nope", "nosuch", "nobody")), message
