@@ -174,3 +174,22 @@ def test_the_sandbox_refuses_unsafe_attributes() -> None:
 
 def test_transliteration() -> None:
     assert transliterate("Щука — «ёж» Юг") == 'Shchuka - "ezh" Yug'
+
+
+def test_the_template_in_the_docs_renders() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    from notify_devino.alertmanager.templates import sample_message
+
+    doc = (Path(__file__).parents[2] / "docs" / "alertmanager.md").read_text()
+    block = doc.split("```yaml\nalertmanager:\n  template: |\n", 1)[1].split("```", 1)[0]
+    source = yaml.safe_load("template: |\n" + block)["template"]
+    text = AlertTemplate(source, name="docs").text(sample_message(), ack_code="4821")
+    assert text.splitlines() == [
+        "FIRING Sample critical (2)",
+        "a:9100 a sample alert",
+        "b:9100 a sample alert",
+        "ack: reply 4821",
+    ]
