@@ -109,6 +109,10 @@ class WorkerSettings(BaseModel):
     """How often an idle worker looks at the store (a submit in this process wakes it at once)."""
     status_max_interval_seconds: float = Field(default=300.0, gt=0)
     """Status polls back off from ``status.poll_interval_seconds`` up to this."""
+    status_reads_per_second: float = Field(default=2.0, gt=0)
+    """Message IDs the follower reads the status of, per second and channel, at most. A
+    provider may answer one ID per request under one rate limit shared with sends (Devino:
+    10 requests/s); this keeps following from taking the sender's budget."""
     follow_for_seconds: float = Field(default=3 * 86400.0, gt=0)
     """An accepted message not final after this long is no longer followed."""
     inbox_interval_seconds: float = Field(default=5.0, gt=0)

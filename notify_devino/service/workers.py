@@ -123,7 +123,9 @@ class Service:
                     self._count_outcome(d, State.UNKNOWN)
                     await self._after_final(d, State.UNKNOWN)
         self._spawn(self._sender_loop(), "sender")
-        self._spawn(self._follower_loop(), "follower")
+        for name, spec in self.types.items():
+            if "status" in spec.operations:
+                self._spawn(self._follower_loop(name), f"follower-{name}")
         self._spawn(self._heartbeat_loop(), "heartbeat")
         self._spawn(self._maintenance_loop(), "maintenance")
         for name, spec in self.types.items():
@@ -448,23 +450,32 @@ class Service:
 
     # -- follower ----------------------------------------------------------------------------
 
-    async def _follower_loop(self) -> None:
+    async def _follower_loop(self, channel: str) -> None:
+        """Follow one channel's accepted messages, reading at most ``status_reads_per_second``
+        message IDs a second."""
         workers = self.settings.workers
+        rate = workers.status_reads_per_second
+        chunk = max(1, min(STATUS_CHUNK, int(rate)))
+        loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
             self._follow_wake.clear()
             rows = await self.store.claim(
-                Work.FOLLOW, owner=self.owner, lease_seconds=workers.lease_seconds, limit=1000
+                Work.FOLLOW,
+                owner=self.owner,
+                lease_seconds=workers.lease_seconds,
+                limit=chunk,
+                channels=[channel],
             )
             if not rows:
                 await self._sleep(self._follow_wake, Work.FOLLOW)
                 continue
-            by_channel: dict[str, list[Delivery]] = {}
-            for row in rows:
-                by_channel.setdefault(row.channel, []).append(row)
-            async with asyncio.TaskGroup() as group:
-                for channel, chunk_rows in by_channel.items():
-                    for i in range(0, len(chunk_rows), STATUS_CHUNK):
-                        group.create_task(self._follow(channel, chunk_rows[i : i + STATUS_CHUNK]))
+            started = loop.time()
+            await self._follow(channel, rows)
+            spent = sum(max(1, len(r.message_ids)) for r in rows) / rate
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._stopping.wait(), max(0.0, spent - (loop.time() - started))
+                )
 
     async def _follow(self, channel: str, rows: Sequence[Delivery]) -> None:
         ids = [i for r in rows for i in r.message_ids]
