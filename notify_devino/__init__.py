@@ -10,6 +10,7 @@ from .errors import (
     ChannelError,
     ConfigError,
     ConnectionFailedError,
+    DispatcherStateError,
     InsufficientFundsError,
     InvalidInputError,
     NotifyError,
@@ -21,6 +22,8 @@ from .errors import (
     SessionExpiredError,
     TemporaryFaultError,
     TransportError,
+    UnexpectedError,
+    UnknownChannelError,
     UnsupportedOperationError,
 )
 from .hookspecs import Channel, ChannelContext, ChannelType, hookimpl
@@ -50,6 +53,7 @@ __all__ = [
     "ConfigError",
     "ConnectionFailedError",
     "DeliveryState",
+    "DispatcherStateError",
     "Estimate",
     "InboundMessage",
     "InsufficientFundsError",
@@ -70,6 +74,8 @@ __all__ = [
     "StatusChange",
     "TemporaryFaultError",
     "TransportError",
+    "UnexpectedError",
+    "UnknownChannelError",
     "UnsupportedOperationError",
     "hookimpl",
 ]

@@ -6,9 +6,12 @@ the message, so callers can branch on it without parsing text::
     NotifyError
     ├── ConfigError                 bad YAML, a missing secret, a channel no plugin provides
     ├── PluginError                 a plugin registered something malformed or conflicting
+    ├── DispatcherStateError        a dispatcher used outside its life (closed, another loop)
     └── ChannelError                anything a channel met while doing its job
         ├── InvalidInputError       rejected before any request (bad number, text too long, ...)
+        │   └── UnknownChannelError a call names a channel the dispatcher does not run
         ├── UnsupportedOperationError
+        ├── UnexpectedError         a plugin raised outside this tree (a bug) after it may have sent
         ├── TransportError          the request did not complete
         │   ├── RequestTimeoutError
         │   └── ConnectionFailedError
@@ -25,9 +28,18 @@ Two questions every channel error answers, for retries and for the outcome of a 
 - :meth:`ChannelError.is_transient`: may the same request succeed if made again later?
 - :meth:`ChannelError.may_have_been_processed`: may the provider have acted on the request
   (an SMS out and paid for) although the caller got this error instead of an answer?
+
+:func:`send_outcome_of` turns the second answer into the outcome of a send's recipients; every
+channel uses it, so *failed* and *unknown* mean the same on every channel.
+
+Every attribute is set by the constructor: code that meets an error never edits it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Collection
+
+from .types import SendOutcome
 
 
 class NotifyError(Exception):
@@ -74,6 +86,19 @@ class PluginError(NotifyError):
         self.plugins = plugins
 
 
+class DispatcherStateError(NotifyError, RuntimeError):
+    """A dispatcher was used where its lifecycle does not allow it: before it started, after
+    it began to close, started a second time, or from an event loop other than the one it
+    started in. Nothing was sent.
+
+    :ivar state: the dispatcher's state at the time (``new``, ``closing``, ...).
+    """
+
+    def __init__(self, message: str, *, state: str) -> None:
+        super().__init__(message)
+        self.state = state
+
+
 class ChannelError(NotifyError):
     """A channel failed to do what was asked.
 
@@ -82,12 +107,12 @@ class ChannelError(NotifyError):
         A channel sets it so a caller can tell a failed login before a send from the send.
     """
 
-    channel: str | None = None
-    operation: str | None = None
-
-    def __init__(self, message: str, *, channel: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, channel: str | None = None, operation: str | None = None
+    ) -> None:
         super().__init__(message)
         self.channel = channel
+        self.operation = operation
 
     def is_transient(self) -> bool:
         """Whether repeating the same request later may succeed.
@@ -127,17 +152,63 @@ class InvalidInputError(ChannelError, ValueError):
         expected: str | None = None,
         channel: str | None = None,
         reason: str | None = None,
+        operation: str | None = None,
     ) -> None:
         text = message if expected is None else f"{message}; expected {expected}"
-        super().__init__(text, channel=channel)
+        super().__init__(text, channel=channel, operation=operation)
         self.field = field
         self.value = value
         self.expected = expected
         self.reason = reason
 
 
+class UnknownChannelError(InvalidInputError):
+    """A call names a channel the dispatcher does not run, or names none where no channel is
+    the default (``field`` is ``channel``, ``value`` the name given, ``expected`` the names
+    configured). Nothing was sent."""
+
+    def __init__(self, message: str, *, value: str | None, expected: str) -> None:
+        super().__init__(message, field="channel", value=value, expected=expected)
+
+
 class UnsupportedOperationError(ChannelError):
     """The channel does not offer this operation (an email channel has no balance)."""
+
+
+class UnexpectedError(ChannelError):
+    """A channel's code raised something outside this tree (a bug in a plugin) while it was
+    sending, or answered what the send contract does not allow: the request may have been
+    processed, so the outcome is *unknown*.
+
+    :ivar error_type: the name of the class of what was raised (``TypeError``) or answered.
+    :ivar cause: the exception raised, when there was one (also the ``__cause__``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_type: str,
+        cause: BaseException | None = None,
+        channel: str | None = None,
+    ) -> None:
+        super().__init__(message, channel=channel)
+        self.error_type = error_type
+        self.cause = cause
+        self.__cause__ = cause
+
+    @classmethod
+    def of(
+        cls, exc: BaseException, *, channel: str | None = None, where: str | None = None
+    ) -> UnexpectedError:
+        """The error for ``exc`` raised in a send: ``unexpected TypeError: ...``, or, with
+        ``where``, ``<where> raised TypeError: ...``."""
+        what = f"{type(exc).__name__}: {exc}"
+        message = f"{where} raised {what}" if where else f"unexpected {what}"
+        return cls(message, error_type=type(exc).__name__, cause=exc, channel=channel)
+
+    def may_have_been_processed(self) -> bool:
+        return True
 
 
 class TransportError(ChannelError):
@@ -147,8 +218,15 @@ class TransportError(ChannelError):
         request may have been processed must not be repeated blindly.
     """
 
-    def __init__(self, message: str, *, request_sent: bool, channel: str | None = None) -> None:
-        super().__init__(message, channel=channel)
+    def __init__(
+        self,
+        message: str,
+        *,
+        request_sent: bool,
+        channel: str | None = None,
+        operation: str | None = None,
+    ) -> None:
+        super().__init__(message, channel=channel, operation=operation)
         self.request_sent = request_sent
 
     def is_transient(self) -> bool:
@@ -173,6 +251,9 @@ class ProviderFaultError(ChannelError):
     :ivar text: the fault's text, verbatim.
     :ivar http_status: the HTTP status of the reply.
     :ivar raw: the raw reply body, for diagnosis.
+    :ivar transient: whether the same request may succeed later; each class has its default
+        (a rate limit is transient, a refused login is not), which ``transient=`` overrides
+        (an SMTP 4xx reply, a webhook receiver's 5xx).
 
     A reply with a fault (a ``code`` or a ``text``) is the provider's own answer: it refused the
     request, so nothing was processed. An HTTP 5xx without one (a proxy's 502, a gateway's 504,
@@ -191,12 +272,16 @@ class ProviderFaultError(ChannelError):
         http_status: int | None = None,
         raw: str | None = None,
         channel: str | None = None,
+        operation: str | None = None,
+        transient: bool | None = None,
     ) -> None:
-        super().__init__(message, channel=channel)
+        super().__init__(message, channel=channel, operation=operation)
         self.code = code
         self.text = text
         self.http_status = http_status
         self.raw = raw
+        if transient is not None:
+            self.transient = transient
 
     def _bare_server_error(self) -> bool:
         return self.code is None and self.text is None and (self.http_status or 500) >= 500
@@ -262,9 +347,10 @@ class ParseError(ChannelError):
         *,
         body: str | None = None,
         channel: str | None = None,
+        operation: str | None = None,
         transient: bool = False,
     ) -> None:
-        super().__init__(message, channel=channel)
+        super().__init__(message, channel=channel, operation=operation)
         self.body = body
         self.transient = transient
 
@@ -273,3 +359,27 @@ class ParseError(ChannelError):
 
     def may_have_been_processed(self) -> bool:
         return True
+
+
+def send_outcome_of(
+    error: ChannelError, *, send_operations: Collection[str] | None = None
+) -> SendOutcome:
+    """The outcome of a send's recipients when the send ended in ``error``: the one rule every
+    channel uses.
+
+    *Unknown* when the provider may have processed the request that carries the message
+    (:meth:`~ChannelError.may_have_been_processed`: no answer after the request was written, a
+    reply that could not be read, a bare HTTP 5xx); sending again may deliver twice. *Failed*
+    when the error proves it did not: the request never left, or the provider refused it.
+
+    :param send_operations: the operations whose requests carry the message, for a channel
+        whose send makes other requests first (a login): an error whose ``operation`` is
+        another one came before the message left, so it failed.
+    """
+    if (
+        send_operations is not None
+        and error.operation is not None
+        and error.operation not in send_operations
+    ):
+        return SendOutcome.FAILED
+    return SendOutcome.UNKNOWN if error.may_have_been_processed() else SendOutcome.FAILED

@@ -1,17 +1,20 @@
 """The hook specifications of notify-devino.
 
-pluggy has no async hooks: its ``firstresult`` stops at the first non-None value and a coroutine
-is never None. So every hook is a plain ``def``. The operation hooks (send, status, inbox,
-balance, statistics) are ``firstresult``: the plugin that owns the channel returns an awaitable,
-every other plugin returns None. Observer hooks return None and must not block.
+pluggy has no async hooks, so every hook is a plain ``def``. The operation hooks (send, status,
+inbox, balance, statistics) are called for one channel at a time, and only on the plugin that
+registered the channel's type: the implementation returns an awaitable, and never needs to ask
+whether the channel is its own. What a channel type answers is what its plugin implements.
+Observer hooks are called on every plugin, return None and must not block.
 
-Every hook is called through the typed wrappers in :mod:`notify_devino.plugins`, never directly.
+Every hook is called through the typed wrappers in :mod:`notify_devino.plugins`, never directly,
+and each implementation is called on its own: hook wrappers (``wrapper=True``,
+``hookwrapper=True``) are refused at registration, since they would never run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -84,6 +87,11 @@ class ChannelType:
     :param settings_model: the pydantic model that validates the channel's ``settings:``.
     :param factory: builds the channel; see :data:`ChannelFactory`.
     :param description: one line for ``notify-devino plugins``.
+    :param operations: the operations the channel answers, a subset of send, status, inbox,
+        balance, statistics and estimate. None (the default): every operation hook its plugin
+        implements. A plugin with several channel types narrows one by naming its operations;
+        naming one the plugin does not implement is an error. The plugin manager's
+        :meth:`~notify_devino.plugins.PluginManager.channel_types` always gives the set.
     :param batch_size: the most recipients one send should carry when the dispatcher streams
         a bulk send (:meth:`~notify_devino.dispatcher.Dispatcher.send_stream`): the
         provider's per-request limit, say. None lets the dispatcher choose.
@@ -93,11 +101,7 @@ class ChannelType:
     settings_model: type[BaseModel]
     factory: ChannelFactory
     description: str = ""
-    operations: frozenset[str] = field(
-        default_factory=lambda: frozenset({"send", "status", "inbox"})
-    )
-    """The operations the channel answers: a subset of send, status, inbox, balance, statistics,
-    estimate."""
+    operations: frozenset[str] | None = None
     batch_size: int | None = None
 
 
@@ -122,16 +126,19 @@ def notify_register_commands(cli: click.Group) -> None:
 
 @hookspec(firstresult=True)
 def notify_send(channel: Channel, notification: Notification) -> Awaitable[SendResult] | None:
-    """Called to send a notification over a channel.
+    """Called to send a notification over a channel of the plugin's own type.
 
     :param channel: the running channel the notification is routed to.
     :param notification: what to send; its ``channel`` is already resolved.
-    :return: from the plugin that owns ``channel``, an awaitable of the per-recipient result;
-        None from every other plugin. The awaitable raises
+    :return: an awaitable of the per-recipient result. It raises
         :class:`~notify_devino.errors.InvalidInputError` when the notification as a whole breaks a
         rule (text too long, bad sender), before any request. Once it has sent anything it never
         raises: a recipient it could not serve is reported as failed (bad number, a fault) or
         unknown (the request may have been processed), so accepted messages are never lost.
+        The core holds it to this: any other exception, or a channel error that says the
+        request may have been processed, makes every recipient *unknown* (and is logged as
+        ``send_contract_broken``) instead of reaching the caller. None: the channel does not
+        send (the dispatcher raises UnsupportedOperationError).
     """
 
 
@@ -143,7 +150,7 @@ def notify_status(
 
     :param channel: the channel the messages were sent over.
     :param message_ids: provider message IDs, as returned in a :class:`SendResult`.
-    :return: from the owning plugin, an awaitable of one status per ID, in order; else None.
+    :return: an awaitable of one status per ID, in order.
     """
 
 
@@ -153,7 +160,7 @@ def notify_inbox(
 ) -> Awaitable[Sequence[InboundMessage]] | None:
     """Called to read messages the account received between two moments (UTC, aware).
 
-    :return: from the owning plugin, an awaitable of the messages, oldest first; else None.
+    :return: an awaitable of the messages, oldest first.
     """
 
 
@@ -161,7 +168,7 @@ def notify_inbox(
 def notify_balance(channel: Channel) -> Awaitable[Balance] | None:
     """Called to read the account balance of a channel that has one.
 
-    :return: from the owning plugin, an awaitable of the balance; else None.
+    :return: an awaitable of the balance.
     """
 
 
@@ -171,7 +178,7 @@ def notify_statistics(
 ) -> Awaitable[Statistics] | None:
     """Called to read the provider's delivery statistics for a period (UTC, aware).
 
-    :return: from the owning plugin, an awaitable of the statistics; else None.
+    :return: an awaitable of the statistics.
     """
 
 
@@ -182,7 +189,7 @@ def notify_estimate(channel: Channel, text: str, recipients: int) -> Awaitable[E
     :param channel: the running channel the text would go over.
     :param text: the message text.
     :param recipients: how many recipients the cost is for (at least 1).
-    :return: from the owning plugin, an awaitable of the estimate; else None.
+    :return: an awaitable of the estimate.
     """
 
 

@@ -38,7 +38,13 @@ from typing import TYPE_CHECKING
 import structlog
 
 from .config import Config, RouteConfig
-from .errors import ChannelError, ConfigError, InvalidInputError, UnsupportedOperationError
+from .errors import (
+    ChannelError,
+    ConfigError,
+    DispatcherStateError,
+    InvalidInputError,
+    UnexpectedError,
+)
 from .types import (
     ChannelAttempt,
     ContactResult,
@@ -182,17 +188,16 @@ class _Batcher:
                 self._text, to=addresses, channel=channel, metadata=self._metadata
             )
             answers = list(result.recipients)
-            if len(answers) != len(addresses):
-                raise ValueError(f"{len(answers)} results for {len(addresses)} recipients")
-        except (InvalidInputError, UnsupportedOperationError, ConfigError) as exc:
-            # Refused as a whole before anything was sent (a text too long for SMS, say):
-            # nothing went out on this channel.
-            error = exc if isinstance(exc, ChannelError) else ChannelError(str(exc))
-            error.channel = error.channel or channel
+        except (ChannelError, DispatcherStateError) as exc:
+            # Refused before anything was sent (a text too long for SMS, a refused login): the
+            # core lets a send raise only an error that proves nothing was processed.
+            error = (
+                exc if isinstance(exc, ChannelError) else ChannelError(str(exc), channel=channel)
+            )
             answers = [RecipientResult(a, a, SendOutcome.FAILED, error=error) for a in addresses]
-        except Exception as exc:  # the plugin broke the hook's contract: it may have sent
+        except Exception as exc:  # unexpected: it may have sent
             log.exception("route_send_crashed", channel=channel, recipients=len(addresses))
-            error = ChannelError(f"unexpected {type(exc).__name__}: {exc}", channel=channel)
+            error = UnexpectedError.of(exc, channel=channel)
             answers = [RecipientResult(a, a, SendOutcome.UNKNOWN, error=error) for a in addresses]
         for (_, future), answer in zip(queue, answers, strict=True):
             future.set_result(answer)
@@ -206,11 +211,11 @@ class _Router:
         self.config = dispatcher.config
         self.plan = plan
         self.batcher = batcher
-        types = dispatcher.plugins.channel_types()
+        plugins = dispatcher.plugins
         self.follows = {
             name: plan.fallback_after is not None
             and index + 1 < len(plan.channels)
-            and "status" in types[self.config.channels[name].type].operations
+            and "status" in plugins.channel_hooks(self.config.channels[name].type).operations
             for index, name in enumerate(plan.channels)
         }
 
@@ -289,6 +294,10 @@ class _Router:
             except ChannelError as exc:  # a status read failed; the message may still arrive
                 error = ChannelError(f"status not readable: {exc}", channel=channel)
                 log.warning("route_status_failed", channel=channel, error=str(exc))
+            except DispatcherStateError as exc:  # the dispatcher is closing: stop following
+                return tuple(latest.values()), ChannelError(
+                    f"status not followed: {exc}", channel=channel
+                )
             except Exception as exc:  # a plugin's bug: stop following, move on to the next channel
                 log.exception("route_status_crashed", channel=channel)
                 return tuple(latest.values()), ChannelError(

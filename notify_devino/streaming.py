@@ -129,6 +129,10 @@ async def stream_batches(
             await asyncio.wait(set(in_flight))
         with contextlib.suppress(asyncio.CancelledError):
             await feeder
+        while not done.empty():  # nobody listens any more: the dispatcher logged each result
+            unread = done.get_nowait()
+            if unread is not None and not unread.cancelled():
+                unread.exception()
     if error is not None:
         raise error
 

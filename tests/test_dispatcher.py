@@ -11,7 +11,7 @@ import structlog
 from notify_devino import hookimpl
 from notify_devino.config import Config
 from notify_devino.dispatcher import Dispatcher, SyncDispatcher
-from notify_devino.errors import ConfigError, UnsupportedOperationError
+from notify_devino.errors import UnknownChannelError, UnsupportedOperationError
 from notify_devino.plugins import PluginManager
 from notify_devino.types import (
     DeliveryState,
@@ -153,7 +153,7 @@ async def test_inbox_tells_observers_and_unsupported_operations_say_so(
             UnsupportedOperationError, match="channel 'a' does not support statistics"
         ):
             await dispatcher.statistics(now - timedelta(days=1))
-        with pytest.raises(ConfigError, match="no channel named 'zzz'"):
+        with pytest.raises(UnknownChannelError, match="no channel named 'zzz'"):
             await dispatcher.send("x", to=["y"], channel="zzz")
     assert [m for e, m in recorder.events if e == "inbound"] == messages
 

@@ -13,7 +13,7 @@ from notify_devino import hookimpl
 from notify_devino.config import Config
 from notify_devino.dispatcher import Dispatcher, SyncDispatcher
 from notify_devino.errors import ConfigError, InvalidInputError
-from notify_devino.hookspecs import Channel, ChannelContext, ChannelType
+from notify_devino.hookspecs import ChannelContext, ChannelType
 from notify_devino.plugins import PluginManager
 from notify_devino.routing import NOTIFICATION_ID_KEY, resolve_contacts, select_route
 from notify_devino.testing import ConfigFactory, DispatcherFactory, EventRecorder
@@ -394,15 +394,13 @@ class CrashingPlugin:
 
     @hookimpl
     def notify_register_channel_types(self) -> list[ChannelType]:
-        return [
-            ChannelType("crashing", MemorySettings, CrashingChannel, operations=frozenset({"send"}))
-        ]
+        return [ChannelType("crashing", MemorySettings, CrashingChannel)]
 
     @hookimpl
     def notify_send(
-        self, channel: Channel, notification: Notification
-    ) -> Awaitable[SendResult] | None:
-        return channel.send(notification) if isinstance(channel, CrashingChannel) else None
+        self, channel: CrashingChannel, notification: Notification
+    ) -> Awaitable[SendResult]:
+        return channel.send(notification)
 
 
 async def test_a_plugin_that_breaks_the_send_contract_is_unknown_and_the_route_moves_on(
@@ -425,9 +423,13 @@ async def test_a_plugin_that_breaks_the_send_contract_is_unknown_and_the_route_m
         ("pager", RouteOutcome.UNKNOWN),
         ("email", RouteOutcome.ACCEPTED),
     ]
-    assert ann.attempts[0].reason == "outcome unknown: unexpected RuntimeError: plugin bug"
+    assert ann.attempts[0].reason == (
+        "outcome unknown: channel 'pager' (plugin 'crashing') raised RuntimeError: plugin bug"
+    )
     assert (ben.carried_by, ann.carried_by) == ("email", "email")
-    assert [e["event"] for e in logs].count("route_send_crashed") == 1
+    # the core's guard caught it, before routing had to
+    assert [e["event"] for e in logs].count("send_contract_broken") == 1
+    assert [e["event"] for e in logs].count("route_send_crashed") == 0
 
 
 def test_the_sync_facade_notifies_too(config: Config, plugins: PluginManager) -> None:

@@ -15,8 +15,8 @@ from notify_devino.config import Config
 from notify_devino.dispatcher import Dispatcher, SyncDispatcher
 from notify_devino.errors import InvalidInputError, PluginError
 from notify_devino.hookspecs import ChannelType
-from notify_devino.lru import LruDict
 from notify_devino.plugins import PluginManager
+from notify_devino.recent import RecentDict
 from notify_devino.types import SendResult, StatusChange
 from notify_devino_memory import MemoryChannel, MemoryPlugin, MemorySettings, _factory
 
@@ -213,14 +213,14 @@ def test_a_bad_batch_size_is_a_plugin_error(notify_plugin_manager: PluginManager
 # -- bounded per-message memory -----------------------------------------------------------------
 
 
-def test_lru_dict_keeps_the_most_recent_entries() -> None:
-    lru: LruDict[str, int] = LruDict(3)
+def test_recent_dict_keeps_the_most_recently_written_entries() -> None:
+    recent: RecentDict[str, int] = RecentDict(3)
     for n in range(10):
-        lru[f"k{n}"] = n
-    lru["k7"] = 70  # rewritten: now the most recent
-    lru["k10"] = 10
-    assert list(lru.items()) == [("k9", 9), ("k7", 70), ("k10", 10)]
-    nothing: LruDict[str, int] = LruDict(0)
+        recent[f"k{n}"] = n
+    recent["k7"] = 70  # rewritten: now the most recent
+    recent["k10"] = 10
+    assert list(recent.items()) == [("k9", 9), ("k7", 70), ("k10", 10)]
+    nothing: RecentDict[str, int] = RecentDict(0)
     nothing["a"] = 1
     assert not nothing
 

@@ -385,7 +385,7 @@ async def get_channels(request: web.Request) -> web.StreamResponse:
                 "name": name,
                 "type": channel.type,
                 "default": name == state.config.default_channel,
-                "operations": sorted(spec.operations) if spec else [],
+                "operations": sorted(spec.operations or ()) if spec else [],
                 "batch_size": spec.batch_size if spec else None,
             }
         )

@@ -124,12 +124,12 @@ class Service:
                     await self._after_final(d, State.UNKNOWN)
         self._spawn(self._sender_loop(), "sender")
         for name, spec in self.types.items():
-            if "status" in spec.operations:
+            if "status" in (spec.operations or ()):
                 self._spawn(self._follower_loop(name), f"follower-{name}")
         self._spawn(self._heartbeat_loop(), "heartbeat")
         self._spawn(self._maintenance_loop(), "maintenance")
         for name, spec in self.types.items():
-            if "inbox" in spec.operations:
+            if "inbox" in (spec.operations or ()):
                 self._spawn(self._inbox_loop(name), f"inbox-{name}")
         self.started = True
         log.info("workers_started", owner=self.owner, channels=sorted(self.types))
@@ -359,7 +359,7 @@ class Service:
             text = None if error is None else f"{type(error).__name__}: {error}"
             if outcome is SendOutcome.ACCEPTED:
                 spec = self.types.get(row.channel)
-                follows = spec is not None and "status" in spec.operations
+                follows = spec is not None and "status" in (spec.operations or ())
                 fallback_at = None
                 after = row.payload.get("fallback_after")
                 if follows and after and self._next_step(row) is not None:
@@ -603,7 +603,8 @@ class Service:
         )
         since = start - timedelta(seconds=workers.inbox_overlap_seconds)
         target = self.dispatcher.channel(channel)
-        messages = list(await self.dispatcher.plugins.inbox(target, since, until))
+        hooks = self.dispatcher.plugins.channel_hooks(self.config.channels[channel].type)
+        messages = list(await hooks.inbox(target, since, until))
         new = await self.store.record_inbox(
             channel,
             [
@@ -632,7 +633,7 @@ class Service:
                 if purged:
                     log.info("idempotency_keys_purged", count=purged)
                 for name, spec in self.types.items():
-                    if "balance" in spec.operations:
+                    if "balance" in (spec.operations or ()):
                         balance = await self.dispatcher.balance(channel=name)
                         self.metrics.balance.labels(name).set(float(balance.amount))
             except asyncio.CancelledError:

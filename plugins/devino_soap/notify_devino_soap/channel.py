@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from notify_devino.errors import ChannelError, InvalidInputError
+from notify_devino.errors import ChannelError, InvalidInputError, UnexpectedError, send_outcome_of
 from notify_devino.hookspecs import ChannelContext
 from notify_devino.logconfig import register_secret
 from notify_devino.types import (
@@ -41,22 +41,6 @@ log = structlog.get_logger(__name__)
 
 _CHECK_INLINE_UP_TO = 100
 _CHECK_SLICE = 50
-
-
-def send_outcome_of(error: ChannelError) -> SendOutcome:
-    """Whether a send that ended in ``error`` may have been processed by the service.
-
-    *Failed* only when the service certainly did not take the message: the error came before
-    the send's own request (a failed login), the request never left, or the service refused it
-    with a SOAP fault (bad session, funds, input, a temporary fault) or a rate-limit answer.
-    *Unknown* when it may have: no answer after the request was written, a reply that could
-    not be read (the SMS may be out and paid for), or an HTTP 5xx that is not the service's own
-    fault (a proxy's 502 or 504 says nothing about whether the service processed it); see
-    :meth:`~notify_devino.errors.ChannelError.may_have_been_processed`.
-    """
-    if error.operation is not None and error.operation not in SEND_OPERATIONS:
-        return SendOutcome.FAILED
-    return SendOutcome.UNKNOWN if error.may_have_been_processed() else SendOutcome.FAILED
 
 
 class DevinoChannel:
@@ -142,9 +126,10 @@ class DevinoChannel:
         first_of: dict[str, int] = {}  # address -> index of the first recipient with it
         batch: list[tuple[int, str]] = []
         if len(notification.recipients) > _CHECK_INLINE_UP_TO:
-            # ~20 us a number: a bulk batch is checked in slices, one batch at a time, with the
-            # event loop let go between slices. A request the rate limiter has just let go is
-            # then written within a slice's time, not after every pending batch's 20 ms check:
+            # Checking numbers takes time: a bulk batch is checked in slices, one batch at a
+            # time, with the event loop let go between slices. A request the rate limiter has
+            # just let go is then written within a slice's time, not after every pending
+            # batch's whole check:
             # held back, it would reach the service later than its grant, and closer to the
             # next one than the limiter meant.
             async with self._checking:
@@ -225,7 +210,8 @@ class DevinoChannel:
                     receipt_requested=self.settings.receipt_requested,
                 )
         except ChannelError as exc:
-            outcome = send_outcome_of(exc)
+            # an error of the login before the send proves the message did not leave
+            outcome = send_outcome_of(exc, send_operations=SEND_OPERATIONS)
             log.warning(
                 "send_outcome_unknown" if outcome is SendOutcome.UNKNOWN else "send_failed",
                 channel=self.name,
@@ -238,7 +224,7 @@ class DevinoChannel:
             }
         except Exception as exc:  # a bug must not lose the other chunks' accepted messages
             log.exception("send_outcome_unknown", channel=self.name, recipients=len(chunk))
-            unknown = ChannelError(f"unexpected {type(exc).__name__}: {exc}", channel=self.name)
+            unknown = UnexpectedError.of(exc, channel=self.name)
             return {
                 i: RecipientResult(
                     notification.recipients[i], a, SendOutcome.UNKNOWN, error=unknown

@@ -1,6 +1,6 @@
 """Hook implementations of the Devino SOAP plugin: only the glue between the core's hooks and
-:class:`~notify_devino_soap.channel.DevinoChannel`. Each operation hook answers for a Devino
-channel and returns None for any other, as pluggy's ``firstresult`` needs.
+:class:`~notify_devino_soap.channel.DevinoChannel`. The core calls an operation hook only for a
+channel of this plugin's own type, and the type answers every operation implemented here.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from notify_devino import hookimpl
-from notify_devino.hookspecs import Channel, ChannelContext, ChannelType
+from notify_devino.hookspecs import ChannelContext, ChannelType
 from notify_devino.types import (
     Balance,
     Estimate,
@@ -47,7 +47,6 @@ def notify_register_channel_types() -> Iterable[ChannelType]:
             settings_model=DevinoSettings,
             factory=_make_channel,
             description="Devino Telecom SMS over the SmsService SOAP API",
-            operations=frozenset({"send", "status", "inbox", "balance", "statistics", "estimate"}),
             batch_size=rules.MAX_ADDRESSES_PER_CALL,
         )
     ]
@@ -63,39 +62,39 @@ def notify_register_commands(cli: click.Group) -> None:
 
 
 @hookimpl
-def notify_send(channel: Channel, notification: Notification) -> Awaitable[SendResult] | None:
-    return channel.send(notification) if isinstance(channel, DevinoChannel) else None
+def notify_send(channel: DevinoChannel, notification: Notification) -> Awaitable[SendResult]:
+    return channel.send(notification)
 
 
 @hookimpl
 def notify_status(
-    channel: Channel, message_ids: Sequence[str]
-) -> Awaitable[Sequence[MessageStatus]] | None:
-    return channel.status(message_ids) if isinstance(channel, DevinoChannel) else None
+    channel: DevinoChannel, message_ids: Sequence[str]
+) -> Awaitable[Sequence[MessageStatus]]:
+    return channel.status(message_ids)
 
 
 @hookimpl
 def notify_inbox(
-    channel: Channel, since: datetime, until: datetime
-) -> Awaitable[Sequence[InboundMessage]] | None:
-    return channel.inbox(since, until) if isinstance(channel, DevinoChannel) else None
+    channel: DevinoChannel, since: datetime, until: datetime
+) -> Awaitable[Sequence[InboundMessage]]:
+    return channel.inbox(since, until)
 
 
 @hookimpl
-def notify_balance(channel: Channel) -> Awaitable[Balance] | None:
-    return channel.balance() if isinstance(channel, DevinoChannel) else None
+def notify_balance(channel: DevinoChannel) -> Awaitable[Balance]:
+    return channel.balance()
 
 
 @hookimpl
 def notify_statistics(
-    channel: Channel, start: datetime, end: datetime
-) -> Awaitable[Statistics] | None:
-    return channel.statistics(start, end) if isinstance(channel, DevinoChannel) else None
+    channel: DevinoChannel, start: datetime, end: datetime
+) -> Awaitable[Statistics]:
+    return channel.statistics(start, end)
 
 
 @hookimpl
-def notify_estimate(channel: Channel, text: str, recipients: int) -> Awaitable[Estimate] | None:
-    return channel.estimate(text, recipients) if isinstance(channel, DevinoChannel) else None
+def notify_estimate(channel: DevinoChannel, text: str, recipients: int) -> Awaitable[Estimate]:
+    return channel.estimate(text, recipients)
 
 
 @hookimpl

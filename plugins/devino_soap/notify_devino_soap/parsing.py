@@ -21,7 +21,6 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from email.utils import parsedate_to_datetime
 from typing import Any, NoReturn
 from xml.parsers import expat
 
@@ -36,6 +35,7 @@ from notify_devino.errors import (
     SessionExpiredError,
     TemporaryFaultError,
 )
+from notify_devino.transport import parse_retry_after
 
 from .envelopes import DEVINO_NS, SOAP11_NS, SOAP12_NS, XSI_NS
 from .models import DevinoStatistics, IncomingMessage, MessageState, state_info
@@ -317,22 +317,6 @@ def classify_fault(
             break
     message = f"{operation}: Devino fault {code or '?'}: {haystack or '(no text)'}"
     return cls(message, code=code, text=text, http_status=http_status, raw=raw)
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """``Retry-After`` in seconds: a number of seconds or an HTTP date; None if absent or bad."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def _fault_parts(fault: Any, soap_ns: str) -> tuple[str | None, str | None]:

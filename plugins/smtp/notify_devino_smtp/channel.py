@@ -42,7 +42,8 @@ from notify_devino.errors import (
     InvalidInputError,
     ProviderFaultError,
     RequestTimeoutError,
-    TransportError,
+    UnexpectedError,
+    send_outcome_of,
 )
 from notify_devino.hookspecs import ChannelContext
 from notify_devino.logconfig import register_secret
@@ -63,19 +64,14 @@ LABELS = {
 """Notification metadata copied into ``X-Notify-*`` headers, for mail filters."""
 
 
-def send_outcome_of(error: ChannelError) -> SendOutcome:
-    """Unknown only when the message's DATA may have reached the server; else failed."""
-    if isinstance(error, TransportError) and error.request_sent:
-        return SendOutcome.UNKNOWN
-    return SendOutcome.FAILED
-
-
-def _refused(what: str, exc: aiosmtplib.SMTPResponseException) -> ProviderFaultError:
-    error = ProviderFaultError(
-        f"{what} refused: {exc.code} {exc.message}", code=str(exc.code), text=exc.message
+def _refused(what: str, exc: aiosmtplib.SMTPResponseException, channel: str) -> ProviderFaultError:
+    return ProviderFaultError(
+        f"{what} refused: {exc.code} {exc.message}",
+        code=str(exc.code),
+        text=exc.message,
+        transient=400 <= exc.code < 500,
+        channel=channel,
     )
-    error.transient = 400 <= exc.code < 500
-    return error
 
 
 class _Connection:
@@ -110,17 +106,20 @@ class _Connection:
                 f"login to {where} refused: {exc.code} {exc.message}",
                 code=str(exc.code),
                 text=exc.message,
+                channel=self._channel.name,
             )
         except TimeoutError as exc:  # SMTPTimeoutError is a TimeoutError
             self.connect_error = RequestTimeoutError(
                 f"no answer from {where} within {settings.timeout_seconds} s while connecting: "
                 f"{exc}",
                 request_sent=False,
+                channel=self._channel.name,
             )
         except (aiosmtplib.SMTPException, OSError) as exc:  # ssl.SSLError is an OSError
             self.connect_error = ConnectionFailedError(
                 f"cannot set up SMTP with {where}: {type(exc).__name__}: {exc}",
                 request_sent=False,
+                channel=self._channel.name,
             )
         else:
             self.connect_error = None
@@ -149,29 +148,32 @@ class _Connection:
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset(smtp)
             what = "sender" if isinstance(exc, aiosmtplib.SMTPSenderRefused) else "recipient"
-            raise _refused(what, exc) from exc
+            raise _refused(what, exc, self._channel.name) from exc
         except (aiosmtplib.SMTPException, OSError) as exc:  # lost before DATA: nothing taken
             self.drop()
             raise ConnectionFailedError(
                 f"connection lost before the message was sent: {type(exc).__name__}: {exc}",
                 request_sent=False,
+                channel=self._channel.name,
             ) from exc
         try:
             response = await smtp.data(data)
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset(smtp)
-            raise _refused("message", exc) from exc
+            raise _refused("message", exc, self._channel.name) from exc
         except TimeoutError as exc:
             self.drop()
             raise RequestTimeoutError(
                 f"no answer to the message within {self._channel.settings.timeout_seconds} s",
                 request_sent=True,
+                channel=self._channel.name,
             ) from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
             self.drop()
             raise ConnectionFailedError(
                 f"connection lost while sending the message: {type(exc).__name__}: {exc}",
                 request_sent=True,
+                channel=self._channel.name,
             ) from exc
         return response.message
 
@@ -335,7 +337,6 @@ class SmtpChannel:
         try:
             reply = await self.retry.call("send_email", exchange, idempotent=False)
         except ChannelError as exc:
-            exc.channel = exc.channel or self.name
             outcome = send_outcome_of(exc)
             log.warning(
                 "email_outcome_unknown" if outcome is SendOutcome.UNKNOWN else "email_failed",
@@ -348,7 +349,7 @@ class SmtpChannel:
         except Exception as exc:  # a bug must not lose what the others were told
             log.exception("email_outcome_unknown", channel=self.name)
             connection.drop()
-            unknown = ChannelError(f"unexpected {type(exc).__name__}: {exc}", channel=self.name)
+            unknown = UnexpectedError.of(exc, channel=self.name)
             return RecipientResult(address, address, SendOutcome.UNKNOWN, error=unknown)
         log.info(
             "email_sent",

@@ -1,7 +1,7 @@
 """Hook implementations of the SMTP plugin: only the glue between the core's hooks and
-:class:`~notify_devino_smtp.channel.SmtpChannel`. The send hook answers for an SMTP channel
-and returns None for any other, as pluggy's ``firstresult`` needs. Email has no delivery
-status, inbox or balance, so the plugin implements no other operation hook.
+:class:`~notify_devino_smtp.channel.SmtpChannel`. The core calls an operation hook only for a
+channel of this plugin's own type, and the type answers what the plugin implements: email has
+no delivery status, inbox or balance, so send alone.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Iterable
 from typing import Any
 
 from notify_devino import hookimpl
-from notify_devino.hookspecs import Channel, ChannelContext, ChannelType
+from notify_devino.hookspecs import ChannelContext, ChannelType
 from notify_devino.types import Notification, SendResult
 
 from .channel import SmtpChannel
@@ -31,11 +31,10 @@ def notify_register_channel_types() -> Iterable[ChannelType]:
             settings_model=SmtpSettings,
             factory=_make_channel,
             description="email over SMTP (STARTTLS or TLS, login, plain text and HTML)",
-            operations=frozenset({"send"}),
         )
     ]
 
 
 @hookimpl
-def notify_send(channel: Channel, notification: Notification) -> Awaitable[SendResult] | None:
-    return channel.send(notification) if isinstance(channel, SmtpChannel) else None
+def notify_send(channel: SmtpChannel, notification: Notification) -> Awaitable[SendResult]:
+    return channel.send(notification)

@@ -19,7 +19,7 @@ no connection (refused, DNS, TLS)          ConnectionFailedError(request_sent=Fa
 timed out connecting                       RequestTimeoutError(request_sent=False): failed
 no answer in time, connection lost after   RequestTimeoutError / ConnectionFailedError
 the request was written                    (request_sent=True): unknown
-429, or 503 with Retry-After               RateLimitedError(retry_after): failed
+429, or 503 with a Retry-After             RateLimitedError(retry_after): failed
 401 / 403                                  AuthenticationError: failed
 other 3xx / 4xx (redirects not followed)   ProviderFaultError(http_status): failed
 other 5xx                                  ProviderFaultError (transient): unknown
@@ -40,7 +40,7 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from typing import Any
 
 import aiohttp
 import structlog
@@ -52,16 +52,17 @@ from notify_devino.errors import (
     InvalidInputError,
     ProviderFaultError,
     RateLimitedError,
-    TransportError,
+    UnexpectedError,
+    send_outcome_of,
 )
 from notify_devino.hookspecs import ChannelContext
 from notify_devino.logconfig import register_secret
 from notify_devino.retrying import Attempt, RetryPolicy
-from notify_devino.transport import transport_errors
+from notify_devino.transport import parse_retry_after, transport_errors
 from notify_devino.types import Notification, RecipientResult, SendOutcome, SendResult
 
 from .settings import WebhookSettings
-from .signing import IDEMPOTENCY_HEADER, signed_headers
+from .signing import signed_headers
 
 log = structlog.get_logger(__name__)
 
@@ -75,30 +76,6 @@ def idempotency_key(notification_id: str, channel: str, recipient: str) -> str:
     """The same for every attempt, and every resend, of one notification to one recipient."""
     digest = hashlib.sha256(f"{notification_id}\0{channel}\0{recipient}".encode())
     return digest.hexdigest()[:32]
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` in seconds: a number of seconds or an HTTP date; None if absent or bad."""
-    if not value:
-        return None
-    if value.strip().isdigit():
-        return float(value.strip())
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
-
-
-def send_outcome_of(error: ChannelError) -> SendOutcome:
-    """Unknown when the receiver may have processed the request; else failed."""
-    if isinstance(error, TransportError):
-        return SendOutcome.UNKNOWN if error.request_sent else SendOutcome.FAILED
-    if isinstance(error, RateLimitedError):
-        return SendOutcome.FAILED
-    if isinstance(error, ProviderFaultError) and (error.http_status or 0) >= 500:
-        return SendOutcome.UNKNOWN
-    return SendOutcome.FAILED
 
 
 class WebhookChannel:
@@ -198,7 +175,6 @@ class WebhookChannel:
                 "post", exchange, idempotent=self.settings.receiver_deduplicates
             )
         except ChannelError as exc:
-            exc.channel = exc.channel or self.name
             outcome = send_outcome_of(exc)
             log.warning(
                 "webhook_outcome_unknown" if outcome is SendOutcome.UNKNOWN else "webhook_failed",
@@ -209,6 +185,10 @@ class WebhookChannel:
                 elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
             )
             return RecipientResult(recipient, recipient, outcome, error=exc)
+        except Exception as exc:  # a bug here must not lose what the other recipients were told
+            log.exception("webhook_outcome_unknown", channel=self.name, idempotency_key=key)
+            unknown = UnexpectedError.of(exc, channel=self.name)
+            return RecipientResult(recipient, recipient, SendOutcome.UNKNOWN, error=unknown)
         log.info(
             "webhook_sent",
             channel=self.name,
@@ -223,11 +203,12 @@ class WebhookChannel:
         headers = {
             **self.settings.headers,
             "Content-Type": "application/json; charset=utf-8",
-            IDEMPOTENCY_HEADER: key,
-            **signed_headers(self._secret, body),
+            **signed_headers(self._secret, body, idempotency_key=key),
         }
         host = yarl.URL(url).host
-        with transport_errors(what="POST", host=host, timeout=self.settings.timeout_seconds):
+        with transport_errors(
+            what="POST", host=host, timeout=self.settings.timeout_seconds, channel=self.name
+        ):
             async with self._http.post(
                 url, data=body, headers=headers, timeout=self._timeout, allow_redirects=False
             ) as resp:
@@ -236,17 +217,20 @@ class WebhookChannel:
                 text = (await resp.content.read(_ERROR_BODY_BYTES)).decode("utf-8", "replace")
                 raise self._refusal(resp.status, resp.headers.get("Retry-After"), text)
 
-    @staticmethod
-    def _refusal(status: int, retry_after: str | None, text: str) -> ChannelError:
+    def _refusal(self, status: int, retry_after: str | None, text: str) -> ChannelError:
         wait = parse_retry_after(retry_after)
         message = f"the receiver answered HTTP {status}: {text[:200]}".rstrip(": ")
+
+        def refusal(cls: type[ProviderFaultError], **more: Any) -> ProviderFaultError:
+            return cls(
+                message, http_status=status, raw=text, channel=self.name, operation="POST", **more
+            )
+
         if status == 429 or (status == 503 and wait is not None):
-            return RateLimitedError(message, retry_after=wait, http_status=status, raw=text)
+            return refusal(RateLimitedError, retry_after=wait)
         if status in (401, 403):
-            return AuthenticationError(message, http_status=status, text=text, raw=text)
+            return refusal(AuthenticationError, text=text)
         # An HTTP error status is no refusal the receiver defined: a 5xx says nothing of whether
         # it processed the request (``text`` stays None, so the core treats it as a bare
         # server error: transient, and possibly processed).
-        error = ProviderFaultError(message, http_status=status, raw=text)
-        error.transient = status >= 500
-        return error
+        return refusal(ProviderFaultError, transient=status >= 500)

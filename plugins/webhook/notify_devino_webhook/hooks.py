@@ -1,6 +1,6 @@
 """Hook implementations of the webhook plugin: only the glue between the core's hooks and
-:class:`~notify_devino_webhook.channel.WebhookChannel`. The send hook answers for a webhook
-channel and returns None for any other, as pluggy's ``firstresult`` needs.
+:class:`~notify_devino_webhook.channel.WebhookChannel`. The core calls an operation hook only
+for a channel of this plugin's own type, and the type answers what the plugin implements: send.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Iterable
 from typing import Any
 
 from notify_devino import hookimpl
-from notify_devino.hookspecs import Channel, ChannelContext, ChannelType
+from notify_devino.hookspecs import ChannelContext, ChannelType
 from notify_devino.types import Notification, SendResult
 
 from .channel import WebhookChannel
@@ -30,11 +30,10 @@ def notify_register_channel_types() -> Iterable[ChannelType]:
             settings_model=WebhookSettings,
             factory=_make_channel,
             description="signed JSON webhooks (HMAC-SHA256, timestamp, idempotency key)",
-            operations=frozenset({"send"}),
         )
     ]
 
 
 @hookimpl
-def notify_send(channel: Channel, notification: Notification) -> Awaitable[SendResult] | None:
-    return channel.send(notification) if isinstance(channel, WebhookChannel) else None
+def notify_send(channel: WebhookChannel, notification: Notification) -> Awaitable[SendResult]:
+    return channel.send(notification)

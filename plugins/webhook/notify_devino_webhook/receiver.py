@@ -1,7 +1,9 @@
 """A webhook receiver on 127.0.0.1 that checks what the webhook channel sends, the way a real
-one should: the signature over timestamp and body, the timestamp's age (so a captured request
-cannot be replayed), and the ``Idempotency-Key`` (a key it has processed is answered again,
-never processed twice). Tests use it; it is also a reference for writing a receiver::
+one should: the signature over timestamp, idempotency key and body, the timestamp's age (so a
+captured request cannot be replayed), and the ``Idempotency-Key`` (a key it has processed is
+answered again, never processed twice). A request it cannot take is answered 400 (malformed)
+or 401 (not signed as it should be), never 500. Tests use it; it is also a reference for
+writing a receiver::
 
     async with WebhookReceiver("a-shared-secret-of-16+") as receiver:
         settings = {"url": receiver.url(), "secret": "a-shared-secret-of-16+"}
@@ -92,12 +94,22 @@ class WebhookReceiver:
         status: int,
         *,
         processed: bool = False,
-        retry_after: float | None = None,
+        retry_after: float | str | None = None,
         delay: float = 0.0,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
-        """How to answer the next request that checks out and carries a new key."""
-        headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
-        self._answers.append(_Answer(status, processed, delay, headers))
+        """How to answer the next request that checks out and carries a new key.
+
+        :param retry_after: a ``Retry-After`` header: seconds, or the header's text as given
+            (an HTTP date, or garbage a hostile receiver might send).
+        :param headers: more headers of the answer.
+        """
+        answer_headers = dict(headers or {})
+        if isinstance(retry_after, str):
+            answer_headers["Retry-After"] = retry_after
+        elif retry_after is not None:
+            answer_headers["Retry-After"] = f"{retry_after:g}"
+        self._answers.append(_Answer(status, processed, delay, answer_headers))
 
     def url(self, path: str = "/hook") -> str:
         return f"http://{self.host}:{self.port}{path}"
@@ -105,37 +117,44 @@ class WebhookReceiver:
     async def _handle(self, request: web.Request) -> web.Response:
         self.requests += 1
         body = await request.read()
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if not key:
+            return self._reject(400, "no idempotency key")
         try:
             timestamp = verify(
                 self.secrets,
                 body,
                 request.headers.get(TIMESTAMP_HEADER),
                 request.headers.get(SIGNATURE_HEADER),
+                idempotency_key=key,
                 tolerance=self.tolerance,
                 clock=self.clock,
             )
         except SignatureError as exc:
-            self.rejections.append(str(exc))
-            return web.Response(status=401, text=str(exc))
-        key = request.headers.get(IDEMPOTENCY_HEADER)
-        if not key:
-            self.rejections.append("no idempotency key")
-            return web.Response(status=400, text="no idempotency key")
+            return self._reject(401, str(exc))
+        try:
+            payload = json.loads(body)
+        except ValueError:  # not UTF-8 or not JSON (UnicodeDecodeError is a ValueError)
+            return self._reject(400, "the body is not JSON")
+        if not isinstance(payload, dict):
+            return self._reject(400, "the body is not a JSON object")
         if any(d.key == key for d in self.deliveries):
             self.duplicates.append(key)
             return web.json_response({"duplicate": True})
         answer = self._answers.popleft() if self._answers else _Answer(200, True, 0.0)
         if answer.processed:
             self.deliveries.append(
-                Delivery(
-                    request.path, key, timestamp, json.loads(body), dict(request.headers), body
-                )
+                Delivery(request.path, key, timestamp, payload, dict(request.headers), body)
             )
         if answer.delay:
             await asyncio.sleep(answer.delay)
         return web.json_response(
             {"processed": answer.processed}, status=answer.status, headers=answer.headers
         )
+
+    def _reject(self, status: int, why: str) -> web.Response:
+        self.rejections.append(why)
+        return web.Response(status=status, text=why)
 
     async def start(self) -> None:
         app = web.Application()

@@ -310,3 +310,106 @@ def test_the_plugin_is_found_through_its_installed_entry_point() -> None:
     assert info.distribution == "notify-devino-webhook"
     assert info.channel_types == ("webhook",)
     assert info.hooks == ("notify_register_channel_types", "notify_send")
+
+
+async def test_retry_after_dates_and_garbage_never_lose_another_recipients_result(
+    make_webhook_receiver: ReceiverFactory,
+    plugins: PluginManager,
+    hooks_config: ConfigMaker,
+    notify_dispatcher: DispatcherFactory,
+) -> None:
+    in_an_hour = datetime.now(UTC) + timedelta(hours=1)
+    answers = {
+        "ok": (200, None),
+        # RFC 9110 allows the asctime form of an HTTP date (no zone: it is GMT)
+        "asctime": (429, in_an_hour.strftime("%a %b %d %H:%M:%S %Y")),
+        "imf": (503, in_an_hour.strftime("%a, %d %b %Y %H:%M:%S GMT")),
+        "garbage": (503, "²"),
+        "overflow": (429, "99999999999999999999 Dec 2026 10:15:00 GMT"),
+    }
+    targets = {}
+    receivers = {}
+    for name, (status, retry_after) in answers.items():
+        receiver = receivers[name] = await make_webhook_receiver()
+        targets[name] = receiver.url()
+        if status != 200:
+            for _ in range(3):
+                receiver.script(status, retry_after=retry_after)
+    dispatcher = await notify_dispatcher(hooks_config(targets=targets), plugins=plugins)
+    result = await dispatcher.send("db-1 is down", to=list(answers))
+    by_name = {r.recipient: r for r in result.recipients}
+    assert by_name["ok"].outcome is SendOutcome.ACCEPTED
+    assert by_name["ok"].message_ids == (receivers["ok"].deliveries[0].key,)
+    for name in ("asctime", "imf"):  # a date an hour ahead: longer than the policy waits
+        error = by_name[name].error
+        assert by_name[name].outcome is SendOutcome.FAILED
+        assert isinstance(error, RateLimitedError)
+        assert error.retry_after is not None
+        assert 3500 < error.retry_after <= 3600
+        assert receivers[name].requests == 1
+    # a 503 whose Retry-After cannot be read says nothing of what the receiver did
+    garbage = by_name["garbage"]
+    assert garbage.outcome is SendOutcome.UNKNOWN
+    assert isinstance(garbage.error, ProviderFaultError)
+    assert garbage.error.http_status == 503
+    assert receivers["garbage"].requests == 1
+    # a 429 is a refusal whatever its Retry-After says: retried, then failed
+    overflow = by_name["overflow"]
+    assert overflow.outcome is SendOutcome.FAILED
+    assert isinstance(overflow.error, RateLimitedError)
+    assert overflow.error.retry_after is None
+    assert receivers["overflow"].requests == 3
+
+
+async def test_a_replay_with_another_idempotency_key_is_refused(
+    webhook_receiver: WebhookReceiver,
+    plugins: PluginManager,
+    hooks_config: ConfigMaker,
+    notify_dispatcher: DispatcherFactory,
+) -> None:
+    dispatcher = await notify_dispatcher(hooks_config(url=webhook_receiver.url()), plugins=plugins)
+    assert (await dispatcher.send("pay the invoice", to=["a"])).ok
+    (captured,) = webhook_receiver.deliveries
+    headers = {
+        name: captured.headers[name]
+        for name in ("Content-Type", "X-Notify-Timestamp", "X-Notify-Signature")
+    }
+    async with aiohttp.ClientSession() as attacker:  # within the timestamp's tolerance
+        replay = {**headers, "Idempotency-Key": "a-key-the-receiver-has-not-seen"}
+        async with attacker.post(webhook_receiver.url(), data=captured.body, headers=replay) as r:
+            assert r.status == 401
+        same = {**headers, "Idempotency-Key": captured.key}
+        async with attacker.post(webhook_receiver.url(), data=captured.body, headers=same) as r:
+            assert r.status == 200  # the same request again: answered, not processed twice
+    assert len(webhook_receiver.deliveries) == 1
+    assert webhook_receiver.rejections == ["no signature matches"]
+    assert webhook_receiver.duplicates == [captured.key]
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status"),
+    [
+        ({"X-Notify-Timestamp": "9" * 5000}, None, 401),
+        ({"X-Notify-Timestamp": "١٧٩٥٨٩١٢٣٤"}, None, 401),
+        ({"Idempotency-Key": ""}, None, 400),
+        ({}, b"\xff not json", 400),
+        ({}, b"[1, 2]", 400),
+    ],
+)
+async def test_bad_requests_get_a_4xx_never_a_500(
+    webhook_receiver: WebhookReceiver,
+    headers: dict[str, str],
+    body: bytes | None,
+    status: int,
+) -> None:
+    from notify_devino_webhook.signing import signed_headers
+
+    payload = body if body is not None else b'{"text":"x"}'
+    signed = signed_headers(TEST_SECRET, payload, idempotency_key="k-1")
+    async with (
+        aiohttp.ClientSession() as client,
+        client.post(webhook_receiver.url(), data=payload, headers={**signed, **headers}) as r,
+    ):
+        assert r.status == status
+    assert webhook_receiver.deliveries == []
+    assert len(webhook_receiver.rejections) == 1

@@ -19,8 +19,10 @@ Two channel types:
 ``delay_seconds`` makes each send take that long (to observe how many run at once:
 ``in_flight``, ``max_in_flight``, ``completed``); ``raise_for`` makes a send that includes that
 address raise InvalidInputError, as a channel does for a notification that breaks a rule as a
-whole. ``status_error`` makes every status read fail: ``transport`` (a ConnectionFailedError) or
-``bug`` (a RuntimeError, a plugin breaking its contract).
+whole; ``bug_for`` makes a send that includes that address raise a RuntimeError after it has
+sent (a plugin breaking the send contract). ``status_error`` makes every status read fail:
+``transport`` (a ConnectionFailedError) or ``bug`` (a RuntimeError, a plugin breaking its
+contract).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from notify_devino import hookimpl
 from notify_devino.errors import ConnectionFailedError, InvalidInputError
-from notify_devino.hookspecs import Channel, ChannelContext, ChannelType
+from notify_devino.hookspecs import ChannelContext, ChannelType
 from notify_devino.types import (
     Balance,
     DeliveryState,
@@ -60,6 +62,7 @@ class MemorySettings(BaseModel):
     status_error: Literal["transport", "bug"] | None = None
     delay_seconds: float = 0.0
     raise_for: str | None = None
+    bug_for: str | None = None
 
 
 class MemoryChannel:
@@ -109,6 +112,8 @@ class MemoryChannel:
         finally:
             self.in_flight -= 1
         self.completed += 1
+        if self.settings.bug_for in notification.recipients:
+            raise RuntimeError("a bug after sending")
         results = []
         for n, recipient in enumerate(notification.recipients):
             if recipient in self.settings.fail_for:
@@ -172,45 +177,37 @@ class MemoryPlugin:
     @hookimpl
     def notify_register_channel_types(self) -> Iterable[ChannelType]:
         return [
-            ChannelType(
-                "memory",
-                MemorySettings,
-                _factory,
-                "in-memory test channel",
-                frozenset({"send", "status", "inbox", "balance"}),
-            ),
+            ChannelType("memory", MemorySettings, _factory, "in-memory test channel"),
             ChannelType(
                 "memory_sendonly",
                 MemorySettings,
                 _send_only,
                 "in-memory test channel without status",
-                frozenset({"send"}),
+                frozenset({"send"}),  # narrower than what the plugin implements
             ),
         ]
 
     @hookimpl
     def notify_send(
-        self, channel: Channel, notification: Notification
-    ) -> Awaitable[SendResult] | None:
-        return channel.send(notification) if isinstance(channel, MemoryChannel) else None
+        self, channel: MemoryChannel, notification: Notification
+    ) -> Awaitable[SendResult]:
+        return channel.send(notification)
 
     @hookimpl
     def notify_status(
-        self, channel: Channel, message_ids: Sequence[str]
-    ) -> Awaitable[list[MessageStatus]] | None:
-        if isinstance(channel, MemoryChannel) and not isinstance(channel, SendOnlyChannel):
-            return channel.status(message_ids)
-        return None
+        self, channel: MemoryChannel, message_ids: Sequence[str]
+    ) -> Awaitable[list[MessageStatus]]:
+        return channel.status(message_ids)
 
     @hookimpl
     def notify_inbox(
-        self, channel: Channel, since: datetime, until: datetime
-    ) -> Awaitable[list[InboundMessage]] | None:
-        return channel.inbox(since, until) if isinstance(channel, MemoryChannel) else None
+        self, channel: MemoryChannel, since: datetime, until: datetime
+    ) -> Awaitable[list[InboundMessage]]:
+        return channel.inbox(since, until)
 
     @hookimpl
-    def notify_balance(self, channel: Channel) -> Awaitable[Balance] | None:
-        return channel.balance() if isinstance(channel, MemoryChannel) else None
+    def notify_balance(self, channel: MemoryChannel) -> Awaitable[Balance]:
+        return channel.balance()
 
 
 plugin = MemoryPlugin()

@@ -11,12 +11,14 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-class LruDict(OrderedDict[K, V]):
-    """An ordered dict of at most ``maxsize`` entries; writing a new key past that forgets the
-    least recently written one. ``maxsize=0`` keeps nothing.
+class RecentDict(OrderedDict[K, V]):
+    """An ordered dict of at most ``maxsize`` entries that keeps the most recently *written*:
+    writing a key moves it to the end, and writing a new key past ``maxsize`` forgets the entry
+    written longest ago. ``maxsize=0`` keeps nothing.
 
-    Reads do not refresh an entry (what matters here is when a message was last seen to be
-    sent or to change, and a read on the hot path should stay a plain dict lookup).
+    Reads do not refresh an entry, so this is no LRU cache: what matters here is when a
+    message was last seen to be sent or to change, and a read on the hot path stays a plain
+    dict lookup.
     """
 
     def __init__(self, maxsize: int) -> None:
@@ -35,4 +37,4 @@ class LruDict(OrderedDict[K, V]):
             self.popitem(last=False)
 
 
-__all__ = ["LruDict"]
+__all__ = ["RecentDict"]
