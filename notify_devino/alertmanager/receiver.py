@@ -331,6 +331,54 @@ class AlertmanagerReceiver:
         return answer
 
 
+def openapi_paths(error_ref: str = "#/components/schemas/Error") -> dict[str, Any]:
+    """The receiver's routes for the service's OpenAPI document."""
+
+    def answer(description: str, retry: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": error_ref}}},
+        }
+        if retry:
+            out["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+        return out
+
+    accepted = {
+        "description": "committed to the outbox (replayed: true for a duplicate)",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["id", "replayed"],
+                    "properties": {"id": {"type": "string"}, "replayed": {"type": "boolean"}},
+                }
+            }
+        },
+    }
+    operation = {
+        "summary": "Alertmanager's webhook (payload version 4); answered after the commit",
+        "security": [{"bearer": []}, {"basic": []}, {}],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+        "responses": {
+            "200": accepted,
+            "400": answer("not JSON, or not a version 4 payload (each bad field named)"),
+            "401": answer("missing or wrong credentials"),
+            "500": answer("this side's configuration cannot take it (Alertmanager retries)"),
+            "503": answer("not committed now: store down, outbox full, shutting down", True),
+        },
+    }
+    route = {"name": "route", "in": "path", "required": True, "schema": {"type": "string"}}
+    return {
+        "/v1/alertmanager": {"post": {"operationId": "postAlertmanager", **operation}},
+        "/v1/alertmanager/{route}": {
+            "post": {"operationId": "postAlertmanagerRoute", "parameters": [route], **operation}
+        },
+    }
+
+
 __all__ = [
     "ACK_CODE_KEY",
     "ALERT_KEY",
