@@ -28,6 +28,7 @@ outbox by the reply's position, a silence already recorded is not created twice.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -40,6 +41,7 @@ import structlog
 
 from ..types import utc_now
 from .matchers import equality_matchers
+from .receiver import digits
 from .settings import SilenceSettings
 
 log = structlog.get_logger(__name__)
@@ -107,8 +109,6 @@ class SilenceSink:
         if s.bearer_token is not None:
             return {"Authorization": f"Bearer {s.bearer_token.get_secret_value()}"}
         if s.basic_auth is not None:
-            import base64
-
             pair = f"{s.basic_auth.username}:{s.basic_auth.password.get_secret_value()}"
             return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
         return {}
@@ -272,8 +272,6 @@ class AckReader:
         return len(records)
 
     async def handle(self, record: Any) -> None:
-        from .receiver import digits
-
         reply = parse_reply(record.text)
         if reply is None:
             return
@@ -284,11 +282,13 @@ class AckReader:
             by_key.setdefault(row.alert_key, []).append(row)
         key = f"{record.channel}:{record.seq}"
         if reply.code is None:
-            pending = {k: rows for k, rows in by_key.items() if rows[0].acked_at is None}
+            pending = [rows for rows in by_key.values() if rows[0].acked_at is None]
             if len(pending) == 1:
-                (chosen,) = pending.values()
+                chosen = pending[0]
+            elif not pending and len(by_key) == 1:  # the only one, acknowledged before
+                (chosen,) = by_key.values()
             else:
-                codes = sorted({rows[0].code for rows in (pending or by_key).values()})
+                codes = sorted({rows[0].code for rows in (pending or list(by_key.values()))})
                 text = (
                     "No open alert to acknowledge."
                     if not codes

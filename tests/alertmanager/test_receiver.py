@@ -310,7 +310,7 @@ async def test_a_configuration_problem_is_500_so_alertmanager_keeps_the_alert(
 
 
 async def _inject(sandbox: Sandbox, source: str, text: str) -> None:
-    sandbox.state.inject_incoming(source, "ALERTS", text)
+    sandbox.state.inject_incoming(source, "ALERTS", text, login="demo")  # the sms channel's
 
 
 async def test_ack_by_reply_stops_the_fallback_confirms_and_is_shown(
@@ -417,3 +417,22 @@ async def test_a_bad_alertmanager_section_fails_at_start(
         )
     message = str(caught.value)
     assert any(word in message for word in ("nope", "nosuch", "nobody")), message
+
+
+async def test_a_bare_ack_with_several_open_alerts_lists_their_codes(
+    make_serve: ServeFactory, devino_sandbox: Sandbox
+) -> None:
+    serve = await make_serve()
+    for name in ("DiskFull", "HighLoad"):
+        body = firing(team="db", fingerprint=name)
+        body["groupKey"] = f'{{}}:{{alertname="{name}"}}'
+        assert (await serve.post(body))[0] == 200
+    texts = await eventually(lambda: _async(sms_to(devino_sandbox, "79990000003")[1:]))
+    assert texts
+    codes = sorted(CODE.search(t)[1] for t in sms_to(devino_sandbox, "79990000003"))
+    assert len(set(codes)) == 2  # unique among the phone's open alerts
+    await _inject(devino_sandbox, "79990000003", "ACK")
+    (listing,) = await eventually(
+        lambda: _async([t for t in sms_to(devino_sandbox, "79990000003") if "Several" in t])
+    )
+    assert listing == f"Several alerts are open: reply ACK and one of {', '.join(codes)}."
