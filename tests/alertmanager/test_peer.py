@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -15,8 +16,15 @@ from .conftest import AlertmanagerFactory
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.parametrize(
+    ("auth", "header"),
+    [
+        ({"bearer_token": "s3cret"}, "Bearer s3cret"),
+        ({"basic_auth": ("am", "pw")}, "Basic YW06cHc="),
+    ],
+)
 async def test_a_real_alertmanager_posts_what_the_model_reads(
-    alertmanager: AlertmanagerFactory,
+    alertmanager: AlertmanagerFactory, auth: dict[str, Any], header: str
 ) -> None:
     bodies: asyncio.Queue[tuple[bytes, str | None]] = asyncio.Queue()
 
@@ -33,14 +41,14 @@ async def test_a_real_alertmanager_posts_what_the_model_reads(
     port = runner.addresses[0][1]
     try:
         peer = await alertmanager(
-            webhook_config(url=f"http://127.0.0.1:{port}/hook", bearer_token="s3cret")
+            webhook_config(url=f"http://127.0.0.1:{port}/hook", **auth)
         )
         posted = await peer.fire(
             {"alertname": "DiskFull", "instance": "db-1", "severity": "critical"},
             {"summary": "Disk almost full on db-1"},
         )
-        body, auth = await asyncio.wait_for(bodies.get(), 20)
-        assert auth == "Bearer s3cret"
+        body, sent_auth = await asyncio.wait_for(bodies.get(), 20)
+        assert sent_auth == header
         message = parse_payload(body)
         assert message.status == "firing"
         assert message.receiver == "sms"
