@@ -436,3 +436,53 @@ async def test_a_bare_ack_with_several_open_alerts_lists_their_codes(
         lambda: _async([t for t in sms_to(devino_sandbox, "79990000003") if "Several" in t])
     )
     assert listing == f"Several alerts are open: reply ACK and one of {', '.join(codes)}."
+
+
+async def _store_outage(serve: Serve) -> dict[str, Any]:
+    store = serve.store
+    await store.aclose()  # the store is gone (a disk, a database down)
+    try:
+        status, answer, headers = await serve.post(firing())
+        assert status == 503
+        assert headers["Retry-After"] == "5"
+        assert answer["error"]["code"] == "unavailable"
+    finally:
+        await store.open()
+    status, answer, _ = await serve.post(firing())  # Alertmanager's retry
+    assert status == 200
+    assert answer["replayed"] is False
+    return answer
+
+
+async def test_a_store_that_cannot_commit_is_503_and_the_retry_after_it_is_back_200(
+    make_serve: ServeFactory,
+) -> None:
+    serve = await make_serve()
+    answer = await _store_outage(serve)
+    assert await serve.store.get_notification(answer["id"]) is not None
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="service workers: a StoreError in a worker loop ends the loop for good "
+    "(worker_crashed), so nothing is sent after the store is back until serve restarts",
+)
+async def test_after_a_store_outage_the_sms_goes_out(
+    make_serve: ServeFactory, devino_sandbox: Sandbox
+) -> None:
+    serve = await make_serve()
+    await _store_outage(serve)
+    await eventually(lambda: _async(sms_to(devino_sandbox, "79031234567")), timeout=15)
+
+
+async def test_a_shutting_down_service_is_503(make_serve: ServeFactory) -> None:
+    from notify_devino.alertmanager.integration import ALERTMANAGER
+
+    serve = await make_serve()
+    for callback in serve.app.on_shutdown:  # what aiohttp runs on SIGTERM, before cleanup
+        await callback(serve.app)
+    assert serve.app[ALERTMANAGER].closing
+    status, answer, headers = await serve.post(firing())
+    assert status == 503
+    assert "shutting down" in answer["error"]["message"]
+    assert headers["Retry-After"] == "5"
