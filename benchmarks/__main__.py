@@ -1,6 +1,7 @@
 """Run every benchmark: ``python -m benchmarks`` (what ``tox -e bench`` runs).
 
-``python -m benchmarks ceiling cpu`` runs only those named (ceiling, cpu, throughput, memory).
+``python -m benchmarks ceiling cpu`` runs only those named (ceiling, cpu, throughput, memory,
+config).
 """
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ import subprocess
 import sys
 import time
 
-from . import bench_ceiling, bench_cpu, bench_memory, bench_throughput
+from . import bench_ceiling, bench_config, bench_cpu, bench_memory, bench_throughput
 
 BENCHMARKS = {
     "ceiling": bench_ceiling.run,
     "cpu": bench_cpu.run,
     "throughput": bench_throughput.run,
     "memory": bench_memory.run,
+    "config": bench_config.run,
 }
 
 

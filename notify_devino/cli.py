@@ -29,7 +29,7 @@ import click
 from .config import Config, find_config, load_config
 from .dispatcher import Dispatcher
 from .errors import ConfigError, InvalidInputError, NotifyError
-from .logconfig import configure_logging
+from .logconfig import configure_logging, redact
 from .plugins import PluginManager
 from .types import (
     ChannelAttempt,
@@ -93,7 +93,7 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, BaseException):
-        out = {"type": type(value).__name__, "message": str(value)}
+        out = {"type": type(value).__name__, "message": redact(str(value))}
         if getattr(value, "reason", None) is not None:
             out["reason"] = str(value.reason)  # type: ignore[attr-defined]
         return out
@@ -101,6 +101,8 @@ def to_jsonable(value: Any) -> Any:
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [to_jsonable(v) for v in value]
+    if isinstance(value, str):
+        return redact(value)
     return value
 
 
@@ -110,7 +112,7 @@ def emit_json(value: Any) -> None:
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """A plain aligned text table."""
-    cells = [[("" if c is None else str(c)) for c in row] for row in rows]
+    cells = [[("" if c is None else redact(str(c))) for c in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
     line = "  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True))
     out = [line.rstrip()]
@@ -119,7 +121,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"error: {redact(message)}", err=True)
     sys.exit(code)
 
 

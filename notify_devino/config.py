@@ -24,8 +24,11 @@ YAML path of the offending value and what was expected.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import re
+import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +41,8 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    SecretBytes,
+    SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -47,6 +52,7 @@ from pydantic import (
 from .alertmanager.matchers import MatcherError, parse_matcher_lines
 from .alertmanager.settings import AlertmanagerSettings
 from .errors import ConfigError
+from .logconfig import SECRET_KEYS, register_secret
 from .service.settings import ServiceSettings
 
 CONFIG_ENV_VAR = "NOTIFY_DEVINO_CONFIG"
@@ -64,17 +70,98 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _CHANNEL_NAME = re.compile(r"[a-z][a-z0-9_-]*")
 _CONTACT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]*")
 
+MAX_YAML_BYTES = 4 * 1024 * 1024
+"""The largest YAML file (or text) read: 4 MiB holds over 100,000 contacts."""
+MAX_SECRET_BYTES = 64 * 1024
+"""The largest secret file read (``password_file:`` and the like)."""
+MAX_DEPTH = 64
+"""How deeply YAML collections may nest."""
+MAX_ALIAS_VALUES = 100_000
+"""How many values YAML aliases may add to a document, beyond those it spells out."""
+MAX_INT_DIGITS = 100
+"""The longest integer a YAML file may spell out (Python refuses 4,300 digits, slowly)."""
+
 M = TypeVar("M", bound=BaseModel)
 Path_ = tuple[str | int, ...]
 
+_SECRET_SUFFIXES = ("password", "passwd", "secret", "token", "api_key", "apikey")
+
+
+def is_secret_key(key: object) -> bool:
+    """Whether a setting of this name holds a secret (``password``, ``smtp_password``,
+    ``secret``, ``token``, ``authorization``, ...), compared lower-case."""
+    name = str(key).lower().replace("-", "_")
+    return name in SECRET_KEYS or name.endswith(_SECRET_SUFFIXES)
+
+
+def _hidden(value: Any) -> Any:
+    """``value`` with the value of every secret-named key wrapped in a :class:`SecretStr`, so
+    that no repr, str or dump shows it; every such value is also registered for redaction."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if (
+                is_secret_key(key)
+                and isinstance(item, str | int | float | SecretStr)
+                and not isinstance(item, bool)
+            ):
+                secret = item if isinstance(item, SecretStr) else SecretStr(str(item))
+                register_secret(secret.get_secret_value())
+                out[key] = secret
+            else:
+                out[key] = _hidden(item)
+        return out
+    if isinstance(value, list):
+        return [_hidden(item) for item in value]
+    return value
+
+
+def _revealed(value: Any) -> Any:
+    """The inverse of :func:`_hidden`: what a plugin's own settings model validates."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, dict):
+        return {key: _revealed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_revealed(item) for item in value]
+    return value
+
+
+def _register_secrets(value: Any) -> None:
+    """Register every secret a validated model holds (its ``SecretStr`` and ``SecretBytes``)."""
+    if isinstance(value, SecretStr):
+        register_secret(value.get_secret_value())
+    elif isinstance(value, SecretBytes):
+        register_secret(value.get_secret_value().decode("utf-8", "replace"))
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            _register_secrets(getattr(value, name, None))
+    elif isinstance(value, dict):
+        for item in value.values():
+            _register_secrets(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _register_secrets(item)
+
 
 class ChannelConfig(BaseModel):
-    """One configured channel: which plugin type serves it and that plugin's own settings."""
+    """One configured channel: which plugin type serves it and that plugin's own settings.
+
+    Settings named like secrets (``password``, ``secret``, ``token``, ...) are held as
+    :class:`~pydantic.SecretStr`, so a repr, str or dump of the configuration never shows them;
+    :meth:`Config.channel_settings` gives the plugin's model the plain values.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     type: str = Field(description="a channel type that an installed plugin registers")
     settings: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("settings")
+    @classmethod
+    def _hide_secrets(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        hidden: dict[str, Any] = _hidden(settings)
+        return hidden
 
 
 class LoggingConfig(BaseModel):
@@ -306,7 +393,8 @@ class Config(BaseModel):
         A ``<field>_file`` key supplies ``<field>`` from a file (for secrets), when the model has
         a ``<field>`` and no ``<field>_file`` of its own.
         """
-        raw = dict(self.channels[name].settings)
+        stored = self.channels[name].settings
+        raw = _revealed(stored)
         base: Path_ = ("channels", name, "settings")
         for key in list(raw):
             field = key.removesuffix("_file")
@@ -318,33 +406,95 @@ class Config(BaseModel):
                 if field in raw:
                     raise self._error(f"give {field} or {key}, not both", (*base, key))
                 raw[field] = self._read_secret_file(raw.pop(key), (*base, key))
-        return self._doc.validate(model, raw, base)
+                register_secret(raw[field])
+        settings = self._doc.validate(model, raw, base)
+        _register_secrets(settings)
+        for field in type(settings).model_fields:  # what the plugin calls a secret, hide here too
+            value = getattr(settings, field, None)
+            if isinstance(value, SecretStr) and isinstance(stored.get(field), str | int | float):
+                stored[field] = SecretStr(str(stored[field]))
+        return settings
 
     def _read_secret_file(self, value: object, path: Path_) -> str:
+        """A secret from a regular file of at most :data:`MAX_SECRET_BYTES`, UTF-8, without its
+        trailing line breaks. Opened without blocking, so a FIFO with no writer cannot hang it."""
         if not isinstance(value, str):
             raise self._error("expected the path of a file holding the secret", path)
         file = Path(value).expanduser()
         if not file.is_absolute():
             file = self._base_dir / file
+        what = f"secret file {str(file)!r}"
         try:
-            return file.read_text(encoding="utf-8").rstrip("\r\n")
+            data = _read_regular_file(file, MAX_SECRET_BYTES)
+        except _FileProblem as exc:
+            raise self._error(f"{what} {exc}; expected {_SECRET_EXPECTED}", path) from None
         except OSError as exc:
+            raise self._error(f"cannot read {what}: {exc.strerror or exc}", path) from None
+        try:
+            secret = data.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
             raise self._error(
-                f"cannot read secret file {str(file)!r}: {exc.strerror}", path
+                f"{what} is not UTF-8 text; expected the secret as UTF-8 text", path
             ) from None
+        if not secret:
+            raise self._error(f"{what} is empty; expected {_SECRET_EXPECTED}", path)
+        return secret
 
     def _error(self, message: str, path: Path_) -> ConfigError:
         return self._doc.error(message, path)
 
 
 def _validation_error(
-    exc: ValidationError, base: Path_, line_of: Callable[[Path_], int | None], source: str | None
+    exc: ValidationError,
+    base: Path_,
+    line_of: Callable[[Path_], int | None],
+    source: str | None,
+    model: type[BaseModel] | None = None,
 ) -> ConfigError:
     problems = []
     for err in exc.errors(include_url=False):
         path = (*base, *err["loc"])
-        problems.append((path, _describe(err)))
+        secret = _is_secret_field(model, err["loc"])
+        problems.append((path, _describe(err, secret=secret)))
     return _problems_error(problems, line_of, source)
+
+
+def _is_secret_field(model: type[BaseModel] | None, loc: Sequence[str | int]) -> bool:
+    """Whether the value at ``loc`` in ``model`` is a secret: a field typed ``SecretStr`` (or
+    ``SecretBytes``, alone or in a union), or a setting named like one."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, str) and is_secret_key(part):
+            return True
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            info = current.model_fields.get(str(part))
+            if info is None:
+                current = None
+                continue
+            kinds = _types_in(info.annotation)
+            if any(issubclass(k, SecretStr | SecretBytes) for k in kinds):
+                return True
+            models = [k for k in kinds if issubclass(k, BaseModel)]
+            current = models[0] if len(models) == 1 else None
+        else:
+            current = None
+    return False
+
+
+def _types_in(annotation: Any) -> list[type]:
+    """The classes an annotation names, through unions, Optional and Annotated."""
+    found: list[type] = []
+    stack = [annotation]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, type):
+            found.append(item)
+        for arg in getattr(item, "__args__", ()) or ():
+            stack.append(arg)
+        origin = getattr(item, "__origin__", None)
+        if origin is not None and isinstance(origin, type) and not getattr(item, "__args__", ()):
+            found.append(origin)
+    return found
 
 
 def _problems_error(
@@ -373,7 +523,8 @@ def _dotted(path: Path_) -> str:
     return out
 
 
-def _describe(err: Mapping[str, Any]) -> str:
+def _describe(err: Mapping[str, Any], *, secret: bool = False) -> str:
+    """What is wrong, in words; the rejected value is quoted unless it is a secret."""
     kind = err["type"]
     if kind == "missing":
         return "is required but missing"
@@ -381,8 +532,11 @@ def _describe(err: Mapping[str, Any]) -> str:
         return "is not a known setting"
     if kind == "literal_error":
         expected = err.get("ctx", {}).get("expected")
-        return f"got {err.get('input')!r}, expected {expected}"
+        got = "a secret value (not shown)" if secret else repr(err.get("input"))
+        return f"got {got}, expected {expected}"
     msg = str(err["msg"]).removeprefix("Value error, ")
+    if secret:
+        return f"{msg} (the value is a secret: not shown)"
     if (
         "input" in err
         and kind not in ("value_error", "assertion_error")
@@ -392,37 +546,299 @@ def _describe(err: Mapping[str, Any]) -> str:
     return msg
 
 
-def _line_map(node: yaml.Node, path: Path_ = ()) -> dict[Path_, int]:
-    lines: dict[Path_, int] = {path: node.start_mark.line + 1}
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            child = (*path, str(key.value))
-            lines.update(_line_map(value, child))
-            lines[child] = key.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            lines.update(_line_map(item, (*path, index)))
+_INT_TAG = "tag:yaml.org,2002:int"
+_SECRET_EXPECTED = f"a regular file of at most {MAX_SECRET_BYTES // 1024} KiB holding the secret"
+
+
+def _make_loader(base: type[Any]) -> type[Any]:
+    class Loader(base):  # type: ignore[misc]
+        """``safe_load``'s loader: a timestamp Python cannot build (the 31st of February) is
+        a YAML error with its mark, not a bare ValueError."""
+
+        def construct_yaml_timestamp(self, node: yaml.Node) -> Any:
+            try:
+                return super().construct_yaml_timestamp(node)
+            except (ValueError, OverflowError) as exc:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"cannot read this value: {exc}", node.start_mark
+                ) from None
+
+    Loader.add_constructor("tag:yaml.org,2002:timestamp", Loader.construct_yaml_timestamp)
+    return Loader
+
+
+_Loader = _make_loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+"""libyaml's loader when PyYAML has it, else the pure-Python one."""
+
+
+class _TreeProblem(Exception):
+    def __init__(self, message: str, node: yaml.Node) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = node.start_mark.line + 1
+
+
+_Scalar = yaml.ScalarNode
+_Mapping = yaml.MappingNode
+
+
+def _check_graph(root: yaml.Node) -> None:
+    """Check every node once (aliases share nodes): no duplicate key, no integer too long, no
+    recursive alias, and no more than :data:`MAX_ALIAS_VALUES` values added by aliases.
+
+    Iterative, and linear in the nodes the text spells out, however far aliases would expand.
+    """
+    if type(root) is _Scalar:
+        _check_scalar(root)
+        return
+    seen: set[int] = {id(root)}
+    shared: dict[int, yaml.Node] = {}
+    spelled = 1  # collections once each, scalars at each place they stand
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if type(node) is _Mapping:
+            _check_keys(node)
+            children = [part for pair in node.value for part in pair]
+        else:
+            children = node.value
+        for child in children:
+            if type(child) is _Scalar:
+                spelled += 1
+                if child.tag == _INT_TAG:
+                    _check_scalar(child)
+            elif id(child) in seen:
+                shared[id(child)] = child  # an alias (or a recursive one)
+            else:
+                seen.add(id(child))
+                spelled += 1
+                stack.append(child)
+    if shared:
+        _check_expansion(root, spelled, shared)
+
+
+def _check_scalar(node: yaml.ScalarNode) -> None:
+    if node.tag == _INT_TAG and len(node.value) > MAX_INT_DIGITS:
+        raise _TreeProblem(
+            f"an integer of {len(node.value)} characters; expected a number of at most "
+            f"{MAX_INT_DIGITS} digits",
+            node,
+        )
+
+
+def _check_expansion(root: yaml.Node, spelled: int, shared: dict[int, yaml.Node]) -> None:
+    """How many values the aliased collections expand to, memoised per collection; a
+    collection reached again while it is being counted is a recursive alias."""
+    size: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        children = (
+            [part for pair in node.value for part in pair] if type(node) is _Mapping else node.value
+        )
+        if done:
+            open_.discard(key)
+            size[key] = 1 + sum(
+                1 if type(child) is _Scalar else size[id(child)] for child in children
+            )
+            continue
+        if key in size:
+            continue
+        open_.add(key)
+        stack.append((node, True))
+        for child in children:
+            if type(child) is _Scalar or id(child) in size:
+                continue
+            if id(child) in open_:
+                raise _TreeProblem("an alias refers to a collection that contains it", child)
+            stack.append((child, False))
+    added = size[id(root)] - spelled
+    if added > MAX_ALIAS_VALUES:
+        worst = max(shared.values(), key=lambda node: size[id(node)])
+        raise _TreeProblem(
+            f"aliases expand the document by {added:,} values (the largest repeated "
+            f"collection starts here); expected at most {MAX_ALIAS_VALUES:,} values added by "
+            "aliases",
+            worst,
+        )
+
+
+def _check_keys(node: yaml.MappingNode) -> None:
+    seen: dict[tuple[str, str], yaml.Node] = {}
+    for key, _ in node.value:
+        if type(key) is not _Scalar or key.tag == "tag:yaml.org,2002:merge":
+            continue
+        first = seen.setdefault((key.tag, key.value), key)
+        if first is not key:
+            raise _TreeProblem(
+                f"key {key.value!r} appears twice (first on line {first.start_mark.line + 1}); "
+                "expected each key once",
+                key,
+            )
+
+
+def _line_map(root: yaml.Node) -> dict[Path_, int]:
+    """The line of every value by its path, aliases expanded (after :func:`_check_graph` has
+    bounded them); no collection deeper than :data:`MAX_DEPTH`."""
+    lines: dict[Path_, int] = {(): root.start_mark.line + 1}
+    stack: list[tuple[yaml.Node, Path_]] = [] if type(root) is _Scalar else [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        if len(path) >= MAX_DEPTH:
+            raise _TreeProblem(
+                f"collections nest deeper than {MAX_DEPTH} levels; expected collections nested at "
+                f"most {MAX_DEPTH} deep",
+                node,
+            )
+        if type(node) is _Mapping:
+            for key, value in node.value:
+                child = (*path, key.value if type(key) is _Scalar else "?")
+                # a key's line is where the key stands, for a value on the lines below it
+                lines[child] = key.start_mark.line + 1
+                if type(value) is not _Scalar:
+                    stack.append((value, child))
+        else:
+            for index, item in enumerate(node.value):
+                child = (*path, index)
+                lines[child] = item.start_mark.line + 1
+                if type(item) is not _Scalar:
+                    stack.append((item, child))
     return lines
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a document's objects are built: they are all
+    alive, and a large contacts list would otherwise trigger a full collection after full
+    collection (60,000 contacts load in half the time)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class _FileProblem(Exception):
+    """A file that is not read: not a regular file, or too large (the message says which).
+
+    :ivar line: for a file too large, the line at which it passes the limit.
+    """
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _read_regular_file(file: Path, limit: int) -> bytes:
+    """At most ``limit`` bytes of a regular file.
+
+    Opened without blocking (a FIFO with no writer would otherwise hang the open), then
+    refused unless it is a regular file; a file larger than ``limit`` is refused without being
+    read whole (``/dev/zero``, a sparse file of a GiB).
+
+    :raise _FileProblem: not a regular file, or larger than ``limit``.
+    :raise OSError: it cannot be opened or read.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    fd = os.open(file, flags | getattr(os, "O_CLOEXEC", 0))
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            mode = status.st_mode
+            kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+            raise _FileProblem(f"is {kind}, not a regular file")
+        if status.st_size > limit:
+            raise _FileProblem(f"is larger than {_size(limit)}", _lines_in(fd, limit))
+        data = bytearray()
+        while len(data) <= limit:  # st_size is a hint: a file may grow, /proc says 0
+            want = max(status.st_size - len(data) + 1, 64 * 1024)
+            chunk = os.read(fd, min(limit + 1 - len(data), want, 1 << 20))
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise _FileProblem(f"is larger than {_size(limit)}", data.count(b"\n", 0, limit) + 1)
+    return bytes(data)
+
+
+def _lines_in(fd: int, limit: int) -> int:
+    """The line the first ``limit`` bytes of ``fd`` end on, read a MiB at a time."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    lines, left = 1, limit
+    while left > 0:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            break
+        lines += chunk.count(b"\n")
+        left -= len(chunk)
+    return lines
+
+
+def _size(count: int) -> str:
+    return f"{count // (1024 * 1024)} MiB" if count >= 1024 * 1024 else f"{count // 1024} KiB"
 
 
 @dataclass(frozen=True)
 class YamlDocument:
     """A parsed YAML document that remembers where each value stood, so that any error about a
-    value can name its file, line and path. Plugins use it for their own YAML files too."""
+    value can name its file, line and path. Plugins use it for their own YAML files too.
 
-    data: Any
+    Reading is bounded: at most :data:`MAX_YAML_BYTES`, collections nested at most
+    :data:`MAX_DEPTH` deep, at most :data:`MAX_ALIAS_VALUES` values added by aliases, integers
+    of at most :data:`MAX_INT_DIGITS` digits, and no key twice in a mapping. Anything else is a
+    :class:`ConfigError` naming the file, the line and what was expected.
+    """
+
+    data: Any = field(repr=False)
     source: str | None = None
-    lines: Mapping[Path_, int] = field(default_factory=dict)
+    lines: Mapping[Path_, int] = field(default_factory=dict, repr=False)
 
     @classmethod
     def parse(cls, text: str, *, source: str | None = None) -> YamlDocument:
-        """Parse YAML text with ``safe_load``; malformed YAML is a :class:`ConfigError`."""
+        """Parse YAML text the way ``safe_load`` does, once, with libyaml when PyYAML has it;
+        malformed or unbounded YAML is a :class:`ConfigError`."""
+        with _collector_paused():
+            return cls._parse(text, source)
+
+    @classmethod
+    def _parse(cls, text: str, source: str | None) -> YamlDocument:
+        if len(text) > MAX_YAML_BYTES:
+            raise ConfigError(
+                f"the text is longer than {_size(MAX_YAML_BYTES)}; expected a YAML document of "
+                f"at most {_size(MAX_YAML_BYTES)}",
+                line=text.count("\n", 0, MAX_YAML_BYTES) + 1,
+                source=source,
+            )
+        loader = _Loader(text)
         try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-            data = yaml.safe_load(text)
+            node = loader.get_single_node()
+            if node is None:
+                return cls(None, source, {})
+            _check_graph(node)
+            lines = _line_map(node)
+            data = loader.construct_document(node)
+        except _TreeProblem as exc:
+            raise ConfigError(exc.message, line=exc.line, source=source) from None
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             problem = " ".join(p for p in (exc.context, exc.problem) if p)
+            if "nesting depth" in problem:  # libyaml's own limit, far above ours
+                problem += f"; expected collections nested at most {MAX_DEPTH} deep"
             raise ConfigError(
                 f"malformed YAML: {problem}"
                 + (f" (column {mark.column + 1})" if mark is not None else ""),
@@ -431,23 +847,50 @@ class YamlDocument:
             ) from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"malformed YAML: {exc}", source=source) from None
-        return cls(data, source, _line_map(node) if node is not None else {})
+        except RecursionError:  # the pure-Python composer, without libyaml's depth limit
+            mark = loader.get_mark() if hasattr(loader, "get_mark") else None
+            raise ConfigError(
+                f"collections nest too deeply; expected collections nested at most {MAX_DEPTH} "
+                "deep",
+                line=mark.line + 1 if mark is not None else None,
+                source=source,
+            ) from None
+        finally:
+            loader.dispose()
+        return cls(data, source, lines)
 
     @classmethod
     def read(
         cls, path: str | os.PathLike[str], *, what: str = "configuration file"
     ) -> YamlDocument:
-        """Read and parse a YAML file; a missing or unreadable file is a :class:`ConfigError`."""
+        """Read and parse a YAML file: a regular file of at most :data:`MAX_YAML_BYTES`, UTF-8;
+        anything else is a :class:`ConfigError`."""
         file = Path(path).expanduser()
+        name = str(file)
         try:
-            text = file.read_text(encoding="utf-8")
+            data = _read_regular_file(file, MAX_YAML_BYTES)
         except FileNotFoundError:
-            raise ConfigError(f"{what} {str(file)!r} does not exist") from None
+            raise ConfigError(f"{what} {name!r} does not exist") from None
+        except _FileProblem as exc:
+            raise ConfigError(
+                f"{what} {exc}; expected a regular file of at most {_size(MAX_YAML_BYTES)}",
+                line=exc.line,
+                source=name,
+            ) from None
         except OSError as exc:
-            raise ConfigError(f"cannot read {what} {str(file)!r}: {exc.strerror}") from None
+            raise ConfigError(f"cannot read {what} {name!r}: {exc.strerror or exc}") from None
+        try:
+            text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ConfigError(f"{what} {str(file)!r} is not UTF-8 text: {exc}") from None
-        return cls.parse(text, source=str(file))
+            line = data.count(b"\n", 0, exc.start) + 1
+            column = exc.start - data.rfind(b"\n", 0, exc.start)
+            raise ConfigError(
+                f"{what} is not UTF-8 text (byte 0x{data[exc.start]:02x} at column {column}); "
+                "expected UTF-8",
+                line=line,
+                source=name,
+            ) from None
+        return cls.parse(text, source=name)
 
     def line_of(self, path: Path_) -> int | None:
         """The line of the value at ``path``, or of its nearest parent that has one."""
@@ -478,7 +921,7 @@ class YamlDocument:
         try:
             return model.model_validate(self.data if data is None else data, context={"yaml": self})
         except ValidationError as exc:
-            raise _validation_error(exc, base, self.line_of, self.source) from None
+            raise _validation_error(exc, base, self.line_of, self.source, model) from None
 
     def problems_error(self, problems: Sequence[tuple[Path_, str]]) -> ConfigError:
         """One ConfigError for several (path, what is wrong) problems, each with its line."""
@@ -524,6 +967,13 @@ def parse_config(
 
 
 def _config_from(doc: YamlDocument, env: Mapping[str, str] | None, base_dir: Path | None) -> Config:
+    with _collector_paused():
+        return _validated_config(doc, env, base_dir)
+
+
+def _validated_config(
+    doc: YamlDocument, env: Mapping[str, str] | None, base_dir: Path | None
+) -> Config:
     data = doc.mapping("version: 1, channels: ...")
     data = _interpolate(data, (), os.environ if env is None else env, doc)
     config = doc.validate(Config, data)

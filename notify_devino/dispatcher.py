@@ -42,12 +42,12 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import aiohttp
-import structlog
 
 from . import routing
 from .config import Config, load_config
 from .errors import ConfigError, DispatcherStateError, UnknownChannelError
 from .hookspecs import Channel, ChannelContext, ChannelType
+from .logconfig import get_logger
 from .plugins import ChannelHooks, PluginManager
 from .recent import RecentDict
 from .streaming import DEFAULT_BATCH_SIZE, DEFAULT_MAX_IN_FLIGHT, Recipients, stream_batches
@@ -64,7 +64,7 @@ from .types import (
     utc_now,
 )
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 T = TypeVar("T")
 

@@ -52,6 +52,8 @@ class ConfigError(NotifyError):
     :ivar path: the YAML path of the offending value (``channels.sms.settings.login``) or None.
     :ivar line: the 1-based line of that value in the YAML file, when known.
     :ivar source: the file the configuration was read from, when known.
+
+    The message never quotes a secret: registered secrets are masked in it.
     """
 
     def __init__(
@@ -62,6 +64,9 @@ class ConfigError(NotifyError):
         line: int | None = None,
         source: str | None = None,
     ) -> None:
+        from .logconfig import redact  # here: importing errors.py stays free of structlog
+
+        message = redact(message)
         self.path = path
         self.line = line
         self.source = source

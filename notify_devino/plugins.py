@@ -25,7 +25,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pluggy
-import structlog
 from pydantic import BaseModel
 
 from . import hookspecs
@@ -37,6 +36,7 @@ from .errors import (
     UnsupportedOperationError,
 )
 from .hookspecs import PROJECT_NAME, Channel, ChannelType
+from .logconfig import get_logger
 from .types import (
     Balance,
     Estimate,
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from .config import Config
     from .dispatcher import Dispatcher
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 AUTOLOAD_ENV_VAR = "NOTIFY_DEVINO_DISABLE_PLUGIN_AUTOLOAD"
 BLOCK_ENV_VAR = "NOTIFY_DEVINO_BLOCK_PLUGINS"

@@ -35,8 +35,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import structlog
-
 from .config import Config, RouteConfig
 from .errors import (
     ChannelError,
@@ -45,6 +43,7 @@ from .errors import (
     InvalidInputError,
     UnexpectedError,
 )
+from .logconfig import get_logger
 from .types import (
     ChannelAttempt,
     ContactResult,
@@ -59,7 +58,7 @@ from .types import (
 if TYPE_CHECKING:
     from .dispatcher import Dispatcher
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 NOTIFICATION_ID_KEY = "notification_id"
 """The metadata key of the ID a routed notification carries on every channel. A channel that can

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+import notify_devino.config as config_module
 from notify_devino.config import find_config, load_config, parse_config
 from notify_devino.errors import ConfigError
 
@@ -232,3 +238,201 @@ def test_routing_mistakes_name_their_line_and_path(
     assert fragment in str(info.value)
     assert info.value.line == line
     assert str(info.value).startswith("r.yaml:")
+
+
+# -- bounded reading: every hostile file is a ConfigError naming file, line and expectation ----
+
+SECRET_FILE_CONFIG = GOOD.replace("password: ${DEVINO_PASSWORD}", "password_file: PATH")
+
+
+def _secret_file_error(tmp_path: Path, secret: str | Path) -> ConfigError:
+    (tmp_path / "c.yaml").write_text(SECRET_FILE_CONFIG.replace("PATH", str(secret)))
+    config = load_config(tmp_path / "c.yaml", env={})
+    with pytest.raises(ConfigError) as info:
+        config.channel_settings("sms", Settings)
+    assert info.value.source == str(tmp_path / "c.yaml")
+    assert info.value.line == 8
+    assert info.value.path == "channels.sms.settings.password_file"
+    return info.value
+
+
+def _peak_bytes(work: Callable[[], object]) -> int:
+    tracemalloc.start()
+    try:
+        work()
+    except ConfigError:
+        pass
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+ALIAS_BOMB = (
+    "version: 1\n"
+    "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+    + "".join(
+        f"{chr(98 + n)}: &{chr(98 + n)} [{', '.join(['*' + chr(97 + n)] * 10)}]\n" for n in range(8)
+    )
+    + "channels: {sms: {type: x, settings: {deep: *i}}}\n"
+)
+
+
+@pytest.mark.usefixtures("loader")
+def test_an_alias_bomb_is_refused_before_it_expands(tmp_path: Path) -> None:
+    assert len(ALIAS_BOMB) < 600  # a billion values, spelled in under 600 bytes
+    (tmp_path / "bomb.yaml").write_text(ALIAS_BOMB)
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "bomb.yaml", env={})
+    assert str(info.value).startswith(f"{tmp_path / 'bomb.yaml'}:")
+    assert "expected at most 100,000 values added by aliases" in str(info.value)
+    assert info.value.line is not None
+    assert _peak_bytes(lambda: load_config(tmp_path / "bomb.yaml", env={})) < 4 * 1024 * 1024
+
+
+def test_a_few_aliases_are_fine() -> None:
+    text = GOOD + "      retry: &retry {attempts: 2}\n  backup:\n    type: y\n"
+    text += "    settings: {retry: *retry}\n"
+    config = parse_config(text, env={"DEVINO_PASSWORD": "x"})
+    assert config.channels["backup"].settings == {"retry": {"attempts": 2}}
+
+
+@pytest.mark.usefixtures("loader")
+def test_a_recursive_alias_is_refused() -> None:
+    with pytest.raises(ConfigError, match="alias refers to a collection that contains it") as info:
+        parse_config("version: 1\nchannels: &c\n  sms: {type: x, settings: {loop: *c}}\n", env={})
+    assert info.value.line is not None
+
+
+def test_a_file_over_the_size_cap_is_refused_unread(tmp_path: Path) -> None:
+    line = '  p{:07d}: {{sms: "+79030000000"}}\n'
+    body = "version: 1\nchannels: {sms: {type: x}}\ncontacts:\n"
+    with (tmp_path / "big.yaml").open("w") as out:
+        out.write(body)
+        for n in range(10 * 1024 * 1024 // len(line.format(0))):
+            out.write(line.format(n))
+    assert (tmp_path / "big.yaml").stat().st_size > 10_000_000
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "big.yaml", env={})
+    assert "is larger than 4 MiB; expected a regular file of at most 4 MiB" in str(info.value)
+    assert info.value.source == str(tmp_path / "big.yaml")
+    assert info.value.line is not None
+    assert info.value.line > 100_000  # where the cap is passed
+    assert _peak_bytes(lambda: load_config(tmp_path / "big.yaml", env={})) < 4 * 1024 * 1024
+
+
+def test_yaml_text_over_the_size_cap_is_refused() -> None:
+    with pytest.raises(ConfigError, match="longer than 4 MiB"):
+        parse_config("version: 1\n" + "# padding\n" * 500_000, env={})
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_a_device_as_secret_file_is_refused(tmp_path: Path, device: str) -> None:
+    error = _secret_file_error(tmp_path, device)
+    assert f"secret file '{device}' is a character device, not a regular file" in str(error)
+    assert "expected a regular file of at most 64 KiB holding the secret" in str(error)
+
+
+def test_a_huge_sparse_secret_file_is_refused_unread(tmp_path: Path) -> None:
+    sparse = tmp_path / "sparse"
+    with sparse.open("wb") as out:
+        out.truncate(1024**3)
+    error = _secret_file_error(tmp_path, sparse)
+    assert "is larger than 64 KiB" in str(error)
+    assert _peak_bytes(lambda: _secret_file_error(tmp_path, sparse)) < 4 * 1024 * 1024
+
+
+def test_a_fifo_without_writer_as_secret_file_does_not_hang(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    errors: list[BaseException] = []
+    worker = threading.Thread(
+        target=lambda: errors.append(_secret_file_error(tmp_path, fifo)), daemon=True
+    )
+    worker.start()
+    worker.join(timeout=10)
+    if worker.is_alive():  # the old code blocks in open(): let it go before failing
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        worker.join(timeout=10)
+        pytest.fail("reading a FIFO with no writer hung")
+    assert len(errors) == 1
+    assert "is a FIFO (named pipe), not a regular file" in str(errors[0])
+
+
+def test_a_secret_file_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "pw").write_bytes("пароль".encode("cp1251"))
+    error = _secret_file_error(tmp_path, tmp_path / "pw")
+    assert "is not UTF-8 text; expected the secret as UTF-8 text" in str(error)
+
+
+def test_an_empty_secret_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text("\n")
+    assert "is empty" in str(_secret_file_error(tmp_path, tmp_path / "pw"))
+
+
+def test_a_config_file_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_bytes(GOOD.replace("alerts", "алерты").encode("cp1251"))
+    with pytest.raises(ConfigError, match=r"is not UTF-8 text .*; expected UTF-8") as info:
+        load_config(tmp_path / "c.yaml", env={})
+    assert info.value.line == 7
+
+
+def test_a_fifo_as_config_file_is_refused(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "c.yaml")
+    with pytest.raises(ConfigError, match="is a FIFO"):
+        load_config(tmp_path / "c.yaml", env={})
+
+
+@pytest.fixture(params=["libyaml", "pure-python"])
+def loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each hostile document through both loaders: libyaml's, and the pure-Python one that
+    PyYAML falls back to without it."""
+    if request.param == "pure-python":
+        monkeypatch.setattr(config_module, "_Loader", config_module._make_loader(yaml.SafeLoader))
+    elif not yaml.__with_libyaml__:
+        pytest.skip("PyYAML without libyaml")
+
+
+@pytest.mark.usefixtures("loader")
+@pytest.mark.parametrize("depth", [100_000, 65])
+def test_deep_nesting_is_refused(depth: int) -> None:
+    text = "version: 1\nchannels: {sms: {type: x}}\ndeep: " + "[" * depth + "]" * depth + "\n"
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, source="deep.yaml", env={})
+    assert info.value.line == 3
+    assert "nest" in str(info.value)
+    assert "expected collections nested at most 64" in str(info.value)
+
+
+@pytest.mark.usefixtures("loader")
+def test_a_five_thousand_digit_integer_is_refused() -> None:
+    text = GOOD + "      timeout_seconds: " + "9" * 5000 + "\n"
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, source="c.yaml", env={})
+    assert info.value.line == 10
+    assert "an integer of 5000 characters; expected a number of at most 100 digits" in str(
+        info.value
+    )
+
+
+@pytest.mark.usefixtures("loader")
+def test_an_impossible_date_is_a_config_error_with_its_line() -> None:
+    with pytest.raises(ConfigError, match="cannot read this value") as info:
+        parse_config("version: 1\nchannels: {sms: {type: x}}\nwhen: 2026-02-31\n", env={})
+    assert info.value.line == 3
+
+
+@pytest.mark.usefixtures("loader")
+def test_a_duplicated_key_is_refused() -> None:
+    text = GOOD + "      password: other\n"
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, source="c.yaml", env={"DEVINO_PASSWORD": "x"})
+    assert info.value.line == 10
+    assert "key 'password' appears twice (first on line 8); expected each key once" in str(
+        info.value
+    )
+
+
+def test_merge_keys_may_override() -> None:
+    text = "version: 1\nchannels:\n  a: &a {type: x}\n  sms: {<<: *a, type: y}\n"
+    assert parse_config(text, env={}).channels["sms"].type == "y"

@@ -13,11 +13,9 @@ import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-import structlog
-
 from notify_devino.errors import ChannelError, InvalidInputError, UnexpectedError, send_outcome_of
 from notify_devino.hookspecs import ChannelContext
-from notify_devino.logconfig import register_secret
+from notify_devino.logconfig import get_logger, redact_error, register_secret
 from notify_devino.types import (
     Balance,
     Estimate,
@@ -37,7 +35,7 @@ from .models import MessageState, state_info
 from .segments import count_segments
 from .settings import DevinoSettings
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _CHECK_INLINE_UP_TO = 100
 _CHECK_SLICE = 50
@@ -224,7 +222,7 @@ class DevinoChannel:
             }
         except Exception as exc:  # a bug must not lose the other chunks' accepted messages
             log.exception("send_outcome_unknown", channel=self.name, recipients=len(chunk))
-            unknown = UnexpectedError.of(exc, channel=self.name)
+            unknown = redact_error(UnexpectedError.of(exc, channel=self.name))
             return {
                 i: RecipientResult(
                     notification.recipients[i], a, SendOutcome.UNKNOWN, error=unknown

@@ -49,7 +49,6 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import aiohttp
-import structlog
 import yarl
 
 from notify_devino.errors import (
@@ -58,6 +57,7 @@ from notify_devino.errors import (
     ParseError,
     RequestTimeoutError,
 )
+from notify_devino.logconfig import get_logger, redact_error, register_secret
 from notify_devino.retrying import Attempt, RetryPolicy, RetrySettings, SendAttempts
 from notify_devino.transport import transport_errors
 from notify_devino.types import utc_now
@@ -68,7 +68,7 @@ from .models import DevinoStatistics, IncomingMessage, MessageState
 from .ratelimit import account_limiter
 from .session import DEFAULT_LIFETIME, DEFAULT_MARGIN, SessionKeeper
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 T = TypeVar("T")
 
@@ -84,8 +84,9 @@ SEND_OPERATIONS = frozenset(
 
 
 class _Stamp:
-    """Puts the channel name (and the operation, when given) on a ChannelError passing through.
-    A plain class: it wraps every call, several times, and a generator-based context manager
+    """Puts the channel name (and the operation, when given) on a ChannelError passing through,
+    and masks any registered secret in its texts (a fault that echoes the session ID). A plain
+    class: it wraps every call, several times, and a generator-based context manager
     costs five times as much."""
 
     __slots__ = ("_channel", "_operation")
@@ -101,6 +102,7 @@ class _Stamp:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
     ) -> None:
         if isinstance(exc, ChannelError):
+            redact_error(exc)  # a fault that echoes the session ID or the password
             if exc.channel is None:
                 exc.channel = self._channel
             if exc.operation is None and self._operation is not None:
@@ -172,6 +174,7 @@ class DevinoClient:
         self._url = parsed
         self._login_name = login
         self._password = password
+        register_secret(password)
         self.soap_version: SoapVersion = soap_version
         self.channel = channel
         self._timeout = timeout

@@ -23,13 +23,11 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-import structlog
-
 from notify_devino.errors import ChannelError, SessionExpiredError
-from notify_devino.logconfig import register_secret
+from notify_devino.logconfig import get_logger, register_secret
 from notify_devino.types import utc_now
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 T = TypeVar("T")
 

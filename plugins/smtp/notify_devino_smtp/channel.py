@@ -33,7 +33,6 @@ from datetime import UTC, datetime
 from email.utils import make_msgid
 
 import aiosmtplib
-import structlog
 
 from notify_devino.errors import (
     AuthenticationError,
@@ -46,14 +45,14 @@ from notify_devino.errors import (
     send_outcome_of,
 )
 from notify_devino.hookspecs import ChannelContext
-from notify_devino.logconfig import register_secret
+from notify_devino.logconfig import get_logger, register_secret
 from notify_devino.retrying import Attempt, RetryPolicy
 from notify_devino.types import Notification, RecipientResult, SendOutcome, SendResult
 
 from . import message as mail
 from .settings import SmtpSettings
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 LABELS = {
     "severity": "Severity",

@@ -43,7 +43,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-import structlog
 import yarl
 
 from notify_devino.errors import (
@@ -56,19 +55,17 @@ from notify_devino.errors import (
     send_outcome_of,
 )
 from notify_devino.hookspecs import ChannelContext
-from notify_devino.logconfig import register_secret
+from notify_devino.logconfig import get_logger, register_secret
 from notify_devino.retrying import Attempt, RetryPolicy
 from notify_devino.transport import parse_retry_after, transport_errors
 from notify_devino.types import Notification, RecipientResult, SendOutcome, SendResult
 
-from .settings import WebhookSettings
+from .settings import SECRET_HEADER_WORDS, WebhookSettings
 from .signing import signed_headers
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 PAYLOAD_VERSION = 1
-SECRET_HEADER_WORDS = ("authorization", "token", "key", "secret", "signature", "cookie")
-"""Extra headers whose names hold one of these carry secrets: never logged."""
 _ERROR_BODY_BYTES = 2048
 
 
