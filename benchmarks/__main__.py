@@ -1,7 +1,7 @@
 """Run every benchmark: ``python -m benchmarks`` (what ``tox -e bench`` runs).
 
 ``python -m benchmarks ceiling cpu`` runs only those named (ceiling, cpu, throughput, memory,
-config).
+config, serve).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from . import bench_ceiling, bench_config, bench_cpu, bench_memory, bench_throughput
+from . import bench_ceiling, bench_config, bench_cpu, bench_memory, bench_serve, bench_throughput
 
 BENCHMARKS = {
     "ceiling": bench_ceiling.run,
@@ -18,6 +18,7 @@ BENCHMARKS = {
     "throughput": bench_throughput.run,
     "memory": bench_memory.run,
     "config": bench_config.run,
+    "serve": bench_serve.run,
 }
 
 

@@ -175,8 +175,25 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     return response
 
 
+QUERY_PARAMETERS = {"/v1/inbox": frozenset({"after", "limit"})}
+"""The query parameters each /v1 route takes; any other is refused (a misspelt one would
+otherwise be silently ignored)."""
+
+
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    resource = request.match_info.route.resource
+    path = resource.canonical if resource is not None else ""
+    if path.startswith("/v1/") and request.query:
+        unknown = sorted(set(request.query) - QUERY_PARAMETERS.get(path, frozenset()))
+        if unknown:
+            allowed = ", ".join(sorted(QUERY_PARAMETERS.get(path, ()))) or "none"
+            return error_response(
+                400,
+                "invalid_query",
+                f"unknown query parameter(s): {', '.join(map(repr, unknown))} "
+                f"(this route takes: {allowed})",
+            )
     scope: Scope | None = getattr(request.match_info.handler, SCOPE_ATTR, None)
     if scope is None:
         return await handler(request)
@@ -201,6 +218,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
 
 
 ESTIMATE_MAX_BODY = 64 * 1024
+MAX_CURSOR = 2**63 - 1
 
 
 async def _read_json(request: web.Request, limit: int) -> Any:
@@ -457,11 +475,13 @@ async def get_inbox(request: web.Request) -> web.StreamResponse:
     try:
         after = int(request.query.get("after", "0"))
         limit = int(request.query.get("limit", "100"))
-        if after < 0 or not 1 <= limit <= 1000:
+        if not 0 <= after <= MAX_CURSOR or not 1 <= limit <= 1000:
             raise ValueError
     except ValueError:
         return error_response(
-            400, "invalid_query", "after must be a cursor (an integer >= 0), limit 1 to 1000"
+            400,
+            "invalid_query",
+            f"after must be a cursor (an integer from 0 to {MAX_CURSOR}), limit 1 to 1000",
         )
     records = await state.store.inbox(after=after, limit=limit)
     return json_response(

@@ -20,9 +20,18 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictStr,
+    model_validator,
+)
 
 from .. import routing
 from ..config import Config
@@ -33,6 +42,50 @@ from .store import NewDelivery, NewNotification, Store, SubmitKey, SubmitOutcome
 IDEMPOTENCY_SCOPE = "idempotency"
 
 
+Name = Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=r"\S")]
+"""A non-blank string: a name, an address, a tag."""
+
+
+def _iso_text(value: object) -> object:
+    if isinstance(value, str | datetime):
+        return value
+    raise ValueError("expected an ISO 8601 date-time string, such as 2026-12-01T09:00:00+03:00")
+
+
+_NAIVE_TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$"
+_RULES: dict[str, Any] = {
+    # What the validator below checks, in JSON Schema, so the OpenAPI document says it too.
+    "oneOf": [
+        {
+            "required": ["to"],
+            "properties": {"to": {"minItems": 1}, "addresses": {"maxItems": 0}},
+            "anyOf": [
+                {"not": {"required": ["channel"]}},
+                {"properties": {"channel": {"type": "null"}}},
+                {"not": {"required": ["route"]}},
+                {"properties": {"route": {"type": "null"}}},
+            ],
+        },
+        {
+            "required": ["addresses"],
+            "properties": {
+                "addresses": {"minItems": 1},
+                "to": {"maxItems": 0},
+                "route": {"type": "null"},
+            },
+        },
+    ],
+    "if": {
+        "required": ["recipient_local_time"],
+        "properties": {"recipient_local_time": {"const": True}},
+    },
+    "then": {
+        "required": ["send_at"],
+        "properties": {"send_at": {"type": "string", "pattern": _NAIVE_TIME}},
+    },
+}
+
+
 class NotificationRequest(BaseModel):
     """What a caller asks the service to send (the body of ``POST /v1/notifications``).
 
@@ -40,25 +93,27 @@ class NotificationRequest(BaseModel):
     ``addresses`` on one channel.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_RULES)
 
-    text: str = Field(min_length=1, max_length=20_000)
-    to: list[str] = Field(default_factory=list, max_length=10_000)
+    text: StrictStr = Field(min_length=1, max_length=20_000)
+    to: list[Name] = Field(default_factory=list, max_length=10_000)
     """Contact and group names; the route (``route``, else the first that matches
     ``severity`` and ``tags``) says which channels, in order."""
-    addresses: list[str] = Field(default_factory=list, max_length=10_000)
+    addresses: list[Name] = Field(default_factory=list, max_length=10_000)
     """Addresses on ``channel`` (or the default channel): phone numbers for SMS."""
-    channel: str | None = None
-    route: str | None = None
-    severity: str | None = None
-    tags: list[str] = Field(default_factory=list, max_length=100)
-    sender: str | None = None
-    send_at: datetime | None = None
+    channel: Name | None = None
+    route: Name | None = None
+    severity: Name | None = None
+    tags: list[Name] = Field(default_factory=list, max_length=100)
+    sender: Name | None = None
+    send_at: Annotated[datetime, BeforeValidator(_iso_text)] | None = None
     """When to send: an aware time is held in the outbox until then; a naive one, with
     ``recipient_local_time``, is each recipient's local time (the provider holds it)."""
-    recipient_local_time: bool = False
-    validity_seconds: float | None = Field(default=None, gt=0)
-    metadata: dict[str, str] = Field(default_factory=dict, max_length=50)
+    recipient_local_time: StrictBool = False
+    validity_seconds: StrictFloat | None = Field(default=None, gt=0, le=30 * 86400)
+    metadata: dict[Name, Annotated[StrictStr, Field(max_length=1000)]] = Field(
+        default_factory=dict, max_length=50
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> NotificationRequest:

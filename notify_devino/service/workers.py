@@ -95,6 +95,7 @@ class Service:
             name: asyncio.Semaphore(settings.workers.max_in_flight) for name in config.channels
         }
         self._held: set[int] = set()
+        self._woken = False
         self.halted: set[str] = set()
         """Alert groups (``metadata["alert_key"]``) whose routes stop: acknowledged alerts."""
         self.started = False
@@ -186,9 +187,28 @@ class Service:
         due = await self.store.next_due(work)
         if due is not None:
             timeout = min(timeout, max(0.0, _duration(utc_now(), due)))
-        with contextlib.suppress(TimeoutError):
+        self._woken = False
+        try:
             await asyncio.wait_for(event.wait(), timeout=max(timeout, 0.005))
+            self._woken = event is self._wake
+        except TimeoutError:
+            pass
         event.clear()
+
+    async def _linger(self) -> None:
+        """Wait while notifications keep coming (see ``linger_seconds``)."""
+        workers = self.settings.workers
+        loop = asyncio.get_running_loop()
+        until = loop.time() + workers.max_linger_seconds
+        while not self._stopping.is_set():
+            left = until - loop.time()
+            if left <= 0 or workers.linger_seconds <= 0:
+                return
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), min(workers.linger_seconds, left))
+            except TimeoutError:
+                return
 
     # -- sender ------------------------------------------------------------------------------
 
@@ -215,6 +235,8 @@ class Service:
             )
             if not rows:
                 await self._sleep(self._wake, Work.SEND)
+                if self._wake.is_set() or self._woken:
+                    await self._linger()
                 continue
             self._held.update(r.id for r in rows)
             chunks = self._chunks(rows)
@@ -395,7 +417,7 @@ class Service:
                 step = self._next_delivery(row, now)
                 if step is not None:
                     create.append((row.notification_id, step))
-        await self.store.apply(changes, owner=self.owner, create=create)
+        await self.store.apply(changes, owner=self.owner, create=create, returning=False)
         for row, state in finals:
             self._count_outcome(row, state)
         if create:
@@ -558,7 +580,7 @@ class Service:
             changes.append(
                 Change(row.id, expect=State.ACCEPTED, provider_state=provider, due_at=due)
             )
-        await self.store.apply(changes, owner=self.owner, create=create)
+        await self.store.apply(changes, owner=self.owner, create=create, returning=False)
         for row, state in finals:
             self._count_outcome(row, state)
         if create:

@@ -360,3 +360,17 @@ async def test_ready_is_503_while_draining(api: Api) -> None:
     status, body, response = await api.call("POST", "/v1/notifications", json=BODY)
     assert status == 503
     assert response.headers["Retry-After"]
+
+
+async def test_a_cursor_too_large_for_the_store_is_a_400_not_a_500(api: Api) -> None:
+    # Found by the fuzz test: SQLite cannot bind an integer past 2**63 - 1.
+    status, body, _ = await api.call("GET", f"/v1/inbox?after={2**64}")
+    assert status == 400
+    assert body["error"]["code"] == "invalid_query"
+
+
+async def test_an_unknown_query_parameter_is_refused(api: Api) -> None:
+    # Found by the fuzz test: a misspelt parameter (?afer=) was silently ignored.
+    status, body, _ = await api.call("GET", "/v1/inbox?afer=3")
+    assert status == 400
+    assert "'afer'" in body["error"]["message"]

@@ -435,10 +435,14 @@ class Store(abc.ABC):
         owner: str | None = None,
         create: Sequence[tuple[str, NewDelivery]] = (),
         now: datetime | None = None,
+        returning: bool = True,
     ) -> Applied:
         """Apply changes and create deliveries (``(notification_id, delivery)``), all in one
         transaction. A change whose row is no longer in ``expect``, or is leased to someone
         other than ``owner``, is skipped (reported in ``skipped``).
+
+        :param returning: False when the caller does not need the changed rows back: the
+            engine may leave ``changed`` empty (it saves reading them).
 
         :raises TransitionError: a change the state machine does not allow; nothing applied.
         """

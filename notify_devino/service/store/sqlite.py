@@ -112,7 +112,30 @@ _DELIVERY_COLUMNS = (
 )
 
 
-def _delivery(row: sqlite3.Row) -> Delivery:
+def _is_simple(change: Change) -> bool:
+    """A move with no fields of its own (many such rows take one UPDATE)."""
+    return (
+        change.to is not None
+        and change.to is not change.expect
+        and change.message_ids is None
+        and change.provider_state is None
+        and change.error is None
+        and not change.sets_due_at
+        and not change.sets_fallback_at
+    )
+
+
+def _delivery(row: sqlite3.Row, payloads: dict[str, Any] | None = None) -> Delivery:
+    """A row as a record; ``payloads`` shares one decoded payload among rows that have the same
+    one (the recipients of one notification)."""
+    text = row["payload"]
+    if payloads is None:
+        payload = json.loads(text)
+    else:
+        payload = payloads.get(text)
+        if payload is None:
+            payload = payloads[text] = json.loads(text)
+    ids = row["message_ids"]
     return Delivery(
         id=row["id"],
         notification_id=row["notification_id"],
@@ -123,11 +146,11 @@ def _delivery(row: sqlite3.Row) -> Delivery:
         state=State(row["state"]),
         due_at=_dt(row["due_at"]),
         group_key=row["group_key"],
-        payload=json.loads(row["payload"]),
+        payload=payload,
         created_at=_dt_(row["created_at"]),
         updated_at=_dt_(row["updated_at"]),
         attempts=row["attempts"],
-        message_ids=tuple(json.loads(row["message_ids"])),
+        message_ids=() if ids == "[]" else tuple(json.loads(ids)),
         provider_state=row["provider_state"],
         error=row["error"],
         lease_owner=row["lease_owner"],
@@ -551,7 +574,8 @@ class SqliteStore(Store):
         args.append(limit)
 
         def read() -> list[Delivery]:
-            return [_delivery(r) for r in self._db.execute(sql, args)]
+            payloads: dict[str, Any] = {}
+            return [_delivery(r, payloads) for r in self._db.execute(sql, args)]
 
         return await self._run(read)
 
@@ -604,8 +628,9 @@ class SqliteStore(Store):
                         f"WHERE id IN ({marks})",
                         (owner, expires, *ids),
                     )
+                payloads: dict[str, Any] = {}
                 return [
-                    _delivery(r)
+                    _delivery(r, payloads)
                     for r in tx.execute(
                         f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id IN ({marks}) "
                         "ORDER BY due_at, id",
@@ -639,18 +664,30 @@ class SqliteStore(Store):
         owner: str | None = None,
         create: Sequence[tuple[str, NewDelivery]] = (),
         now: datetime | None = None,
+        returning: bool = True,
     ) -> Applied:
         def apply() -> Applied:
             at = self._now(now)
-            changed: list[int] = []
-            skipped: list[int] = []
-            created: list[int] = []
+            for change in changes:  # before any write: a refused change applies nothing
+                if change.to is not None and change.to is not change.expect:
+                    states.check(change.delivery_id, change.expect, change.to)
+            current: dict[int, sqlite3.Row] = {}
+            ids = [c.delivery_id for c in changes]
             with self._transaction() as tx:
+                for i in range(0, len(ids), 5000):
+                    part = ids[i : i + 5000]
+                    for row in tx.execute(
+                        "SELECT id, state, lease_owner, lease_expires_at FROM deliveries "
+                        f"WHERE id IN ({','.join('?' * len(part))})",
+                        part,
+                    ):
+                        current[row["id"]] = row
+                changed: list[int] = []
+                skipped: list[int] = []
+                simple: dict[tuple[State, State, str | None, bool], list[int]] = {}
+                transitions: list[tuple[int, str, str, float, str | None]] = []
                 for change in changes:
-                    row = tx.execute(
-                        "SELECT state, lease_owner, lease_expires_at FROM deliveries WHERE id = ?",
-                        (change.delivery_id,),
-                    ).fetchone()
+                    row = current.get(change.delivery_id)
                     if row is None or row["state"] != change.expect.value:
                         skipped.append(change.delivery_id)
                         continue
@@ -663,14 +700,27 @@ class SqliteStore(Store):
                     ):
                         skipped.append(change.delivery_id)
                         continue
-                    if change.to is not None and change.to is not change.expect:
-                        states.check(change.delivery_id, change.expect, change.to)
-                    self._apply_one(change, owner, at)
                     changed.append(change.delivery_id)
-                for notification_id, new in create:
-                    created.append(self._insert_delivery(notification_id, new, at))
+                    if _is_simple(change):
+                        assert change.to is not None
+                        key = (change.expect, change.to, change.detail, change.release)
+                        simple.setdefault(key, []).append(change.delivery_id)
+                    else:
+                        transition = self._apply_one(change, owner, at, record=False)
+                        if transition is not None:
+                            transitions.append(transition)
+                for (expect, to, detail, release), group in simple.items():
+                    self._apply_many(expect, to, detail, release, group, at)
+                    transitions += [(i, expect.value, to.value, at, detail) for i in group]
+                if transitions:
+                    tx.executemany(
+                        "INSERT INTO transitions (delivery_id, from_state, to_state, at, detail) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        transitions,
+                    )
+                created = [self._insert_delivery(nid, new, at) for nid, new in create]
                 return Applied(
-                    changed=tuple(self._read_deliveries(changed)),
+                    changed=tuple(self._read_deliveries(changed)) if returning else (),
                     created=tuple(self._read_deliveries(created)),
                     skipped=tuple(skipped),
                 )
@@ -681,15 +731,39 @@ class SqliteStore(Store):
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
+        payloads: dict[str, Any] = {}
         rows = {
-            r["id"]: _delivery(r)
+            r["id"]: _delivery(r, payloads)
             for r in self._db.execute(
                 f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id IN ({marks})", list(ids)
             )
         }
         return [rows[i] for i in ids]
 
-    def _apply_one(self, change: Change, owner: str | None, at: float) -> None:
+    def _apply_many(
+        self, expect: State, to: State, detail: str | None, release: bool, ids: list[int], at: float
+    ) -> None:
+        """One UPDATE for many rows making the same move with no fields of their own."""
+        sets = ["state = ?", "updated_at = ?"]
+        args: list[Any] = [to.value, at]
+        if to is State.ACCEPTED:
+            sets.append("accepted_at = ?")
+            args.append(at)
+        if to in FINAL:
+            sets.append("final_at = ?, due_at = NULL")
+            args.append(at)
+        if release or to in FINAL:
+            sets.append("lease_owner = NULL, lease_expires_at = NULL")
+        for i in range(0, len(ids), 5000):
+            part = ids[i : i + 5000]
+            marks = ",".join("?" * len(part))
+            self._db.execute(
+                f"UPDATE deliveries SET {', '.join(sets)} WHERE id IN ({marks})", (*args, *part)
+            )
+
+    def _apply_one(
+        self, change: Change, owner: str | None, at: float, *, record: bool = True
+    ) -> tuple[int, str, str, float, str | None] | None:
         sets = ["updated_at = ?"]
         args: list[Any] = [at]
         target = change.to if change.to is not None else change.expect
@@ -724,12 +798,16 @@ class SqliteStore(Store):
         self._db.execute(
             f"UPDATE deliveries SET {', '.join(sets)} WHERE id = ?", (*args, change.delivery_id)
         )
-        if change.to is not None and change.to is not change.expect:
+        if change.to is None or change.to is change.expect:
+            return None
+        transition = (change.delivery_id, change.expect.value, change.to.value, at, change.detail)
+        if record:
             self._db.execute(
                 "INSERT INTO transitions (delivery_id, from_state, to_state, at, detail) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (change.delivery_id, change.expect.value, change.to.value, at, change.detail),
+                transition,
             )
+        return transition
 
     async def recover(
         self, *, owner: str, policy: SendPolicy, now: datetime | None = None
