@@ -23,7 +23,8 @@ default_channel: sms
 channels:
   sms:
     type: devino_soap
-    settings: {login: alerts, password: secret, sender: ALERTS, price_per_segment: "2.50",
+    settings: {login: alerts, password: devino-test-password, sender: ALERTS,
+               price_per_segment: "2.50",
                currency: RUB}
   email: {type: memory_sendonly}
 routes:

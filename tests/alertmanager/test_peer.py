@@ -40,9 +40,7 @@ async def test_a_real_alertmanager_posts_what_the_model_reads(
     await site.start()
     port = runner.addresses[0][1]
     try:
-        peer = await alertmanager(
-            webhook_config(url=f"http://127.0.0.1:{port}/hook", **auth)
-        )
+        peer = await alertmanager(webhook_config(url=f"http://127.0.0.1:{port}/hook", **auth))
         posted = await peer.fire(
             {"alertname": "DiskFull", "instance": "db-1", "severity": "critical"},
             {"summary": "Disk almost full on db-1"},

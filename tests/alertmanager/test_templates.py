@@ -28,7 +28,8 @@ version: 1
 channels:
   sms:
     type: devino_soap
-    settings: {login: alerts, password: secret, sender: ALERTS, price_per_segment: "2.50"}
+    settings: {login: alerts, password: devino-test-password, sender: ALERTS,
+               price_per_segment: "2.50"}
 """
 
 
