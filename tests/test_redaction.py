@@ -63,7 +63,7 @@ def assert_nowhere(secrets: list[str], *texts: str) -> None:
 
 
 @pytest.fixture
-def sandbox_config() -> SandboxConfig:
+def devino_sandbox_config() -> SandboxConfig:
     from notify_devino_soap.emulator import Account, DeliveryTimings, SandboxConfig
 
     return SandboxConfig(

@@ -2,7 +2,10 @@
 
 Every operation has one ``build_*`` function returning a :class:`SoapRequest`: the UTF-8 body
 and the HTTP headers for the chosen SOAP version. Element names, their order and their namespace
-follow the service's WSDL exactly (see ``SmsService.reconstructed.wsdl``); where the provider's
+follow the service's WSDL exactly (the copy the sandbox serves, ``emulator/SmsService.wsdl``),
+and every element the WSDL requires is sent, a null one as ``xsi:nil="true"``; a test walks
+each built envelope against that WSDL's schema. Numbers are bounded to their XSD type before
+anything is sent (validity is an ``xsd:int``, a message ID an ``xsd:long``). Where the provider's
 examples and the live service differ, the live service wins (``GetStatistics`` takes
 ``sessionID``; ``GetIncomingMessages`` takes ``maxDateUTC`` before ``minDateUTC``).
 
@@ -36,6 +39,8 @@ _PREFIXES: Mapping[str, str] = {"1.1": "soap", "1.2": "soap12"}
 
 MAX_MESSAGE_ID = 2**63 - 1
 """Message IDs are .NET ``long`` values."""
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+"""The range of ``xsd:int`` (.NET ``int``): validity is one."""
 
 OPERATIONS = (
     "GetSessionID",
@@ -109,7 +114,16 @@ def format_utc(moment: datetime, *, field: str) -> str:
             value=moment,
             expected="a timezone-aware datetime (it is sent in UTC)",
         )
-    return moment.astimezone(UTC).replace(tzinfo=None, microsecond=0).isoformat()
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInputError(
+            f"{field} {moment.isoformat()} is outside the years a UTC date-time can hold",
+            field=field,
+            value=moment,
+            expected="a moment from 0001-01-01 to 9999-12-31 in UTC",
+        ) from None
+    return utc.replace(tzinfo=None, microsecond=0).isoformat()
 
 
 def format_local(moment: datetime, *, field: str) -> str:
@@ -164,7 +178,32 @@ def format_message_id(message_id: int | str) -> str:
     return str(number)
 
 
+def format_int(value: int, *, field: str, minimum: int = INT_MIN) -> str:
+    """An ``xsd:int`` value: a whole number in ``minimum`` .. 2147483647, in decimal.
+
+    A number out of range would be refused by the service as unreadable (or worse, wrap on a
+    lenient reader), so it is refused here before any request.
+    """
+    expected = f"a whole number from {minimum} to {INT_MAX}"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(
+            f"{field} {value!r} is not a whole number", field=field, value=value, expected=expected
+        )
+    if not minimum <= value <= INT_MAX:
+        raise InvalidInputError(
+            f"{field} {value} is out of range", field=field, value=value, expected=expected
+        )
+    return str(value)
+
+
 def _bool(value: bool) -> str:
+    if not isinstance(value, bool):
+        raise InvalidInputError(
+            f"receipt_requested {value!r} is not a bool",
+            field="receipt_requested",
+            value=value,
+            expected="True or False",
+        )
     return "true" if value else "false"
 
 
@@ -182,14 +221,17 @@ class SoapRequest:
     headers: Mapping[str, str]
 
 
-_Child: TypeAlias = "tuple[str, str | Sequence[_Child]]"
-"""An element: its name and either its escaped text or its children."""
+_Child: TypeAlias = "tuple[str, str | Sequence[_Child] | None]"
+"""An element: its name and either its escaped text, its children, or None for
+``xsi:nil="true"`` (the ``xsi`` prefix is declared on the Envelope)."""
 
 
 def _render(children: Iterable[_Child]) -> str:
     parts: list[str] = []
     for name, content in children:
-        if isinstance(content, str):
+        if content is None:
+            parts.append(f'<{name} xsi:nil="true" />')
+        elif isinstance(content, str):
             parts.append(f"<{name}>{content}</{name}>" if content else f"<{name} />")
         else:
             parts.append(f"<{name}>{_render(content)}</{name}>")
@@ -266,16 +308,19 @@ def build_send_message(
     validity: int,
     soap_version: SoapVersion = "1.2",
 ) -> SoapRequest:
-    """``SendMessage``. ``DelayUntilUtc`` is left out when ``delay_until_utc`` is None (send
-    now): ASMX reads a missing nullable element as null."""
-    message: list[_Child] = [("Data", escape_text(data, field="text"))]
-    if delay_until_utc is not None:
-        message.append(("DelayUntilUtc", format_utc(delay_until_utc, field="delay_until_utc")))
-    message += [
+    """``SendMessage``. ``DelayUntilUtc`` is ``xsi:nil="true"`` when ``delay_until_utc`` is
+    None (send now): the WSDL declares it ``minOccurs="1" nillable="true"``, so it is always
+    there. Every element of ``Message`` is sent, in the WSDL's order."""
+    delay = (
+        None if delay_until_utc is None else format_utc(delay_until_utc, field="delay_until_utc")
+    )
+    message: list[_Child] = [
+        ("Data", escape_text(data, field="text")),
+        ("DelayUntilUtc", delay),
         ("DestinationAddresses", _strings(destinations, field="recipient")),
         ("SourceAddress", escape_text(source, field="sender")),
         ("ReceiptRequested", _bool(receipt_requested)),
-        ("Validity", str(int(validity))),
+        ("Validity", format_int(validity, field="validity", minimum=0)),
     ]
     return build_request(
         "SendMessage", [_session(session_id), ("message", message)], soap_version=soap_version
@@ -300,7 +345,7 @@ def build_send_message_by_time_zone(
             ("destinationAddress", escape_text(destination, field="recipient")),
             ("data", escape_text(data, field="text")),
             ("sendDate", format_local(send_date, field="send_date")),
-            ("validity", str(int(validity))),
+            ("validity", format_int(validity, field="validity", minimum=0)),
         ],
         soap_version=soap_version,
     )
@@ -324,7 +369,7 @@ def build_send_message_by_time_zone_to_addresses(
             ("destinationAddresses", _strings(destinations, field="recipient")),
             ("data", escape_text(data, field="text")),
             ("sendDate", format_local(send_date, field="send_date")),
-            ("validity", str(int(validity))),
+            ("validity", format_int(validity, field="validity", minimum=0)),
         ],
         soap_version=soap_version,
     )
@@ -375,6 +420,8 @@ def build_get_incoming_messages(
 
 __all__ = [
     "DEVINO_NS",
+    "INT_MAX",
+    "INT_MIN",
     "MAX_MESSAGE_ID",
     "OPERATIONS",
     "SOAP11_NS",
@@ -395,6 +442,7 @@ __all__ = [
     "build_send_message_by_time_zone_to_addresses",
     "check_xml_text",
     "escape_text",
+    "format_int",
     "format_local",
     "format_message_id",
     "format_utc",

@@ -20,11 +20,17 @@ MAX_TEXT_LENGTH = 2000
 MAX_ADDRESSES_PER_CALL = 1000
 MAX_STATISTICS_MONTHS = 3
 DEFAULT_VALIDITY_MINUTES = 2880
+MAX_VALIDITY_MINUTES = 2**31 - 1
+"""Validity is an ``xsd:int`` on the wire."""
 SESSION_LIFETIME_MINUTES = 120
 
-_SEPARATORS = re.compile(r"[\s()\-.]")
+# Every class below is spelled out in ASCII: ``\d``, ``\s``, ``\w`` and ``str.isdigit`` also
+# match other scripts' digits and spaces (``'١٢٣٤٥'`` is ``\d{5}``), which the service refuses.
+_SEPARATORS = re.compile(r"[ \t()\-.]")
 _ALPHA_SENDER = re.compile(r"[A-Za-z0-9 .\-_!&']{1,11}")
-_DIGIT_SENDER = re.compile(r"\d{1,15}")
+_DIGIT_SENDER = re.compile(r"[0-9]{1,15}")
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+_ASCII_LETTER = re.compile(r"[A-Za-z]")
 
 PHONE_FORMS = "an international number such as 79031234567, +79031234567 or 89031234567"
 
@@ -63,7 +69,10 @@ _VALIDATION_REASONS = {
 
 
 def normalize_phone(value: str) -> str:
-    """Return the number as the service stores it: country code and number, digits only.
+    """Return the number as it goes on the wire: country code and number, digits only, except
+    that a number of 11 digits whose country code begins with 8 (Japan's +81 3..., Korea's
+    +82 2..., the +800 freephone range) keeps its ``+``, as the service would read it as a
+    Russian number in trunk form without it.
 
     The service accepts three forms of a Russian number, ``79031234567``, ``+79031234567`` and
     ``89031234567`` (8 is the Russian trunk prefix), and numbers of other countries in
@@ -88,8 +97,8 @@ def _normalize(value: str) -> str:
     digits = compact[1:] if compact.startswith("+") else compact
     if not digits:
         raise _bad_number(value, "is empty" if not compact else "has no digits", "empty")
-    if not digits.isdigit() or not digits.isascii():
-        bad = next(c for c in digits if not (c.isascii() and c.isdigit()))
+    if not _ASCII_DIGITS.fullmatch(digits):
+        bad = next(c for c in digits if not _ASCII_DIGITS.fullmatch(c))
         raise _bad_number(value, f"has a character other than digits ({bad!r})", "not_digits")
     if not compact.startswith("+") and len(digits) == 11 and digits.startswith("8"):
         digits = "7" + digits[1:]
@@ -108,7 +117,12 @@ def _normalize(value: str) -> str:
             ("not an assigned number range", "unassigned"),
         )
         raise _bad_number(value, f"is not a valid phone number ({why})", reason)
-    return f"{parsed.country_code}{parsed.national_number}"
+    number = f"{parsed.country_code}{parsed.national_number}"
+    if len(number) == 11 and number[0] == "8":
+        # The service reads 8 + 10 digits as a Russian number in trunk form (89031234567 is
+        # 79031234567): Tokyo's 81312345678 would go to +7 131... Such a number keeps its '+'.
+        return "+" + number
+    return number
 
 
 def _parse_international(digits: str) -> phonenumbers.PhoneNumber:
@@ -127,20 +141,21 @@ def _parse_international(digits: str) -> phonenumbers.PhoneNumber:
 
 
 def check_sender(value: str | None) -> str:
-    """A sender is up to 11 Latin characters (letters, digits, a few marks) or up to 15 digits."""
+    """A sender is up to 11 Latin characters (ASCII letters, digits, a few marks; at least one
+    letter) or up to 15 ASCII digits."""
     expected = "up to 11 Latin letters/digits (with at least one letter) or up to 15 digits"
     if not value:
         raise InvalidInputError("sender is empty", field="sender", value=value, expected=expected)
     if _DIGIT_SENDER.fullmatch(value):
         return value
-    if value.isdigit():
+    if _ASCII_DIGITS.fullmatch(value):
         raise InvalidInputError(
             f"sender {value!r} has {len(value)} digits",
             field="sender",
             value=value,
             expected=expected,
         )
-    if not _ALPHA_SENDER.fullmatch(value) or not any(c.isalpha() for c in value):
+    if not _ALPHA_SENDER.fullmatch(value) or not _ASCII_LETTER.search(value):
         if len(value) > 11:
             problem = f"sender {value!r} has {len(value)} characters"
         else:
@@ -183,14 +198,24 @@ def check_address_count(addresses: Sequence[str]) -> None:
 
 
 def check_validity(minutes: int | None) -> int:
+    """The message lifetime in minutes: 1 to 2147483647 (the WSDL's ``xsd:int``), None for the
+    default 2880."""
     if minutes is None:
         return DEFAULT_VALIDITY_MINUTES
+    expected = f"a whole number of minutes from 1 to {MAX_VALIDITY_MINUTES} (default 2880)"
     if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes <= 0:
         raise InvalidInputError(
             f"validity {minutes!r} is not a positive number of minutes",
             field="validity",
             value=minutes,
-            expected="a positive whole number of minutes (default 2880)",
+            expected=expected,
+        )
+    if minutes > MAX_VALIDITY_MINUTES:
+        raise InvalidInputError(
+            f"validity {minutes} is more than the service's int holds",
+            field="validity",
+            value=minutes,
+            expected=expected,
         )
     return minutes
 

@@ -1,15 +1,16 @@
 """Shared fixtures of the Devino plugin's tests.
 
-The sandbox fixtures (``devino_sandbox``, ``sandbox_config``, ...) come from the plugin's own
+The sandbox fixtures (``devino_sandbox``, ``devino_sandbox_config``, ...) come from the plugin's own
 pytest plugin, ``notify_devino_soap.testing``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import yaml
 
@@ -23,6 +24,13 @@ def fresh_rate_limits() -> None:
     """Each test starts with no shared rate limiter: a sandbox's port may have been another
     test's, with another rate."""
     forget_account_limiters()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client session for talking to a sandbox by hand (sandbox_wire), closed after the test."""
+    async with aiohttp.ClientSession() as session:
+        yield session
 
 
 @pytest.fixture

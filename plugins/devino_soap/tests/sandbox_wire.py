@@ -134,14 +134,19 @@ class Wire:
         return session_id
 
     async def send(self, session_id: str, numbers: list[str], text: str, **message: Any) -> Reply:
+        """SendMessage with every element of ``Message`` in the WSDL's order, as a generated
+        client writes it: DelayUntilUtc nil (send now), ReceiptRequested false, Validity 0
+        (the default) unless given."""
         return await self.call(
             "SendMessage",
             sessionID=session_id,
             message={
                 "Data": text,
-                "DelayUntilUtc": message.pop("DelayUntilUtc", None),
+                "DelayUntilUtc": message.pop("DelayUntilUtc", NIL),
                 "DestinationAddresses": numbers,
                 "SourceAddress": message.pop("SourceAddress", "TESTSENDER"),
+                "ReceiptRequested": message.pop("ReceiptRequested", "false"),
+                "Validity": message.pop("Validity", 0),
                 **message,
             },
         )

@@ -157,13 +157,13 @@ async def test_the_same_number_twice_is_sent_once(
 
 async def test_time_zone_sends_are_held_until_the_recipients_local_time(
     devino_sandbox_manual_clock: Sandbox,
-    sandbox_clock: ManualClock,
+    devino_sandbox_clock: ManualClock,
     devino_plugins: PluginManager,
     make_config: Callable[..., Config],
 ) -> None:
     box = devino_sandbox_manual_clock
     vladivostok = ZoneInfo("Asia/Vladivostok")
-    local_now = sandbox_clock.now().astimezone(vladivostok).replace(tzinfo=None)
+    local_now = devino_sandbox_clock.now().astimezone(vladivostok).replace(tzinfo=None)
     async with Dispatcher(make_config(box.url), plugins=devino_plugins) as dispatcher:
         one = await dispatcher.send(
             "good morning",
@@ -182,11 +182,11 @@ async def test_time_zone_sends_are_held_until_the_recipients_local_time(
         )
         ids = [*one.message_ids, *many.message_ids, *later.message_ids]
         assert {s.code for s in await dispatcher.status(ids)} == {-40}  # queued, held
-        sandbox_clock.advance(timedelta(hours=1, minutes=1))
+        devino_sandbox_clock.advance(timedelta(hours=1, minutes=1))
         states = {s.message_id: s.code for s in await dispatcher.status(ids)}
         assert states[later.message_ids[0]] != -40
         assert all(states[i] == -40 for i in [*one.message_ids, *many.message_ids])
-        sandbox_clock.advance(timedelta(hours=1))
+        devino_sandbox_clock.advance(timedelta(hours=1))
         assert all(s.state is DeliveryState.DELIVERED for s in await dispatcher.status(ids))
     operations = [r.operation for r in box.requests]
     assert "SendMessageByTimeZone" in operations
@@ -195,7 +195,7 @@ async def test_time_zone_sends_are_held_until_the_recipients_local_time(
 
 async def test_the_same_wall_clock_time_is_each_recipients_own_and_utc_is_absolute(
     devino_sandbox_manual_clock: Sandbox,
-    sandbox_clock: ManualClock,
+    devino_sandbox_clock: ManualClock,
     devino_plugins: PluginManager,
     make_config: Callable[..., Config],
 ) -> None:
@@ -204,7 +204,7 @@ async def test_the_same_wall_clock_time_is_each_recipients_own_and_utc_is_absolu
     (``DelayUntilUtc``), whatever the recipient's zone."""
     box = devino_sandbox_manual_clock
     moscow, vladivostok = "79031234567", "79141234567"  # by the sandbox's prefix table
-    day = sandbox_clock.now().date() + timedelta(days=2)
+    day = devino_sandbox_clock.now().date() + timedelta(days=2)
     nine = datetime.combine(day, datetime.min.time()).replace(hour=9)
     vladivostok_nine = nine.replace(tzinfo=ZoneInfo("Asia/Vladivostok")).astimezone(UTC)
     moscow_nine = nine.replace(tzinfo=ZoneInfo("Europe/Moscow")).astimezone(UTC)
@@ -230,11 +230,11 @@ async def test_the_same_wall_clock_time_is_each_recipients_own_and_utc_is_absolu
             ids = [at_moscow, at_vladivostok, at_absolute]
             return {s.message_id: s.code for s in await dispatcher.status(ids)}
 
-        sandbox_clock.set(vladivostok_nine - timedelta(seconds=1))
+        devino_sandbox_clock.set(vladivostok_nine - timedelta(seconds=1))
         assert set((await codes()).values()) == {-40}  # all held
-        sandbox_clock.set(vladivostok_nine + timedelta(seconds=5))
+        devino_sandbox_clock.set(vladivostok_nine + timedelta(seconds=5))
         assert await codes() == {at_moscow: -40, at_vladivostok: 0, at_absolute: -40}
-        sandbox_clock.set(moscow_nine + timedelta(seconds=5))
+        devino_sandbox_clock.set(moscow_nine + timedelta(seconds=5))
         assert set((await codes()).values()) == {0}
     operations = [r.operation for r in box.requests if r.operation and r.operation[0] == "S"]
     assert operations == ["SendMessageByTimeZoneToAddresses", "SendMessage"]
@@ -242,14 +242,14 @@ async def test_the_same_wall_clock_time_is_each_recipients_own_and_utc_is_absolu
 
 async def test_an_expired_session_is_renewed_transparently(
     devino_sandbox_manual_clock: Sandbox,
-    sandbox_clock: ManualClock,
+    devino_sandbox_clock: ManualClock,
     devino_plugins: PluginManager,
     make_config: Callable[..., Config],
 ) -> None:
     box = devino_sandbox_manual_clock
     async with Dispatcher(make_config(box.url), plugins=devino_plugins) as dispatcher:
         await dispatcher.balance()
-        sandbox_clock.advance(timedelta(minutes=121))
+        devino_sandbox_clock.advance(timedelta(minutes=121))
         result = await dispatcher.send("still here", to=["79031234567"])
         assert result.ok
         await dispatcher.balance()

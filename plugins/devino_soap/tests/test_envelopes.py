@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from notify_devino.errors import InvalidInputError
 from notify_devino_soap import envelopes
+from notify_devino_soap.emulator.schema import service_schema
 from notify_devino_soap.envelopes import (
     DEVINO_NS,
     SOAP11_NS,
@@ -80,6 +81,7 @@ CASES: dict[str, tuple[Callable[[SoapVersion], SoapRequest], str]] = {
             soap_version=v,
         ),
         f"<sessionID>{SID}</sessionID><message><Data>Disk full</Data>"
+        '<DelayUntilUtc xsi:nil="true" />'
         "<DestinationAddresses><string>79031234567</string><string>79037654321</string>"
         "</DestinationAddresses><SourceAddress>Alerts</SourceAddress>"
         "<ReceiptRequested>true</ReceiptRequested><Validity>2880</Validity></message>",
@@ -223,12 +225,72 @@ def test_send_message_children_order_with_delay() -> None:
     assert message.findtext(D + "Validity") == "10"
 
 
-def test_send_now_omits_delay() -> None:
+def test_send_now_sends_delay_as_nil() -> None:
+    """The WSDL declares DelayUntilUtc minOccurs="1" nillable="true": send now is nil, not
+    left out."""
     op = operation_element(CASES["SendMessage"][0]("1.2").body, "1.2")
     message = op.find(D + "message")
     assert message is not None
-    assert message.find(D + "DelayUntilUtc") is None
-    assert b"nil" not in CASES["SendMessage"][0]("1.2").body
+    delay = message.find(D + "DelayUntilUtc")
+    assert delay is not None
+    assert delay.attrib == {f"{{{XSI}}}nil": "true"}
+    assert delay.text is None
+    assert len(delay) == 0
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.1"])
+@pytest.mark.parametrize("operation", sorted(CASES))
+def test_every_envelope_matches_the_wsdl_schema(operation: str, version: SoapVersion) -> None:
+    """Walk each operation's built envelope against the schema of the WSDL the sandbox serves:
+    order, minOccurs, nillable and the range of every typed value."""
+    soap_ns = SOAP12_NS if version == "1.2" else SOAP11_NS
+    assert service_schema().check_envelope(CASES[operation][0](version).body, soap_ns) == operation
+
+
+def test_the_schema_walk_covers_every_operation_of_the_wsdl() -> None:
+    requests = {name for name in service_schema().elements if not name.endswith("Response")}
+    assert requests == set(CASES) == set(envelopes.OPERATIONS)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda validity: envelopes.build_send_message(
+            SID,
+            source="Alerts",
+            destinations=["79031234567"],
+            data="x",
+            delay_until_utc=None,
+            receipt_requested=False,
+            validity=validity,
+        ),
+        lambda validity: envelopes.build_send_message_by_time_zone(
+            SID,
+            source="Alerts",
+            destination="79031234567",
+            data="x",
+            send_date=LOCAL,
+            validity=validity,
+        ),
+        lambda validity: envelopes.build_send_message_by_time_zone_to_addresses(
+            SID,
+            source="Alerts",
+            destinations=["79031234567"],
+            data="x",
+            send_date=LOCAL,
+            validity=validity,
+        ),
+    ],
+    ids=["SendMessage", "SendMessageByTimeZone", "SendMessageByTimeZoneToAddresses"],
+)
+def test_validity_is_bounded_to_xsd_int(build: Callable[[object], SoapRequest]) -> None:
+    soap_ns = SOAP12_NS
+    assert service_schema().check_envelope(build(2**31 - 1).body, soap_ns)
+    for bad in (2**31, -(2**31) - 1, 10**40, 1.5, "60", True, None):
+        with pytest.raises(InvalidInputError) as caught:
+            build(bad)
+        assert caught.value.field == "validity"
+        assert "2147483647" in str(caught.value.expected)
 
 
 def test_escaping_round_trips() -> None:
@@ -306,6 +368,21 @@ def test_dates() -> None:
             SID, source="A", destination="7", data="x", send_date=WHEN, validity=1
         )
     assert envelopes.format_utc(datetime(5, 1, 2, tzinfo=UTC), field="x") == "0005-01-02T00:00:00"
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))),
+        datetime(9999, 12, 31, 23, 0, tzinfo=timezone(timedelta(hours=-2))),
+    ],
+)
+def test_a_moment_outside_xsd_years_in_utc_is_invalid_input(moment: datetime) -> None:
+    """Its UTC time falls outside years 0001-9999: an InvalidInputError, not an OverflowError."""
+    with pytest.raises(InvalidInputError) as caught:
+        envelopes.build_get_statistics(SID, moment, WHEN)
+    assert caught.value.field == "start"
+    assert "0001" in str(caught.value.expected)
 
 
 xml_text = st.text(

@@ -50,11 +50,11 @@ UNANSWERED: dict[FaultKind, type[ChannelError]] = {
 
 
 @pytest.fixture
-def sandbox_config(sandbox_config: SandboxConfig) -> SandboxConfig:
+def devino_sandbox_config(devino_sandbox_config: SandboxConfig) -> SandboxConfig:
     # The real limit is off, so only what a test injects refuses anything; an injected
     # rate_limited answers with the configured HTTP 429 and a Retry-After of 1 s.
     limit = RateLimit(enabled=False, response="http_429", retry_after_seconds=1)
-    return sandbox_config.model_copy(update={"rate_limit": limit})
+    return devino_sandbox_config.model_copy(update={"rate_limit": limit})
 
 
 @pytest.fixture

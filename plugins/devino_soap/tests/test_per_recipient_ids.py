@@ -22,7 +22,7 @@ from notify_devino_soap.settings import DevinoSettings
 
 
 @pytest.fixture
-def sandbox_config() -> SandboxConfig:
+def devino_sandbox_config() -> SandboxConfig:
     config = SandboxConfig(
         accounts=[Account(login="demo", password="demo-password", balance=Decimal(10**9))],
         delivery=DeliveryTimings(gateway=60, sent=60, delivered=60),

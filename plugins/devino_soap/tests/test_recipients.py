@@ -4,6 +4,8 @@ typed reason for every number refused."""
 
 from __future__ import annotations
 
+import contextlib
+
 import phonenumbers
 import pytest
 from hypothesis import assume, example, given
@@ -71,19 +73,30 @@ def test_the_three_russian_forms_normalise_alike(number: str, data: st.DataObjec
 
 @given(foreign())
 def test_other_countries_in_international_form(number: str) -> None:
-    assert normalize_phone("+" + number) == number
     if len(number) == 11 and number.startswith("8"):
-        # Without '+', 8 and ten digits is the Russian trunk form: the service reads it so too.
+        # Without '+', 8 and ten digits is the Russian trunk form: the service reads it so too,
+        # so such a number keeps its '+' on the wire.
+        assert normalize_phone("+" + number) == "+" + number
         return
+    assert normalize_phone("+" + number) == number
     assert normalize_phone(number) == number
+
+
+@pytest.mark.parametrize("number", ["81312345678", "82212345678", "84912345678", "80012345678"])
+def test_eleven_digits_starting_with_8_keep_their_plus(number: str) -> None:
+    assert normalize_phone("+" + number) == "+" + number
+    assert normalize_phone("+" + number[:2] + " " + number[2:]) == "+" + number
+    with contextlib.suppress(InvalidInputError):  # without '+': the Russian trunk form, or refused
+        assert normalize_phone(number) == "7" + number[1:]
 
 
 @given(st.one_of(russian, foreign()))
 def test_normalising_is_idempotent_and_gives_e164_digits(number: str) -> None:
     once = normalize_phone("+" + number)
     assert normalize_phone(once) == once
-    parsed = phonenumbers.parse("+" + once, None)
-    assert phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164) == "+" + once
+    digits = once.removeprefix("+")
+    parsed = phonenumbers.parse("+" + digits, None)
+    assert phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164) == "+" + digits
 
 
 @given(st.text(max_size=20))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -17,19 +16,13 @@ READ = "Server was unable to read request. ---> There is an error in XML documen
 
 
 @pytest.fixture
-def sandbox_config(sandbox_config: SandboxConfig) -> SandboxConfig:
-    return sandbox_config.model_copy(update={"rate_limit": RateLimit(enabled=False)})
+def devino_sandbox_config(devino_sandbox_config: SandboxConfig) -> SandboxConfig:
+    return devino_sandbox_config.model_copy(update={"rate_limit": RateLimit(enabled=False)})
 
 
 @pytest.fixture
-def sandbox_clock() -> ManualClock:
+def devino_sandbox_clock() -> ManualClock:
     return ManualClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 @pytest.fixture
@@ -93,11 +86,11 @@ async def test_unknown_session(wire: Wire) -> None:
 
 
 async def test_session_expires_after_120_minutes(
-    wire: Wire, session_id: str, sandbox_clock: ManualClock
+    wire: Wire, session_id: str, devino_sandbox_clock: ManualClock
 ) -> None:
-    sandbox_clock.advance(timedelta(minutes=119, seconds=59))
+    devino_sandbox_clock.advance(timedelta(minutes=119, seconds=59))
     assert (await wire.call("GetBalance", sessionID=session_id)).status == 200
-    sandbox_clock.advance(timedelta(seconds=1))
+    devino_sandbox_clock.advance(timedelta(seconds=1))
     reply = await wire.call("GetBalance", sessionID=session_id)
     assert_fault(reply, "soap:Receiver", PROCESS + "SessionID expired")
     fresh = await wire.login()
@@ -129,11 +122,12 @@ async def test_bad_number_by_time_zone(wire: Wire, session_id: str) -> None:
         destinationAddress="555",
         data="Hi",
         sendDate="2026-03-02T15:00:00",
+        validity=0,
     )
     assert_fault(reply, "soap:Receiver", PROCESS + "Invalid destination address: 555")
 
 
-@pytest.mark.parametrize("sender", ["TWELVECHARSX", "1234567890123456", "Привет"])
+@pytest.mark.parametrize("sender", ["TWELVECHARSX", "1234567890123456", "Привет", "١٢٣٤٥"])
 async def test_bad_sender(wire: Wire, session_id: str, sender: str) -> None:
     reply = await wire.send(session_id, ["79031234567"], "Hi", SourceAddress=sender)
     assert_fault(reply, "soap:Receiver", PROCESS + f"Invalid source address: {sender}")
@@ -203,6 +197,9 @@ async def test_statistics_range_backwards(wire: Wire, session_id: str) -> None:
     )
 
 
+_SEND_BY_TIME_ZONE = {"sourceAddress": "X", "data": "Hi", "sendDate": "2026-03-02T15:00:00"}
+
+
 @pytest.mark.parametrize(
     ("op", "params", "missing"),
     [
@@ -212,16 +209,35 @@ async def test_statistics_range_backwards(wire: Wire, session_id: str) -> None:
         ("GetMessageState", {}, "messageID"),
         ("GetStatistics", {"endDateTime": "2026-03-02T00:00:00"}, "startDateTime"),
         ("GetIncomingMessages", {"minDateUTC": "2026-03-02T00:00:00"}, "maxDateUTC"),
-        ("SendMessageByTimeZone", {"sourceAddress": "X", "data": "Hi"}, "destinationAddress"),
+        (
+            "SendMessageByTimeZone",
+            {**_SEND_BY_TIME_ZONE, "validity": 0},
+            "destinationAddress",
+        ),
     ],
 )
+@pytest.mark.parametrize("strict", [True, False], ids=["strict", "lenient"])
 async def test_missing_parameter(
-    wire: Wire, session_id: str, op: str, params: dict[str, str], missing: str
+    wire: Wire,
+    sandbox: Sandbox,
+    session_id: str,
+    op: str,
+    params: dict[str, str],
+    missing: str,
+    strict: bool,
 ) -> None:
+    """An optional (reference-type) parameter left out is the service's "null or empty" fault
+    in either mode. A value-type one (minOccurs="1") is a schema error in strict mode; the
+    lenient sandbox reads it as null, as ASMX reads a missing nullable, and faults the same."""
+    sandbox.config.strict = strict
     if op != "GetBalance" and op != "GetSessionID":
         params = {"sessionID": session_id, **params}
     reply = await wire.call(op, **params)
-    assert_fault(reply, "soap:Receiver", PROCESS + f"Argument is null or empty: {missing}")
+    if strict and missing in ("messageID", "startDateTime", "maxDateUTC"):
+        assert_fault(reply, "soap:Sender", READ, exact=False)
+        assert f"Element '{op}/{missing}' is missing" in reply.fault[1]
+    else:
+        assert_fault(reply, "soap:Receiver", PROCESS + f"Argument is null or empty: {missing}")
 
 
 async def test_empty_message_fields(wire: Wire, session_id: str) -> None:
@@ -244,7 +260,13 @@ async def test_unreadable_xml(wire: Wire) -> None:
     assert_fault(empty, "soap:Sender", "Server was unable to read request.", exact=False)
 
 
-async def test_bad_value_is_a_read_error(wire: Wire, session_id: str) -> None:
+async def test_bad_value_is_a_read_error(wire: Wire, sandbox: Sandbox, session_id: str) -> None:
+    """A value its type cannot hold is a read error (soap:Sender): in strict mode named by the
+    schema walk, in lenient mode with the texts .NET's reader writes."""
+    reply = await wire.call("GetMessageState", sessionID=session_id, messageID="abc")
+    assert_fault(reply, "soap:Sender", READ, exact=False)
+    assert "'GetMessageState/messageID' holds 'abc', which is not a valid xs:long" in reply.fault[1]
+    sandbox.config.strict = False
     reply = await wire.call("GetMessageState", sessionID=session_id, messageID="abc")
     assert_fault(reply, "soap:Sender", READ, exact=False)
     assert reply.fault[1].endswith("Input string was not in a correct format.")
@@ -331,6 +353,45 @@ async def test_unsupported_content_type(http: aiohttp.ClientSession, sandbox: Sa
         sandbox.url, data=b"{}", headers={"Content-Type": "application/json"}
     ) as r:
         assert r.status == 415
+
+
+@pytest.mark.parametrize("charset", ["windows-1251", "koi8-r", "utf-16", "iso-8859-1"])
+async def test_a_request_declared_in_another_charset_is_refused(
+    wire: Wire, session_id: str, sandbox: Sandbox, charset: str
+) -> None:
+    """The service reads UTF-8 only: a Content-Type in another charset is refused, although
+    the body could be decoded with it."""
+    body = operation(
+        "SendMessage",
+        sessionID=session_id,
+        message={"Data": "Hello", "DestinationAddresses": ["79031234567"]},
+    )
+    data = envelope(wire.version, body).decode().encode(charset)
+    content_type = wire.headers("SendMessage")["Content-Type"].replace("utf-8", charset)
+    headers = {**wire.headers("SendMessage"), "Content-Type": content_type}
+    reply = await wire.post(data, op="SendMessage", headers=headers)
+    assert reply.status == 415
+    assert f"charset {charset}" in reply.text
+    assert "UTF-8" in reply.text
+    assert sandbox.state.messages() == []
+    assert sandbox.requests[-1].status == 415
+
+
+async def test_a_body_declared_in_another_encoding_is_refused(
+    wire: Wire, session_id: str, sandbox: Sandbox
+) -> None:
+    text = envelope(wire.version, operation("GetBalance", sessionID=session_id)).decode()
+    declared = text.replace('encoding="utf-8"', 'encoding="windows-1251"')
+    reply = await wire.post(declared.encode("cp1251"), op="GetBalance")
+    assert_fault(reply, "soap:Sender", READ, exact=False)
+    assert "windows-1251" in reply.fault[1]
+    assert "UTF-8" in reply.fault[1]
+    utf16 = text.replace('encoding="utf-8"', 'encoding="utf-16"').encode("utf-16")
+    reply = await wire.post(utf16, op="GetBalance")
+    assert_fault(reply, "soap:Sender", READ, exact=False)
+    assert "UTF-8" in reply.fault[1]
+    without_declaration = text.split("?>", 1)[1].encode()
+    assert (await wire.post(without_declaration, op="GetBalance")).status == 200
 
 
 async def test_send_date_out_of_range(wire: Wire, session_id: str, sandbox: Sandbox) -> None:

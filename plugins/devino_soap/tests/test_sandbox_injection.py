@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -26,21 +25,15 @@ from notify_devino_soap.emulator import (
     SandboxConfig,
     load_sandbox_config,
 )
-from notify_devino_soap.emulator.server import OPERATIONS
+from notify_devino_soap.emulator.wire import OPERATIONS
 
 PROCESS = "Server was unable to process request. ---> "
 NUMBER = "79031234567"
 
 
 @pytest.fixture
-def sandbox_config(sandbox_config: SandboxConfig) -> SandboxConfig:
-    return sandbox_config.model_copy(update={"rate_limit": RateLimit(enabled=False)})
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
+def devino_sandbox_config(devino_sandbox_config: SandboxConfig) -> SandboxConfig:
+    return devino_sandbox_config.model_copy(update={"rate_limit": RateLimit(enabled=False)})
 
 
 @pytest.fixture(params=["1.1", "1.2"])
@@ -248,7 +241,7 @@ async def draw_pattern(config: SandboxConfig, http: aiohttp.ClientSession) -> li
 
 
 async def test_a_seed_makes_the_draws_reproducible(
-    sandbox_config: SandboxConfig, http: aiohttp.ClientSession
+    devino_sandbox_config: SandboxConfig, http: aiohttp.ClientSession
 ) -> None:
     def with_seed(seed: int) -> SandboxConfig:
         faults = {
@@ -258,7 +251,7 @@ async def test_a_seed_makes_the_draws_reproducible(
                 {"kind": "not_xml", "probability": 0.2},
             ],
         }
-        return sandbox_config.model_copy(
+        return devino_sandbox_config.model_copy(
             update={"faults": SandboxConfig.model_validate({"faults": faults}).faults}
         )
 

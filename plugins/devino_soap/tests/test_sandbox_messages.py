@@ -3,7 +3,6 @@ held sends (DelayUntilUtc and recipient time zones), unknown IDs and statistics.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -19,22 +18,16 @@ MS = timedelta(milliseconds=1)
 
 
 @pytest.fixture
-def sandbox_config(sandbox_config: SandboxConfig) -> SandboxConfig:
+def devino_sandbox_config(devino_sandbox_config: SandboxConfig) -> SandboxConfig:
     # Long sessions: these tests jump the clock by days; session expiry is tested elsewhere.
-    return sandbox_config.model_copy(
+    return devino_sandbox_config.model_copy(
         update={"rate_limit": RateLimit(enabled=False), "session_lifetime_minutes": 7 * 24 * 60}
     )
 
 
 @pytest.fixture
-def sandbox_clock() -> ManualClock:
+def devino_sandbox_clock() -> ManualClock:
     return ManualClock(START)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 @pytest.fixture
@@ -115,12 +108,12 @@ async def test_ids_are_64_bit_decimal_strings(wire: Wire, session_id: str) -> No
 
 
 async def test_queued_gateway_sent_delivered(
-    wire: Wire, session_id: str, sandbox_clock: ManualClock
+    wire: Wire, session_id: str, devino_sandbox_clock: ManualClock
 ) -> None:
     (message_id,) = (await wire.send(session_id, ["79031234567"], "Hi")).ids
     seen = []
     for step in (0, 49, 1, 49, 1, 99, 1, 1000):  # ms; timings are 50, 100 and 200 ms
-        sandbox_clock.advance(step * MS)
+        devino_sandbox_clock.advance(step * MS)
         state = await wire.state(session_id, message_id)
         seen.append(
             (
@@ -166,44 +159,44 @@ async def test_nil_dates_are_xsi_nil(wire: Wire, session_id: str) -> None:
 async def test_failing_numbers_end_in_their_state(
     wire: Wire,
     session_id: str,
-    sandbox_clock: ManualClock,
+    devino_sandbox_clock: ManualClock,
     number: str,
     final: str,
     description: str,
 ) -> None:
     (message_id,) = (await wire.send(session_id, [number], "Hi")).ids
-    sandbox_clock.advance(99 * MS)
+    devino_sandbox_clock.advance(99 * MS)
     assert (await wire.state(session_id, message_id))["State"] == "-30"
-    sandbox_clock.advance(1 * MS)
+    devino_sandbox_clock.advance(1 * MS)
     state = await wire.state(session_id, message_id)
     assert (state["State"], state["StateDescription"]) == (final, description)
     assert state["ReportedDateUtc"] == "2026-03-02T00:00:00.100Z"
-    sandbox_clock.advance(timedelta(days=1))
+    devino_sandbox_clock.advance(timedelta(days=1))
     assert (await wire.state(session_id, message_id))["State"] == final
 
 
 async def test_never_delivered_expires_after_validity(
-    wire: Wire, session_id: str, sandbox_clock: ManualClock
+    wire: Wire, session_id: str, devino_sandbox_clock: ManualClock
 ) -> None:
     (default_id,) = (await wire.send(session_id, ["79990000003"], "Hi")).ids
     (short_id,) = (await wire.send(session_id, ["+7 999 000-00-03"], "Hi", Validity=10)).ids
-    sandbox_clock.advance(timedelta(minutes=10) - MS)
+    devino_sandbox_clock.advance(timedelta(minutes=10) - MS)
     assert (await wire.state(session_id, short_id))["State"] == "-1"
-    sandbox_clock.advance(MS)
+    devino_sandbox_clock.advance(MS)
     state = await wire.state(session_id, short_id)
     assert (state["State"], state["StateDescription"]) == ("46", "Expired")
     assert state["ReportedDateUtc"] == state["TimeStampUtc"] == "2026-03-02T00:10:00.000Z"
-    sandbox_clock.advance(timedelta(minutes=2880 - 10) - MS)
+    devino_sandbox_clock.advance(timedelta(minutes=2880 - 10) - MS)
     assert (await wire.state(session_id, default_id))["State"] == "-1"
-    sandbox_clock.advance(MS)
+    devino_sandbox_clock.advance(MS)
     assert (await wire.state(session_id, default_id))["State"] == "46"
 
 
 async def test_validity_zero_means_the_default(
-    wire: Wire, session_id: str, sandbox_clock: ManualClock
+    wire: Wire, session_id: str, devino_sandbox_clock: ManualClock
 ) -> None:
     (message_id,) = (await wire.send(session_id, ["79990000003"], "Hi", Validity=0)).ids
-    sandbox_clock.advance(timedelta(minutes=2879))
+    devino_sandbox_clock.advance(timedelta(minutes=2879))
     assert (await wire.state(session_id, message_id))["State"] == "-1"
 
 
@@ -211,20 +204,20 @@ async def test_validity_zero_means_the_default(
 
 
 async def test_delay_until_utc_holds_the_message(
-    wire: Wire, session_id: str, sandbox_clock: ManualClock
+    wire: Wire, session_id: str, devino_sandbox_clock: ManualClock
 ) -> None:
     reply = await wire.send(
         session_id, ["79031234567"], "Later", DelayUntilUtc="2026-03-02T06:30:00Z"
     )
     (message_id,) = reply.ids
-    sandbox_clock.set(datetime(2026, 3, 2, 6, 30, tzinfo=UTC) + 49 * MS)
+    devino_sandbox_clock.set(datetime(2026, 3, 2, 6, 30, tzinfo=UTC) + 49 * MS)
     state = await wire.state(session_id, message_id)
     assert state["State"] == "-40"
     assert state["TimeStampUtc"] == "2026-03-02T00:00:00.000Z"
-    sandbox_clock.advance(MS)
+    devino_sandbox_clock.advance(MS)
     state = await wire.state(session_id, message_id)
     assert (state["State"], state["SubmittedDateUtc"]) == ("-30", "2026-03-02T06:30:00.050Z")
-    sandbox_clock.advance(timedelta(seconds=1))
+    devino_sandbox_clock.advance(timedelta(seconds=1))
     assert (await wire.state(session_id, message_id))["State"] == "0"
 
 
@@ -248,7 +241,7 @@ async def test_delay_in_the_past_or_nil_sends_now(
 
 
 async def test_time_zone_send_waits_for_the_recipients_local_time(
-    wire: Wire, session_id: str, sandbox_clock: ManualClock
+    wire: Wire, session_id: str, devino_sandbox_clock: ManualClock
 ) -> None:
     # 7914: Asia/Vladivostok (UTC+10) in the default table; 7903: Moscow (UTC+3).
     reply = await wire.call(
@@ -258,19 +251,20 @@ async def test_time_zone_send_waits_for_the_recipients_local_time(
         destinationAddresses=["79141234567", "79031234567"],
         data="Good evening",
         sendDate="2026-03-02T18:00:00",
+        validity=0,
     )
     vladivostok, moscow = reply.ids
-    sandbox_clock.set(datetime(2026, 3, 2, 8, 0, 0, 49000, tzinfo=UTC))
+    devino_sandbox_clock.set(datetime(2026, 3, 2, 8, 0, 0, 49000, tzinfo=UTC))
     assert (await wire.state(session_id, vladivostok))["State"] == "-40"
-    sandbox_clock.advance(MS)  # 18:00:00.050 in Vladivostok
+    devino_sandbox_clock.advance(MS)  # 18:00:00.050 in Vladivostok
     assert (await wire.state(session_id, vladivostok))["State"] == "-30"
     assert (await wire.state(session_id, moscow))["State"] == "-40"
-    sandbox_clock.set(datetime(2026, 3, 2, 15, 0, 1, tzinfo=UTC))  # 18:00:01 in Moscow
+    devino_sandbox_clock.set(datetime(2026, 3, 2, 15, 0, 1, tzinfo=UTC))  # 18:00:01 in Moscow
     assert (await wire.state(session_id, moscow))["State"] == "0"
 
 
 async def test_time_zone_send_single(
-    wire: Wire, session_id: str, sandbox: Sandbox, sandbox_clock: ManualClock
+    wire: Wire, session_id: str, sandbox: Sandbox, devino_sandbox_clock: ManualClock
 ) -> None:
     await wire.call(
         "SendMessageByTimeZone",
@@ -294,6 +288,7 @@ async def test_foreign_number_is_held_in_utc(wire: Wire, session_id: str, sandbo
         destinationAddress="4915112345678",
         data="Hallo",
         sendDate="2026-03-02T18:00:00",
+        validity=0,
     )
     (stored,) = sandbox.state.messages()
     assert stored.send_at == datetime(2026, 3, 2, 18, 0, tzinfo=UTC)
@@ -326,12 +321,12 @@ async def test_other_accounts_message_is_unknown(wire: Wire, session_id: str) ->
 
 
 async def test_message_older_than_48_hours_is_unknown(
-    wire: Wire, session_id: str, sandbox_clock: ManualClock
+    wire: Wire, session_id: str, devino_sandbox_clock: ManualClock
 ) -> None:
     (message_id,) = (await wire.send(session_id, ["79031234567"], "Hi")).ids
-    sandbox_clock.advance(timedelta(hours=48))
+    devino_sandbox_clock.advance(timedelta(hours=48))
     assert (await wire.state(session_id, message_id))["State"] == "0"
-    sandbox_clock.advance(MS)
+    devino_sandbox_clock.advance(MS)
     assert_unknown(await wire.state(session_id, message_id))
 
 
@@ -339,7 +334,7 @@ async def test_message_older_than_48_hours_is_unknown(
 
 
 async def test_statistics_count_real_states(
-    wire: Wire, session_id: str, sandbox_clock: ManualClock
+    wire: Wire, session_id: str, devino_sandbox_clock: ManualClock
 ) -> None:
     await wire.send(session_id, ["79031234567"], "a" * 161)  # 2 segments, will be delivered
     await wire.send(session_id, ["79990000001", "79990000004"], "Hi")  # rejected x2
@@ -370,7 +365,7 @@ async def test_statistics_count_real_states(
         "TotalWithErrors": "6",
         "DeliveryRatio": "0.00",
     }
-    sandbox_clock.advance(timedelta(minutes=10))
+    devino_sandbox_clock.advance(timedelta(minutes=10))
     later = await stats()
     assert later == {
         "Sent": "5",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -13,12 +12,6 @@ from sandbox_wire import Wire
 from notify_devino_soap.emulator import RateLimit, Sandbox, SandboxConfig
 
 TOO_MANY = "Server was unable to process request. ---> Too many requests"
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def eleven_requests(wire: Wire) -> list[int]:
@@ -48,10 +41,10 @@ async def test_eleventh_request_gets_a_fault(
 
 @pytest.mark.parametrize(("kind", "status"), [("http_429", 429), ("http_503", 503)])
 async def test_eleventh_request_gets_an_http_status(
-    sandbox_config: SandboxConfig, http: aiohttp.ClientSession, kind: str, status: int
+    devino_sandbox_config: SandboxConfig, http: aiohttp.ClientSession, kind: str, status: int
 ) -> None:
     limit = RateLimit(response=kind, retry_after_seconds=2.5)
-    async with Sandbox(sandbox_config.model_copy(update={"rate_limit": limit})) as sandbox:
+    async with Sandbox(devino_sandbox_config.model_copy(update={"rate_limit": limit})) as sandbox:
         wire = Wire(http, sandbox.url, "1.2")
         session_id = await wire.login()
         for _ in range(9):
@@ -79,9 +72,11 @@ async def test_accounts_have_separate_windows(
     assert (await wire.call("GetBalance", sessionID=other)).status == 200
 
 
-async def test_window_slides(sandbox_config: SandboxConfig, http: aiohttp.ClientSession) -> None:
+async def test_window_slides(
+    devino_sandbox_config: SandboxConfig, http: aiohttp.ClientSession
+) -> None:
     limit = RateLimit(requests_per_second=3)
-    async with Sandbox(sandbox_config.model_copy(update={"rate_limit": limit})) as sandbox:
+    async with Sandbox(devino_sandbox_config.model_copy(update={"rate_limit": limit})) as sandbox:
         wire = Wire(http, sandbox.url, "1.2")
         session_id = await wire.login()
         statuses = [(await wire.call("GetBalance", sessionID=session_id)).status for _ in range(3)]
@@ -90,8 +85,8 @@ async def test_window_slides(sandbox_config: SandboxConfig, http: aiohttp.Client
         assert (await wire.call("GetBalance", sessionID=session_id)).status == 200
 
 
-async def test_disabled(sandbox_config: SandboxConfig, http: aiohttp.ClientSession) -> None:
-    config = sandbox_config.model_copy(update={"rate_limit": RateLimit(enabled=False)})
+async def test_disabled(devino_sandbox_config: SandboxConfig, http: aiohttp.ClientSession) -> None:
+    config = devino_sandbox_config.model_copy(update={"rate_limit": RateLimit(enabled=False)})
     async with Sandbox(config) as sandbox:
         wire = Wire(http, sandbox.url, "1.2")
         session_id = await wire.login()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -17,19 +16,13 @@ START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def sandbox_config(sandbox_config: SandboxConfig) -> SandboxConfig:
-    return sandbox_config.model_copy(update={"rate_limit": RateLimit(enabled=False)})
+def devino_sandbox_config(devino_sandbox_config: SandboxConfig) -> SandboxConfig:
+    return devino_sandbox_config.model_copy(update={"rate_limit": RateLimit(enabled=False)})
 
 
 @pytest.fixture
-def sandbox_clock() -> ManualClock:
+def devino_sandbox_clock() -> ManualClock:
     return ManualClock(START)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 @pytest.fixture(params=["1.1", "1.2"])
@@ -106,15 +99,18 @@ async def test_send_message_by_time_zone_to_addresses(wire: Wire) -> None:
         destinationAddresses=["79031234567", "79141234567"],
         data="Wake up",
         sendDate="2026-03-02T15:00:00",
+        validity=0,
     )
     assert len(reply.ids) == 2
     assert reply.ids[1] == reply.ids[0] + 1
 
 
-async def test_get_message_state_fields_in_order(wire: Wire, sandbox_clock: ManualClock) -> None:
+async def test_get_message_state_fields_in_order(
+    wire: Wire, devino_sandbox_clock: ManualClock
+) -> None:
     session_id = await wire.login()
     (message_id,) = (await wire.send(session_id, ["79031234567"], "Hi")).ids
-    sandbox_clock.advance(timedelta(seconds=1))
+    devino_sandbox_clock.advance(timedelta(seconds=1))
     state = await wire.state(session_id, message_id)
     assert list(state) == [
         "State",
@@ -134,10 +130,12 @@ async def test_get_message_state_fields_in_order(wire: Wire, sandbox_clock: Manu
     assert state["Price"] == "1.50"
 
 
-async def test_get_statistics_fields_in_order(wire: Wire, sandbox_clock: ManualClock) -> None:
+async def test_get_statistics_fields_in_order(
+    wire: Wire, devino_sandbox_clock: ManualClock
+) -> None:
     session_id = await wire.login()
     await wire.send(session_id, ["79031234567", "79990000001"], "Hi")
-    sandbox_clock.advance(timedelta(seconds=1))
+    devino_sandbox_clock.advance(timedelta(seconds=1))
     reply = await wire.call(
         "GetStatistics",
         sessionID=session_id,
@@ -271,7 +269,7 @@ async def test_soap11_action_without_quotes(http: aiohttp.ClientSession, sandbox
 
 
 async def test_request_text_survives_the_round_trip(
-    wire: Wire, sandbox: Sandbox, sandbox_clock: ManualClock
+    wire: Wire, sandbox: Sandbox, devino_sandbox_clock: ManualClock
 ) -> None:
     session_id = await wire.login()
     text = "  Ошибка <disk> & \"quotes\" 'x'  "

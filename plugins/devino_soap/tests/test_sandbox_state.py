@@ -19,7 +19,8 @@ from notify_devino_soap.emulator import (
     SandboxFault,
     SandboxState,
 )
-from notify_devino_soap.emulator.server import format_datetime, parse_datetime
+from notify_devino_soap.emulator.state import STATE_DESCRIPTIONS, is_final
+from notify_devino_soap.emulator.wire import format_datetime, parse_datetime
 from notify_devino_soap.segments import count_segments
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -145,8 +146,8 @@ def test_format_datetime() -> None:
     assert format_datetime(datetime(1, 1, 1)) == "0001-01-01T00:00:00"
 
 
-async def test_lifecycle(sandbox_config: SandboxConfig) -> None:
-    sandbox = Sandbox(sandbox_config)
+async def test_lifecycle(devino_sandbox_config: SandboxConfig) -> None:
+    sandbox = Sandbox(devino_sandbox_config)
     with pytest.raises(RuntimeError):
         _ = sandbox.url
     await sandbox.start()
@@ -159,12 +160,12 @@ async def test_lifecycle(sandbox_config: SandboxConfig) -> None:
     await sandbox.close()  # twice is harmless
 
 
-async def test_run_sandbox_until_cancelled(sandbox_config: SandboxConfig) -> None:
+async def test_run_sandbox_until_cancelled(devino_sandbox_config: SandboxConfig) -> None:
     from notify_devino_soap.emulator import run_sandbox
 
     ready: asyncio.Future[Sandbox] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(
-        run_sandbox(sandbox_config, "127.0.0.1", 0, on_ready=ready.set_result)
+        run_sandbox(devino_sandbox_config, "127.0.0.1", 0, on_ready=ready.set_result)
     )
     sandbox = await asyncio.wait_for(ready, 5)
     async with aiohttp.ClientSession() as http, http.get(sandbox.url + "?WSDL") as response:
@@ -179,13 +180,21 @@ async def test_run_sandbox_until_cancelled(sandbox_config: SandboxConfig) -> Non
 
 
 def test_fixtures_are_what_they_say(
-    sandbox_config: SandboxConfig, sandbox_clock: ManualClock
+    devino_sandbox_config: SandboxConfig, devino_sandbox_clock: ManualClock
 ) -> None:
-    assert sandbox_config.delivery.delivered == 0.2
-    assert {a.login for a in sandbox_config.accounts} == {"demo", "other", "poor"}
-    assert isinstance(sandbox_clock, ManualClock)
+    assert devino_sandbox_config.delivery.delivered == 0.2
+    assert {a.login for a in devino_sandbox_config.accounts} == {"demo", "other", "poor"}
+    assert isinstance(devino_sandbox_clock, ManualClock)
 
 
 async def test_devino_sandbox_fixture(devino_sandbox: Sandbox) -> None:
     async with aiohttp.ClientSession() as http, http.get(devino_sandbox.url + "?WSDL") as response:
         assert response.status == 200
+
+
+def test_final_states_follow_the_reference() -> None:
+    """Delivered and every error state are final; of the negative states only -3
+    (ErrorSendingDateTimeInterpretation) and -200 (Errors) are."""
+    final = {state for state in STATE_DESCRIPTIONS if is_final(state)}
+    assert final == {0, 8, 10, 11, 41, 42, 46, 47, 48, 255, -3, -200}
+    assert not any(is_final(state) for state in (-100, -40, -30, -20, -2, -1))

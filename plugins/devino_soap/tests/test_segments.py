@@ -212,3 +212,49 @@ def test_one_character_outside_the_alphabet_forces_ucs2(text: str, char: str) ->
     assert info.encoding is Encoding.UCS2
     assert char in info.forcing
     assert count_segments(text).encoding is Encoding.GSM7
+
+
+# -- against the air interface: 140 octets per SMS ----------------------------------------------
+
+SMS_OCTETS = 140
+CONCAT_UDH_OCTETS = 6  # UDHL, IEI 0x00, IEDL 3, reference, total, sequence (3GPP TS 23.040)
+
+
+def packed_septets(part: str, *, header_octets: int) -> bytes:
+    """GSM 03.38 septets packed seven to eight octets, by hand, after a user data header of
+    ``header_octets`` (the septets start at the next septet boundary, with fill bits)."""
+    septets = list(part.encode("gsm03.38"))
+    fill = (7 - header_octets * 8 % 7) % 7
+    bits = "".join(format(s, "07b")[::-1] for s in septets)  # each septet, least bit first
+    bits = "0" * fill + bits
+    bits += "0" * (-len(bits) % 8)
+    return bytes(int(bits[i : i + 8][::-1], 2) for i in range(0, len(bits), 8))
+
+
+@given(texts)
+@example("x" * 160)
+@example("x" * 161)
+@example("ж" * 70)
+@example("ж" * 71)
+@example("x" * 152 + "€")
+def test_each_part_fits_one_sms_on_the_air_and_no_fewer_parts_would(text: str) -> None:
+    """The 160/153/70/67 limits re-derived from octets: every part, encoded for real (septets
+    packed by hand, or UTF-16 big-endian) behind its concatenation header, fits 140 octets."""
+    info = count_segments(text)
+    parts = split_segments(text)
+    header = CONCAT_UDH_OCTETS if len(parts) > 1 else 0
+    for part in parts:
+        if info.encoding is Encoding.GSM7:
+            payload = packed_septets(part, header_octets=header)
+        else:
+            payload = part.encode("utf-16-be")
+        assert header + len(payload) <= SMS_OCTETS, (part, len(payload))
+    if len(parts) == 1 and info.encoding is Encoding.GSM7:
+        assert len(packed_septets(text, header_octets=0)) <= SMS_OCTETS
+    if len(parts) > 1:  # it did not fit one SMS without a header
+        whole = (
+            packed_septets(text, header_octets=0)
+            if info.encoding is Encoding.GSM7
+            else text.encode("utf-16-be")
+        )
+        assert len(whole) > SMS_OCTETS

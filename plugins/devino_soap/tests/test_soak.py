@@ -100,7 +100,7 @@ class Figures:
 
 
 @pytest.fixture
-def soak_sandbox_config(sandbox_config: SandboxConfig) -> SandboxConfig:
+def soak_sandbox_config(devino_sandbox_config: SandboxConfig) -> SandboxConfig:
     faults = FaultsConfig.model_validate(
         {
             "seed": SEED,
@@ -112,7 +112,7 @@ def soak_sandbox_config(sandbox_config: SandboxConfig) -> SandboxConfig:
     )
     limit = RateLimit(requests_per_second=RATE, response="http_429", retry_after_seconds=1)
     rich = Account(login="demo", password="demo-password", balance=Decimal(10**6))
-    return sandbox_config.model_copy(
+    return devino_sandbox_config.model_copy(
         update={"faults": faults, "rate_limit": limit, "accounts": [rich]}
     )
 

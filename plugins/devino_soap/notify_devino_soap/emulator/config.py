@@ -33,10 +33,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from notify_devino.config import YamlDocument
-from notify_devino.errors import InvalidInputError
 
-from ..rules import normalize_phone
 from .faults import FaultsConfig
+from .rules import RuleBroken, normalize_destination
 
 FailureKind = Literal["rejected", "bad_address", "never_delivered", "rejected_by_devino"]
 """How a failing number fails, after the ``sent`` timing:
@@ -191,6 +190,11 @@ class SandboxConfig(_Model):
     """Everything the sandbox can be told. Every field has a working default."""
 
     version: Literal[1] = 1
+    strict: bool = True
+    """Check every request body against the schema of the WSDL the sandbox serves (element
+    order, ``minOccurs``, ``nillable``, the range of each XSD type) and answer a SOAP Client
+    fault naming the first element that breaks it. ``false`` reads requests as leniently as
+    ASMX: a missing value-type element takes its default, a missing nullable one is null."""
     accounts: list[Account] = Field(default_factory=_default_accounts, min_length=1)
     prices: dict[str, Decimal] = Field(default_factory=_default_prices)
     """Price of one segment by destination prefix (country code first); the longest prefix
@@ -242,9 +246,12 @@ class SandboxConfig(_Model):
         normalised: dict[str, FailureKind] = {}
         for number, kind in numbers.items():
             try:
-                normalised[normalize_phone(str(number))] = kind
-            except InvalidInputError as exc:
-                raise ValueError(str(exc)) from None
+                normalised[normalize_destination(str(number))] = kind
+            except RuleBroken:
+                raise ValueError(
+                    f"{number!r} is not a valid phone number for the sandbox "
+                    "(an international number such as 79031234567)"
+                ) from None
         return normalised
 
     @field_validator("time_zones")

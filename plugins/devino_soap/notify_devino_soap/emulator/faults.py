@@ -54,6 +54,8 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .schema import service_schema
+
 FaultKind = Literal[
     "receiver_fault",
     "http_503",
@@ -68,21 +70,6 @@ FaultKind = Literal[
 FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
 PROCESSED_KINDS: frozenset[FaultKind] = frozenset({"close_after_processing", "delay", "truncated"})
 """The kinds after which the request has been handled as usual (a send stored and charged)."""
-
-# The same names as server.OPERATIONS (a test checks it); kept here so this module does not
-# import the server.
-_OPERATIONS = frozenset(
-    {
-        "GetSessionID",
-        "GetBalance",
-        "SendMessageByTimeZone",
-        "SendMessage",
-        "SendMessageByTimeZoneToAddresses",
-        "GetMessageState",
-        "GetStatistics",
-        "GetIncomingMessages",
-    }
-)
 
 
 class FaultRule(BaseModel):
@@ -105,10 +92,11 @@ class FaultRule(BaseModel):
     @field_validator("operation")
     @classmethod
     def _known(cls, operation: str) -> str:
-        if operation != "*" and operation not in _OPERATIONS:
+        operations = service_schema().operations  # the WSDL's, read once
+        if operation != "*" and operation not in operations:
             raise ValueError(
                 f"unknown operation {operation!r}; expected * or one of "
-                + ", ".join(sorted(_OPERATIONS))
+                + ", ".join(sorted(operations))
             )
         return operation
 

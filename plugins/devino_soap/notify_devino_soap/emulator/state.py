@@ -26,22 +26,23 @@ from __future__ import annotations
 import secrets
 import string
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Literal
+from typing import Literal, TypeVar
 
 import structlog
 
-from notify_devino.errors import InvalidInputError
-
-from .. import rules
 from ..segments import count_segments
+from . import rules
 from .clock import Clock, SystemClock
 from .config import FailureKind, SandboxConfig
 
 log = structlog.get_logger(__name__)
+
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
 
 FAULT_PREFIX = "Server was unable to process request. ---> "
 
@@ -91,9 +92,13 @@ MIN_DATETIME = datetime(1, 1, 1)
 """.NET's DateTime.MinValue, the TimeStampUtc of an unknown message (naive on purpose)."""
 
 
+_FINAL_NEGATIVE_STATES = frozenset({-3, -200})
+"""ErrorSendingDateTimeInterpretation and Errors: the two negative states that are final."""
+
+
 def is_final(state: int) -> bool:
-    """Delivered and every error state are final; the negative states are in progress."""
-    return state >= 0
+    """Delivered and every error state are final; the other negative states are in progress."""
+    return state >= 0 or state in _FINAL_NEGATIVE_STATES
 
 
 class SandboxFault(Exception):
@@ -184,8 +189,8 @@ class StatisticsRecord:
 
     - ``sent``: handed to the gateway or beyond (SubmittedDateUtc set, any later state);
     - ``delivered``: state 0;
-    - ``errors``: in a final error state (any state > 0);
-    - ``in_process``: not final yet (negative states);
+    - ``errors``: in a final error state (every final state but 0);
+    - ``in_process``: not final yet (the negative states but -3 and -200);
     - ``expired``: 46 or 47; ``rejected``: 42 or 48 (both also counted in ``errors``);
     - ``optimized``: always 0 (the sandbox merges nothing);
     - ``tarificated``: charged segments, which is every accepted one;
@@ -259,6 +264,13 @@ class SandboxState:
 
     def _fault(self, text: str, detail: str | None = None) -> SandboxFault:
         return SandboxFault.processing(text, detail)
+
+    def _checked(self, text: str, check: Callable[[_In], _Out], value: _In) -> _Out:
+        """``check(value)``, a broken rule answered as the fault ``text: <detail>``."""
+        try:
+            return check(value)
+        except rules.RuleBroken as broken:
+            raise self._fault(text, broken.detail) from None
 
     def _now(self) -> datetime:
         return _to_ms(_as_utc(self.clock.now()))
@@ -361,31 +373,18 @@ class SandboxState:
             raise self._fault(texts.argument_null, "data")
         if not destinations:
             raise self._fault(texts.argument_null, "destinationAddresses")
-        try:
-            rules.check_address_count([d or "" for d in destinations])
-        except InvalidInputError:
-            raise self._fault(texts.too_many_addresses, str(len(destinations))) from None
-        try:
-            rules.check_sender(source)
-        except InvalidInputError:
-            raise self._fault(texts.invalid_source, source) from None
-        try:
-            rules.check_text(data)
-        except InvalidInputError:
-            length = rules.text_length(data)
-            raise self._fault(texts.text_too_long, f"{length} characters") from None
+        self._checked(texts.too_many_addresses, rules.check_address_count, len(destinations))
+        self._checked(texts.invalid_source, rules.check_source_address, source)
+        self._checked(texts.text_too_long, rules.check_text, data)
         numbers: list[str] = []
         for raw in destinations:
             if not raw:
                 raise self._fault(texts.argument_null, "destinationAddress")
-            try:
-                numbers.append(rules.normalize_phone(raw))
-            except InvalidInputError:
-                raise self._fault(texts.invalid_destination, raw) from None
-        try:
-            validity = timedelta(minutes=rules.check_validity(validity_minutes or None))
-        except InvalidInputError:
-            raise self._fault(texts.invalid_argument, f"validity {validity_minutes}") from None
+            numbers.append(
+                self._checked(texts.invalid_destination, rules.normalize_destination, raw)
+            )
+        minutes = self._checked(texts.invalid_argument, rules.validity_minutes, validity_minutes)
+        validity = timedelta(minutes=minutes)
 
         segments = count_segments(data).segments
         prices = [self.config.price_for(number) for number in numbers]
@@ -550,8 +549,8 @@ class SandboxState:
         start, end = _as_utc(start), _as_utc(end)
         try:
             rules.check_statistics_range(start, end)
-        except InvalidInputError:
-            if end < start:
+        except rules.RuleBroken as broken:
+            if broken.detail == "inverted":
                 raise self._fault(
                     self._texts.invalid_argument, "endDateTime is before startDateTime"
                 ) from None
@@ -569,7 +568,7 @@ class SandboxState:
                 counts["sent"] += 1
             if record.state == DELIVERED:
                 counts["delivered"] += 1
-            elif record.state > 0:
+            elif is_final(record.state):
                 counts["errors"] += 1
             else:
                 counts["in_process"] += 1
