@@ -26,6 +26,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from ..logconfig import register_secret
+
+
+def _register(*secrets: SecretStr | None) -> None:
+    """Every secret of the section is redacted from log lines and error texts."""
+    for secret in secrets:
+        if secret is not None and secret.get_secret_value():
+            register_secret(secret.get_secret_value())
+
 
 def _read_secret(data: Any, field: str) -> Any:
     """``<field>_file: PATH`` gives ``<field>`` from a file (its first line's end trimmed)."""
@@ -52,6 +61,11 @@ class BasicAuth(BaseModel):
     @classmethod
     def _password_file(cls, data: Any) -> Any:
         return _read_secret(data, "password")
+
+    @model_validator(mode="after")
+    def _redacted(self) -> BasicAuth:
+        _register(self.password)
+        return self
 
 
 class RouteTemplate(BaseModel):
@@ -123,6 +137,11 @@ class AlertmanagerSettings(BaseModel):
     @classmethod
     def _token_file(cls, data: Any) -> Any:
         return _read_secret(data, "bearer_token")
+
+    @model_validator(mode="after")
+    def _redacted(self) -> AlertmanagerSettings:
+        _register(self.bearer_token, self.silence.bearer_token)
+        return self
 
     def route(self, name: str | None) -> RouteTemplate:
         """The effective settings of route ``name`` (None: no route), defaults filled in."""

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from notify_devino.config import parse_config
@@ -50,3 +52,23 @@ def test_alert_labels_pick_the_first_matching_route() -> None:
     # db's matchers fail; 'critical' (no matchers) takes it by its severity label
     assert route_for_labels(config, {"team": "web", "severity": "critical"}) == "critical"
     assert route_for_labels(config, {"team": "web", "severity": "warning"}) is None
+
+
+def test_the_sections_secrets_are_redacted_everywhere(tmp_path: Path) -> None:
+    from notify_devino.logconfig import redact
+
+    secret_file = tmp_path / "pw"
+    secret_file.write_text("basic-file-password-77\n")
+    config = parse_config(
+        BASE
+        + "alertmanager:\n"
+        + "  bearer_token: am-bearer-token-991\n"
+        + f"  basic_auth: {{username: am, password_file: {secret_file}}}\n"
+        + "  silence: {url: 'http://127.0.0.1:9093', bearer_token: am-silence-token-992}\n"
+    )
+    basic = config.alertmanager.basic_auth
+    assert basic is not None
+    assert basic.password.get_secret_value() == "basic-file-password-77"
+    for secret in ("am-bearer-token-991", "basic-file-password-77", "am-silence-token-992"):
+        assert secret not in repr(config.alertmanager)
+        assert secret not in redact(f"a line with {secret} in it")
