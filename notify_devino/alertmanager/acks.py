@@ -46,6 +46,9 @@ from .settings import SilenceSettings
 
 log = structlog.get_logger(__name__)
 
+CLOCK_SKEW = timedelta(minutes=5)
+"""How far the provider's clock (a reply's time) may be behind ours (a code's opening)."""
+
 _REPLY = re.compile(r"(?:ack\W*)?(\d{3,6})|ack", re.IGNORECASE)
 
 
@@ -279,6 +282,8 @@ class AckReader:
         open_codes = await self.store.open_alert_codes(address)
         by_key: dict[str, list[Any]] = {}
         for row in open_codes:
+            if record.received_at < row.opened_at - CLOCK_SKEW:
+                continue  # a reply older than the alert cannot be about it
             by_key.setdefault(row.alert_key, []).append(row)
         key = f"{record.channel}:{record.seq}"
         if reply.code is None:
