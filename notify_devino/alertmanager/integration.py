@@ -77,7 +77,7 @@ class AlertmanagerIntegration:
         self.receiver = AlertmanagerReceiver(
             self.config,
             estimate=self._estimate,
-            channel_operations={n: t.operations or frozenset() for n, t in service.types.items()},
+            channel_operations=dict(service.operations),
             submit=self._submit,
             open_code=self._open_code,
             on_resolved=self._resolved,

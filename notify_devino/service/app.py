@@ -403,7 +403,7 @@ async def get_channels(request: web.Request) -> web.StreamResponse:
                 "name": name,
                 "type": channel.type,
                 "default": name == state.config.default_channel,
-                "operations": sorted(spec.operations or ()) if spec else [],
+                "operations": sorted(service.operations.get(name, ())),
                 "batch_size": spec.batch_size if spec else None,
             }
         )

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -86,6 +87,11 @@ class Service:
             for name, channel in config.channels.items()
             if channel.type in known
         }
+        self.operations: dict[str, frozenset[str]] = {
+            name: dispatcher.plugins.channel_hooks(config.channels[name].type).operations
+            for name in self.types
+        }
+        """The operations each channel answers (send, status, inbox, balance, ...)."""
         self._wake = asyncio.Event()
         self._follow_wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -123,38 +129,39 @@ class Service:
                 for d in await self._deliveries(recovery.unknown):
                     self._count_outcome(d, State.UNKNOWN)
                     await self._after_final(d, State.UNKNOWN)
-        self._spawn(self._sender_loop(), "sender")
-        for name, spec in self.types.items():
-            if "status" in (spec.operations or ()):
-                self._spawn(self._follower_loop(name), f"follower-{name}")
-        self._spawn(self._heartbeat_loop(), "heartbeat")
-        self._spawn(self._maintenance_loop(), "maintenance")
-        for name, spec in self.types.items():
-            if "inbox" in (spec.operations or ()):
-                self._spawn(self._inbox_loop(name), f"inbox-{name}")
+        self._spawn(self._sender_loop, "sender")
+        for name, operations in self.operations.items():
+            if "status" in operations:
+                self._spawn(functools.partial(self._follower_loop, name), f"follower-{name}")
+        self._spawn(self._heartbeat_loop, "heartbeat")
+        self._spawn(self._maintenance_loop, "maintenance")
+        for name, operations in self.operations.items():
+            if "inbox" in operations:
+                self._spawn(functools.partial(self._inbox_loop, name), f"inbox-{name}")
         self.started = True
         log.info("workers_started", owner=self.owner, channels=sorted(self.types))
 
     async def _deliveries(self, ids: Sequence[int]) -> list[Delivery]:
-        wanted = set(ids)
-        found = []
-        for state in (State.QUEUED, State.UNKNOWN):
-            for d in await self.store.list_deliveries(states=[state], limit=1_000_000):
-                if d.id in wanted:
-                    found.append(d)
-        return found
+        return await self.store.list_deliveries(ids=ids, limit=len(ids))
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        self._tasks.append(asyncio.create_task(self._guard(coro, name), name=name))
+    def _spawn(self, loop: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
+        self._tasks.append(asyncio.create_task(self._guard(loop, name), name=name))
 
-    async def _guard(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        try:
-            await coro
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("worker_crashed", worker=name)
-            raise
+    async def _guard(self, loop: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
+        """Run a worker loop; when it fails (the store cannot commit, say), log it and start it
+        again after a pause, so one bad moment does not stop the service sending."""
+        pause = 0.5
+        while not self._stopping.is_set():
+            try:
+                await loop()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("worker_failed", worker=name, restart_in_s=pause)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), pause)
+                pause = min(pause * 2, 30.0)
 
     async def stop(self) -> None:
         """Stop claiming, let sends under way finish (up to the shutdown grace), and leave the
@@ -254,18 +261,19 @@ class Service:
     def _chunks(self, rows: Sequence[Delivery]) -> list[list[Delivery]]:
         """Rows with one group key, in order, cut at the batch size; an address at most once
         per chunk (a number given twice in one request would be sent once)."""
-        groups: dict[tuple[str, str], list[list[Delivery]]] = {}
+        groups: dict[tuple[str, str], list[tuple[list[Delivery], set[str]]]] = {}
         out: list[list[Delivery]] = []
         for row in rows:
             chunks = groups.setdefault((row.channel, row.group_key), [])
             size = self._batch_size(row.channel)
-            for chunk in chunks:
-                if len(chunk) < size and all(r.address != row.address for r in chunk[-size:]):
+            for chunk, addresses in chunks:
+                if len(chunk) < size and row.address not in addresses:
                     chunk.append(row)
+                    addresses.add(row.address)
                     break
             else:
                 chunk = [row]
-                chunks.append(chunk)
+                chunks.append((chunk, {row.address}))
                 out.append(chunk)
         return out
 
@@ -303,8 +311,10 @@ class Service:
         marked = await self.store.apply(
             [Change(r.id, expect=State.CLAIMED, to=State.SENDING, release=False) for r in rows],
             owner=self.owner,
+            returning=False,
         )
-        rows = list(marked.changed)
+        skipped = set(marked.skipped)
+        rows = [r for r in rows if r.id not in skipped]
         if not rows:
             return
         payload = rows[0].payload
@@ -377,11 +387,12 @@ class Service:
         create: list[tuple[str, NewDelivery]] = []
         finals: list[tuple[Delivery, State]] = []
         poll = self.config.status.poll_interval_seconds
+        to_accepted = self.metrics.to_accepted.labels(rows[0].channel)
+        accepted: dict[str | None, int] = {}  # by route: one chunk may carry several routes
         for row, (outcome, message_ids, error) in zip(rows, answers, strict=True):
             text = None if error is None else f"{type(error).__name__}: {error}"
             if outcome is SendOutcome.ACCEPTED:
-                spec = self.types.get(row.channel)
-                follows = spec is not None and "status" in (spec.operations or ())
+                follows = "status" in self.operations.get(row.channel, frozenset())
                 fallback_at = None
                 after = row.payload.get("fallback_after")
                 if follows and after and self._next_step(row) is not None:
@@ -399,9 +410,8 @@ class Service:
                         fallback_at=fallback_at,
                     )
                 )
-                self.metrics.to_accepted.labels(row.channel).observe(_duration(row.created_at, now))
-                self.metrics.last_success.labels(row.channel).set(now.timestamp())
-                self._count_outcome(row, State.ACCEPTED)
+                to_accepted.observe(_duration(row.created_at, now))
+                accepted[row.payload.get("route")] = accepted.get(row.payload.get("route"), 0) + 1
             else:
                 state = State.FAILED if outcome is SendOutcome.FAILED else State.UNKNOWN
                 changes.append(
@@ -418,6 +428,12 @@ class Service:
                 if step is not None:
                     create.append((row.notification_id, step))
         await self.store.apply(changes, owner=self.owner, create=create, returning=False)
+        channel = rows[0].channel
+        if accepted and self.metrics.channel_known(channel):
+            for route, count in accepted.items():
+                label = self.metrics.route_label(route)
+                self.metrics.deliveries.labels(channel, label, State.ACCEPTED.value).inc(count)
+            self.metrics.last_success.labels(channel).set(now.timestamp())
         for row, state in finals:
             self._count_outcome(row, state)
         if create:
@@ -625,6 +641,8 @@ class Service:
         )
         since = start - timedelta(seconds=workers.inbox_overlap_seconds)
         target = self.dispatcher.channel(channel)
+        # The channel's own hook, not Dispatcher.inbox: observers hear only of the messages not
+        # stored before (the windows overlap on purpose).
         hooks = self.dispatcher.plugins.channel_hooks(self.config.channels[channel].type)
         messages = list(await hooks.inbox(target, since, until))
         new = await self.store.record_inbox(
@@ -654,8 +672,8 @@ class Service:
                 purged = await self.store.purge_keys()
                 if purged:
                     log.info("idempotency_keys_purged", count=purged)
-                for name, spec in self.types.items():
-                    if "balance" in (spec.operations or ()):
+                for name, operations in self.operations.items():
+                    if "balance" in operations:
                         balance = await self.dispatcher.balance(channel=name)
                         self.metrics.balance.labels(name).set(float(balance.amount))
             except asyncio.CancelledError:

@@ -362,3 +362,11 @@ async def test_inbox_keeps_each_message_once_and_the_read_position(
 
 async def test_check_writable(store: Store) -> None:
     await store.check_writable()
+
+
+async def test_list_deliveries_by_ids(store: Store) -> None:
+    await store.submit(note("n1"), [dlv("+7901"), dlv("+7902"), dlv("+7903")])
+    every = await store.list_deliveries()
+    picked = await store.list_deliveries(ids=[every[2].id, every[0].id])
+    assert [d.id for d in picked] == [every[0].id, every[2].id]
+    assert await store.list_deliveries(ids=[]) == []

@@ -6,15 +6,17 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from notify_devino.dispatcher import Dispatcher
 from notify_devino.plugins import PluginManager
 from notify_devino.service.outbox import NotificationRequest, Outbox
 from notify_devino.service.settings import ServiceSettings
 from notify_devino.service.states import SendPolicy, State
-from notify_devino.service.store import Change, SqliteStore, Store, Work
+from notify_devino.service.store import Change, Delivery, SqliteStore, Store, StoreUnavailable, Work
+from notify_devino.service.workers import Service
 from notify_devino.testing import EventRecorder
 
 from .harness import eventually, running, sandbox_config
@@ -208,3 +210,30 @@ async def test_a_scheduled_notification_waits_in_the_outbox(
         await eventually(lambda: all_final(service.store, 1))
     (request,) = sends(devino_sandbox)
     assert request.at >= at  # type: ignore[attr-defined]
+
+
+class _FlakyStore(SqliteStore):
+    """A store whose first claim cannot commit (a full disk, a moment): a seam we own."""
+
+    failed = False
+
+    async def claim(self, *args: Any, **kwargs: Any) -> list[Delivery]:
+        if not self.failed:
+            self.failed = True
+            raise StoreUnavailable("the disk is full, for a moment")
+        return await super().claim(*args, **kwargs)
+
+
+async def test_a_worker_that_fails_starts_again(
+    devino_sandbox: Sandbox, plugins: PluginManager, tmp_path: Path
+) -> None:
+    config = sandbox_config(devino_sandbox.url)
+    async with _FlakyStore(tmp_path / "o.db") as store, Dispatcher(config, plugins=plugins) as d:
+        service = Service(config, ServiceSettings(), store, d)
+        await service.outbox.submit(NotificationRequest(text="x", addresses=["+79031234567"]))
+        await service.start()
+        try:
+            await eventually(lambda: all_final(store, 1))
+        finally:
+            await service.stop()
+    assert store.failed

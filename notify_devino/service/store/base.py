@@ -399,8 +399,10 @@ class Store(abc.ABC):
         states: Sequence[State] | None = None,
         notification_id: str | None = None,
         limit: int = 100,
+        ids: Sequence[int] | None = None,
     ) -> list[Delivery]:
-        """Deliveries, oldest first, optionally only in some states or of one notification."""
+        """Deliveries, oldest first, optionally only in some states, of one notification, or
+        with these IDs."""
 
     # -- workers -----------------------------------------------------------------------------
 
@@ -442,7 +444,8 @@ class Store(abc.ABC):
         other than ``owner``, is skipped (reported in ``skipped``).
 
         :param returning: False when the caller does not need the changed rows back: the
-            engine may leave ``changed`` empty (it saves reading them).
+            engine may leave ``changed`` empty (it saves reading them). ``skipped`` is always
+            reported, so the caller knows which of its changes took.
 
         :raises TransitionError: a change the state machine does not allow; nothing applied.
         """

@@ -112,6 +112,44 @@ _DELIVERY_COLUMNS = (
 )
 
 
+def _update_of(change: Change, at: float) -> tuple[str, tuple[Any, ...]]:
+    """The UPDATE for one change and its arguments. Changes that set the same fields share the
+    statement, so many of them are one ``executemany``."""
+    sets = ["updated_at = ?"]
+    args: list[Any] = [at]
+    target = change.to if change.to is not None else change.expect
+    if change.to is not None and change.to is not change.expect:
+        sets.append("state = ?")
+        args.append(change.to.value)
+        if change.to is State.ACCEPTED:
+            sets.append("accepted_at = ?")
+            args.append(at)
+        if change.to in FINAL:
+            sets.append("final_at = ?")
+            args.append(at)
+    if change.message_ids is not None:
+        sets.append("message_ids = ?")
+        args.append(json.dumps(list(change.message_ids)))
+    if change.provider_state is not None:
+        sets.append("provider_state = ?")
+        args.append(change.provider_state)
+    if change.error is not None:
+        sets.append("error = ?")
+        args.append(change.error)
+    if change.sets_due_at:
+        sets.append("due_at = ?")
+        args.append(_ts(change.due_at))
+    elif target in FINAL:
+        sets.append("due_at = NULL")
+    if change.sets_fallback_at:
+        sets.append("fallback_at = ?")
+        args.append(_ts(change.fallback_at))
+    if change.release or target in FINAL:
+        sets.append("lease_owner = NULL, lease_expires_at = NULL")
+    args.append(change.delivery_id)
+    return f"UPDATE deliveries SET {', '.join(sets)} WHERE id = ?", tuple(args)
+
+
 def _is_simple(change: Change) -> bool:
     """A move with no fields of its own (many such rows take one UPDATE)."""
     return (
@@ -477,8 +515,33 @@ class SqliteStore(Store):
                 notification.created_at.timestamp(),
             ),
         )
-        for delivery in deliveries:
-            self._insert_delivery(notification.id, delivery, now)
+        texts: dict[int, str] = {}  # the recipients of a notification share one payload
+        db.executemany(
+            "INSERT INTO deliveries (notification_id, channel, address, contact, step, state, "
+            "due_at, group_key, payload, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+            [
+                (
+                    notification.id,
+                    d.channel,
+                    d.address,
+                    d.contact,
+                    d.step,
+                    d.due_at.timestamp(),
+                    d.group_key,
+                    texts.get(id(d.payload))
+                    or texts.setdefault(id(d.payload), json.dumps(d.payload)),
+                    now,
+                    now,
+                )
+                for d in deliveries
+            ],
+        )
+        db.execute(
+            "INSERT INTO transitions (delivery_id, from_state, to_state, at) "
+            "SELECT id, NULL, 'queued', ? FROM deliveries WHERE notification_id = ? ORDER BY id",
+            (now, notification.id),
+        )
         return SubmitResult(SubmitOutcome.CREATED, notification.id, response)
 
     def _insert_delivery(self, notification_id: str, d: NewDelivery, now: float) -> int:
@@ -558,7 +621,10 @@ class SqliteStore(Store):
         states: Sequence[State] | None = None,
         notification_id: str | None = None,
         limit: int = 100,
+        ids: Sequence[int] | None = None,
     ) -> list[Delivery]:
+        if ids is not None and not ids:
+            return []
         where: list[str] = []
         args: list[Any] = []
         if states is not None:
@@ -567,6 +633,9 @@ class SqliteStore(Store):
         if notification_id is not None:
             where.append("notification_id = ?")
             args.append(notification_id)
+        if ids is not None:
+            where.append(f"id IN ({','.join('?' * len(ids))})")
+            args.extend(ids)
         sql = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -685,6 +754,7 @@ class SqliteStore(Store):
                 changed: list[int] = []
                 skipped: list[int] = []
                 simple: dict[tuple[State, State, str | None, bool], list[int]] = {}
+                shaped: dict[str, list[tuple[Any, ...]]] = {}
                 transitions: list[tuple[int, str, str, float, str | None]] = []
                 for change in changes:
                     row = current.get(change.delivery_id)
@@ -706,9 +776,20 @@ class SqliteStore(Store):
                         key = (change.expect, change.to, change.detail, change.release)
                         simple.setdefault(key, []).append(change.delivery_id)
                     else:
-                        transition = self._apply_one(change, owner, at, record=False)
-                        if transition is not None:
-                            transitions.append(transition)
+                        sql, args = _update_of(change, at)
+                        shaped.setdefault(sql, []).append(args)
+                        if change.to is not None and change.to is not change.expect:
+                            transitions.append(
+                                (
+                                    change.delivery_id,
+                                    change.expect.value,
+                                    change.to.value,
+                                    at,
+                                    change.detail,
+                                )
+                            )
+                for sql, group_args in shaped.items():
+                    tx.executemany(sql, group_args)
                 for (expect, to, detail, release), group in simple.items():
                     self._apply_many(expect, to, detail, release, group, at)
                     transitions += [(i, expect.value, to.value, at, detail) for i in group]
@@ -764,40 +845,8 @@ class SqliteStore(Store):
     def _apply_one(
         self, change: Change, owner: str | None, at: float, *, record: bool = True
     ) -> tuple[int, str, str, float, str | None] | None:
-        sets = ["updated_at = ?"]
-        args: list[Any] = [at]
-        target = change.to if change.to is not None else change.expect
-        if change.to is not None and change.to is not change.expect:
-            sets.append("state = ?")
-            args.append(change.to.value)
-            if change.to is State.ACCEPTED:
-                sets.append("accepted_at = ?")
-                args.append(at)
-            if change.to in FINAL:
-                sets.append("final_at = ?")
-                args.append(at)
-        if change.message_ids is not None:
-            sets.append("message_ids = ?")
-            args.append(json.dumps(list(change.message_ids)))
-        if change.provider_state is not None:
-            sets.append("provider_state = ?")
-            args.append(change.provider_state)
-        if change.error is not None:
-            sets.append("error = ?")
-            args.append(change.error)
-        if change.sets_due_at:
-            sets.append("due_at = ?")
-            args.append(_ts(change.due_at))
-        elif target in FINAL:
-            sets.append("due_at = NULL")
-        if change.sets_fallback_at:
-            sets.append("fallback_at = ?")
-            args.append(_ts(change.fallback_at))
-        if change.release or target in FINAL:
-            sets.append("lease_owner = NULL, lease_expires_at = NULL")
-        self._db.execute(
-            f"UPDATE deliveries SET {', '.join(sets)} WHERE id = ?", (*args, change.delivery_id)
-        )
+        sql, args = _update_of(change, at)
+        self._db.execute(sql, args)
         if change.to is None or change.to is change.expect:
             return None
         transition = (change.delivery_id, change.expect.value, change.to.value, at, change.detail)
