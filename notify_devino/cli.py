@@ -2,195 +2,384 @@
 
 Core commands: ``send``, ``notify`` (contacts and routes), ``status``, ``inbox``, ``balance``,
 ``stats``, ``plugins`` and ``config check``; plugins add their own (the Devino plugin adds
-``sandbox`` and ``demo``) through the ``notify_register_commands`` hook. Tables for people,
-``--json`` for programs.
+``sandbox``, ``demo`` and ``estimate``) through the ``notify_register_commands`` hook, using only
+:mod:`notify_devino.cliapi`. Tables for people, ``--json`` for programs; exit codes are
+:data:`notify_devino.cliapi.EXIT_CODES`.
 
-Exit codes: 0 success; 1 the operation failed (provider, transport or plugin error);
-2 bad usage or configuration; 3 some recipients failed or some messages ended undelivered;
-4 the outcome of some send is unknown, or ``--wait`` timed out before every message was final.
+:func:`build_cli` makes a new command group on every call: nothing global is mutated, so a test
+builds one per invocation and runs it in-process. A core command is one line of
+:data:`CORE_COMMANDS`: ``"name": "module:attribute"`` imports the module when the command line
+is built (it must import only click at the top, as this module does), and
+``"name": ("module:attribute", "short help")`` imports it only when that command runs, with the
+short help shown by ``--help`` meanwhile: the form for a module with heavy imports (aiohttp's web
+server, a database driver). ``notify-devino --help`` imports click, pluggy, structlog and the
+plugins' ``hooks`` modules, nothing more.
 """
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
-import enum
-import json
+import importlib
 import re
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .config import Config, find_config, load_config
-from .dispatcher import Dispatcher
-from .errors import ConfigError, InvalidInputError, NotifyError
-from .logconfig import configure_logging, redact
-from .plugins import PluginManager
-from .types import (
-    ChannelAttempt,
-    DeliveryState,
-    MessageStatus,
-    NotifyResult,
-    RouteOutcome,
-    SendOutcome,
-    SendResult,
-    utc_now,
+from .cliapi import (  # the names commands imported from here before cliapi are kept
+    EXIT_AUTH,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_UNKNOWN,
+    EXIT_USAGE,
+    LOG_LEVELS,
+    CliState,
+    emit_json,
+    fail,
+    guard,
+    pass_state,
+    read_text,
+    setup_logging,
+    table,
+    to_jsonable,
+    warn,
 )
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_UNKNOWN = 0, 1, 2, 3, 4
+if TYPE_CHECKING:
+    from .dispatcher import Dispatcher
+    from .plugins import PluginManager
+    from .types import ChannelAttempt, MessageStatus, NotifyResult, SendResult
 
-T = TypeVar("T")
-
-
-@dataclasses.dataclass
-class CliState:
-    """What the top-level group hands its commands (plugin commands too, via ``ctx.obj``)."""
-
-    config_path: str | None
-    plugins: PluginManager
-    log_format: str | None
-    log_level: str | None
-
-    def load_config(self) -> Config:
-        return load_config(find_config(self.config_path))
-
-    def run(self, work: Callable[[Dispatcher], Awaitable[T]]) -> T:
-        """Load the configuration, set up logging, and run ``work`` inside a dispatcher."""
-        config = self.load_config()
-        setup_logging(self, config)
-
-        async def main() -> T:
-            async with Dispatcher(config, plugins=self.plugins) as dispatcher:
-                return await work(dispatcher)
-
-        return asyncio.run(main())
+CORE_COMMANDS: dict[str, str | tuple[str, str]] = {
+    "send": "notify_devino.cli:send",
+    "notify": "notify_devino.cli:notify",
+    "status": "notify_devino.cli:status",
+    "inbox": "notify_devino.cli:inbox",
+    "balance": "notify_devino.cli:balance",
+    "stats": "notify_devino.cli:stats",
+    "plugins": "notify_devino.cli:plugins",
+    "config": "notify_devino.cli:config_group",
+    "serve": ("notify_devino.service.commands:serve", "Run the durable notification service."),
+    "queue": ("notify_devino.service.commands:queue", "What the outbox holds."),
+    "template": (
+        "notify_devino.alertmanager.commands:template_group",
+        "Alert SMS templates: what an Alertmanager payload becomes.",
+    ),
+}
+"""The core's commands: name -> ``module:attribute`` of a click command, or (``module:attribute``,
+short help) to import it only when it runs. Adding a command is one line here."""
 
 
-def setup_logging(state: CliState, config: Config | None = None) -> None:
-    fmt = state.log_format or (config.logging.format if config else None)
-    level = state.log_level or (config.logging.level if config else "warning")
-    configure_logging(fmt, level, cache=False)  # type: ignore[arg-type]
+def _load(target: str) -> click.Command:
+    module, _, attribute = target.partition(":")
+    command = getattr(importlib.import_module(module), attribute)
+    if not isinstance(command, click.Command):
+        raise TypeError(f"{target} is not a click command")
+    return command
 
 
-# -- output helpers --------------------------------------------------------------------------------
+class _Names(dict[str, click.Command]):
+    """The group's commands, where a name that is still to be imported counts as taken (a
+    plugin cannot add a command of that name)."""
+
+    def __init__(self, lazy: dict[str, tuple[str, str]]) -> None:
+        super().__init__()
+        self.lazy = lazy
+
+    def __contains__(self, name: object) -> bool:
+        return super().__contains__(name) or name in self.lazy
+
+    def loaded(self, name: str) -> click.Command | None:
+        """The command if it is imported; None for one still to import."""
+        return super().get(name)
 
 
-def to_jsonable(value: Any) -> Any:
-    """Typed values as JSON-ready data: dates in ISO 8601, decimals as strings, errors as text."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, BaseException):
-        out = {"type": type(value).__name__, "message": redact(str(value))}
-        if getattr(value, "reason", None) is not None:
-            out["reason"] = str(value.reason)  # type: ignore[attr-defined]
-        return out
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, str):
-        return redact(value)
-    return value
+class _Group(click.Group):
+    """A click group whose lazy commands are imported when they run, not to list them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, tuple[str, str]] = {}
+        self.names = _Names(self.lazy)
+        self.commands = self.names
+
+    def add_lazy(self, name: str, target: str, short_help: str) -> None:
+        self.lazy[name] = (target, short_help)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.names.keys(), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and self.names.loaded(cmd_name) is None:
+            self.names[cmd_name] = _load(self.lazy[cmd_name][0])
+        return self.names.loaded(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        limit = formatter.width - 6 - max(len(n) for n in self.list_commands(ctx))
+        for name in self.list_commands(ctx):
+            loaded = self.names.loaded(name)
+            if loaded is None:
+                stand_in = click.Command(name, help=self.lazy[name][1])
+                rows.append((name, stand_in.get_short_help_str(limit)))
+            elif not loaded.hidden:
+                rows.append((name, loaded.get_short_help_str(limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
-def emit_json(value: Any) -> None:
-    click.echo(json.dumps(to_jsonable(value), ensure_ascii=False, indent=2))
+# -- moments and spans -----------------------------------------------------------------------------
 
-
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """A plain aligned text table."""
-    cells = [[("" if c is None else redact(str(c))) for c in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    line = "  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True))
-    out = [line.rstrip()]
-    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    return "\n".join(out)
-
-
-def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
-    click.echo(f"error: {redact(message)}", err=True)
-    sys.exit(code)
-
-
-_DURATION = re.compile(r"(\d+)\s*([smhdw])")
+_SPAN = re.compile(r"(\d{1,9})\s*([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_MOMENT_FORMS = "ISO 8601 with an offset (2026-12-02T09:00+03:00, 2026-12-02T06:00Z)"
 
 
-def parse_moment(value: str, *, name: str, allow_naive: bool = False) -> datetime:
-    """An ISO 8601 moment (``2026-12-01T09:00:00+03:00``, ``2026-12-01``), or a span back from
-    now (``90m``, ``2h``, ``7d``)."""
-    span = _DURATION.fullmatch(value.strip())
-    if span:
-        return utc_now() - timedelta(**{_UNITS[span.group(2)]: int(span.group(1))})
+def _span(value: str) -> timedelta | None:
+    match = _SPAN.fullmatch(value.strip())
+    if match is None:
+        return None
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _iso(value: str, name: str, forms: str) -> datetime:
     try:
-        moment = datetime.fromisoformat(value)
+        return datetime.fromisoformat(value.strip())
     except ValueError:
         raise click.BadParameter(
-            f"{value!r} is not a date: use ISO 8601 (2026-12-01T09:00:00+03:00) or a span such "
-            "as 90m, 2h, 7d",
-            param_hint=name,
+            f"{value!r} is not a date or a span: use {forms}", param_hint=name
         ) from None
-    if moment.tzinfo is None and not allow_naive:
-        moment = moment.replace(tzinfo=UTC)
+
+
+def _naive_refused(value: str, name: str, extra: str = "") -> click.BadParameter:
+    return click.BadParameter(
+        f"{value!r} has no offset, so it could mean any of some 26 moments: add one "
+        f"({value}+03:00), or Z for UTC ({value}Z){extra}",
+        param_hint=name,
+    )
+
+
+def parse_since(value: str, *, name: str, now: datetime | None = None) -> datetime:
+    """A range bound: ISO 8601 with an offset, a date (``2026-12-01``: midnight UTC), or a span
+    back from now (``90m``, ``2h``, ``7d``)."""
+    now = now or datetime.now(UTC)
+    span = _span(value)
+    if span is not None:
+        return now - span
+    forms = f"{_MOMENT_FORMS}, a date (2026-12-01, midnight UTC) or a span back (90m, 2h, 7d)"
+    moment = _iso(value, name, forms)
+    if moment.tzinfo is None:
+        if _DATE_ONLY.fullmatch(value.strip()):
+            return moment.replace(tzinfo=UTC)
+        raise _naive_refused(value.strip(), name)
     return moment
+
+
+def parse_at(
+    value: str, *, local_time: bool, now: datetime | None = None
+) -> tuple[datetime | None, str | None]:
+    """``send --at``: when to send, and a warning for the user (or None).
+
+    ``now`` sends now; a span (``90m``, ``2h``, ``7d``) is that long from now; ISO 8601 needs an
+    offset or ``Z``, or, with ``--local-time``, is a wall-clock time without one. A moment that
+    has passed is refused; so is a wall-clock time that has passed in every time zone.
+    """
+    now = now or datetime.now(UTC)
+    text = value.strip()
+    name = "--at"
+    if text.lower() == "now":
+        if local_time:
+            raise click.BadParameter(
+                "--local-time needs a wall-clock time, not 'now'", param_hint=name
+            )
+        return None, None
+    span = _span(text)
+    if span is not None:
+        if local_time:
+            raise click.BadParameter(
+                f"{text!r} is a span from now, one moment for everyone: --local-time needs a "
+                "wall-clock time such as 2026-12-02T09:00",
+                param_hint=name,
+            )
+        if span <= timedelta(0):
+            raise click.BadParameter(
+                f"{text!r} is now: leave --at out to send now", param_hint=name
+            )
+        return now + span, None
+    forms = f"{_MOMENT_FORMS}, a span from now (90m, 2h, 7d), or now"
+    moment = _iso(text, name, forms)
+    if local_time:
+        if moment.tzinfo is not None:
+            raise click.BadParameter(
+                "with --local-time, give a wall-clock time without an offset", param_hint=name
+            )
+        earliest = (now - timedelta(hours=12)).replace(tzinfo=None)  # UTC-12, the last to get there
+        latest = (now + timedelta(hours=14)).replace(tzinfo=None)  # UTC+14, the first
+        if moment <= earliest:
+            raise click.BadParameter(
+                f"{text} has already passed in every time zone (it is now "
+                f"{earliest:%Y-%m-%d %H:%M} at UTC-12): give a later time, or leave --at out to "
+                "send now",
+                param_hint=name,
+            )
+        if moment <= latest:
+            return moment, (
+                f"{text} has already passed in the time zones ahead of UTC{_offset(moment, now)}"
+                ": a recipient there gets the message at once"
+            )
+        return moment, None
+    if moment.tzinfo is None:
+        raise _naive_refused(text, name, ", or --local-time for that time where each recipient is")
+    if moment <= now:
+        raise click.BadParameter(
+            f"{text} is in the past (it is now {now:%Y-%m-%dT%H:%MZ}): give a later moment or a "
+            "span from now (2h), or leave --at out to send now",
+            param_hint=name,
+        )
+    return moment, None
+
+
+def _offset(wall: datetime, now: datetime) -> str:
+    hours = (wall - now.replace(tzinfo=None)).total_seconds() / 3600
+    whole = int(hours) if hours >= 0 else -int(-hours)
+    return f"{whole:+d}"
 
 
 # -- the group -------------------------------------------------------------------------------------
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "-c",
-    "--config",
-    "config_path",
-    metavar="PATH",
-    envvar="NOTIFY_DEVINO_CONFIG",
-    help="Configuration file. Default: $NOTIFY_DEVINO_CONFIG, ./notify-devino.yaml, "
-    "./config/notify-devino.yaml, ~/.config/notify-devino/config.yaml, "
-    "/etc/notify-devino/config.yaml.",
-)
-@click.option(
-    "--log-format", type=click.Choice(["console", "json"]), help="How logs are written (to stderr)."
-)
-@click.option(
-    "--log-level",
-    type=click.Choice(["debug", "info", "warning", "error"]),
-    help="Lowest log level shown.",
-)
-@click.version_option(package_name="notify-devino")
-@click.pass_context
-def cli(
-    ctx: click.Context, config_path: str | None, log_format: str | None, log_level: str | None
-) -> None:
-    """Send notifications and follow them through configured channels (Devino SMS, ...)."""
-    if ctx.obj is None:
-        ctx.obj = CliState(config_path, PluginManager(), log_format, log_level)
-    else:  # tests may hand in a state with their own plugin manager
-        ctx.obj.config_path = config_path or ctx.obj.config_path
-        ctx.obj.log_format = log_format or ctx.obj.log_format
-        ctx.obj.log_level = log_level or ctx.obj.log_level
+def _version(ctx: click.Context, _: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib.metadata import version
+
+    click.echo(f"notify-devino {version('notify-devino')}")
+    ctx.exit()
 
 
-pass_state = click.make_pass_decorator(CliState)
+def _root(plugins: PluginManager) -> click.Group:
+    @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+    @click.option(
+        "-c",
+        "--config",
+        "config_path",
+        metavar="PATH",
+        envvar="NOTIFY_DEVINO_CONFIG",
+        help="Configuration file. Default: $NOTIFY_DEVINO_CONFIG, ./notify-devino.yaml, "
+        "./config/notify-devino.yaml, ~/.config/notify-devino/config.yaml, "
+        "/etc/notify-devino/config.yaml.",
+    )
+    @click.option(
+        "--log-format",
+        type=click.Choice(["console", "json"]),
+        help="How logs are written to stderr. Default: the configuration's, else console on a "
+        "terminal and JSON otherwise.",
+    )
+    @click.option(
+        "--log-level", type=click.Choice(LOG_LEVELS), help="Lowest log level shown (warning)."
+    )
+    @click.option(
+        "-v", "--verbose", count=True, help="Show progress logs: -v info, -vv debug as well."
+    )
+    @click.option(
+        "--version",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_version,
+        help="Show the version and exit.",
+    )
+    @click.pass_context
+    def cli(
+        ctx: click.Context,
+        config_path: str | None,
+        log_format: str | None,
+        log_level: str | None,
+        verbose: int,
+    ) -> None:
+        """Send notifications and follow them through configured channels (Devino SMS, ...)."""
+        if log_level is None and verbose:
+            log_level = "info" if verbose == 1 else "debug"
+        source = ctx.get_parameter_source("config_path")
+        ctx.obj = CliState(
+            config_path or None,
+            plugins,
+            log_format,
+            log_level,
+            config_from_command_line=source is click.core.ParameterSource.COMMANDLINE,
+        )
+
+    return cli
+
+
+def build_cli(plugins: PluginManager | None = None) -> click.Group:
+    """A new ``notify-devino`` command group: the core's commands and every plugin's.
+
+    :param plugins: the plugin manager whose plugins add commands, and which every command
+        uses; None makes one that loads the installed plugins.
+    :raises PluginError: a plugin adds a command whose name is taken.
+    """
+    if plugins is None:
+        from .plugins import PluginManager
+
+        plugins = PluginManager()
+    group = _root(plugins)
+    assert isinstance(group, _Group)
+    for name, target in CORE_COMMANDS.items():
+        if isinstance(target, tuple):
+            group.add_lazy(name, *target)
+        else:
+            group.add_command(_load(target), name)
+    plugins.register_commands(group)
+    return group
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The ``notify-devino`` console script."""
+    from .errors import NotifyError
+    from .logconfig import configure_logging
+
+    configure_logging(None, "warning", cache=False)  # until a command knows what to use
+    try:
+        group = build_cli()
+    except NotifyError as exc:
+        fail(str(exc), EXIT_USAGE)
+    try:
+        group.main(args=argv, prog_name="notify-devino", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:  # Ctrl-C outside a command's own handling
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    sys.exit(EXIT_OK)
+
+
+# -- send ------------------------------------------------------------------------------------------
+
+STATUS_HEADERS = ("message id", "state", "provider state", "code", "final", "description")
+
+_TIMEOUT = click.FloatRange(min=0, min_open=True)
+_TIMEOUT_HELP = "Follow for at most SECONDS (implies --wait; default: the configuration's)."
 
 
 def _exit_for_send(results: Sequence[SendResult], statuses: Sequence[MessageStatus] | None) -> int:
-    outcomes = {r.outcome for result in results for r in result.recipients}
+    from .errors import AuthenticationError
+    from .types import DeliveryState, SendOutcome
+
+    recipients = [r for result in results for r in result.recipients]
+    outcomes = {r.outcome for r in recipients}
     if SendOutcome.UNKNOWN in outcomes or (statuses and any(not s.final for s in statuses)):
         return EXIT_UNKNOWN
+    if any(isinstance(r.error, AuthenticationError) for r in recipients):
+        return EXIT_AUTH
     if SendOutcome.FAILED in outcomes or (
         statuses and any(s.state is not DeliveryState.DELIVERED for s in statuses)
     ):
@@ -205,10 +394,11 @@ def _status_rows(statuses: Sequence[MessageStatus]) -> list[list[Any]]:
     ]
 
 
-STATUS_HEADERS = ("message id", "state", "provider state", "code", "final", "description")
+def _split(values: Sequence[str]) -> list[str]:
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
 
 
-@cli.command()
+@click.command()
 @click.argument("text", required=False)
 @click.option(
     "-t",
@@ -222,12 +412,18 @@ STATUS_HEADERS = ("message id", "state", "provider state", "code", "final", "des
     "--to-file",
     metavar="PATH",
     help="Recipients from a file, streamed in batches: one per line, or a CSV column "
-    "('-' reads standard input). Prints a summary, or JSON lines with --json.",
+    "('-' reads standard input). Prints each recipient's outcome and message IDs, then a "
+    "summary; JSON lines with --json.",
 )
 @click.option(
     "--column",
     metavar="NAME|N",
     help="With --to-file: the CSV column of the addresses, by header name or 1-based number.",
+)
+@click.option(
+    "--encoding",
+    metavar="CODEC",
+    help="With --to-file: the file's text encoding (cp1251, latin-1, ...). Default: UTF-8.",
 )
 @click.option("--channel", help="Configured channel name (default: the config's default channel).")
 @click.option("--sender", help="Sender name or number (default: the channel's).")
@@ -235,9 +431,12 @@ STATUS_HEADERS = ("message id", "state", "provider state", "code", "final", "des
     "--at",
     "send_at",
     metavar="WHEN",
-    help="Send later: ISO 8601 with an offset, or a wall-clock time with --local-time.",
+    help="Send later: a span from now (90m, 2h, 7d), ISO 8601 with an offset or Z "
+    "(2026-12-02T09:00+03:00), or a wall-clock time with --local-time. A past moment is refused.",
 )
-@click.option("--local-time", is_flag=True, help="Read --at as each recipient's local time.")
+@click.option(
+    "--local-time", is_flag=True, help="Read --at as a wall-clock time where each recipient is."
+)
 @click.option(
     "--validity",
     type=click.IntRange(min=1),
@@ -245,7 +444,7 @@ STATUS_HEADERS = ("message id", "state", "provider state", "code", "final", "des
     help="How long the provider keeps trying.",
 )
 @click.option("--wait", is_flag=True, help="Follow every message to a final state.")
-@click.option("--timeout", type=float, help="With --wait: give up after this many seconds.")
+@click.option("--timeout", type=_TIMEOUT, metavar="SECONDS", help=_TIMEOUT_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_state
 def send(
@@ -254,6 +453,7 @@ def send(
     recipients: tuple[str, ...],
     to_file: str | None,
     column: str | None,
+    encoding: str | None,
     channel: str | None,
     sender: str | None,
     send_at: str | None,
@@ -269,38 +469,47 @@ def send(
         raise click.UsageError("give the recipients with --to or --to-file")
     if column is not None and not to_file:
         raise click.UsageError("--column goes with --to-file")
-    if text is None or text == "-":
-        if to_file == "-":
-            raise click.UsageError("with --to-file -, give the text as an argument")
-        if sys.stdin.isatty():
-            raise click.UsageError("give the text as an argument or on standard input")
-        text = sys.stdin.read().rstrip("\n")
-    to = [r.strip() for value in recipients for r in value.split(",") if r.strip()]
-    when = parse_moment(send_at, name="--at", allow_naive=local_time) if send_at else None
-    if when is not None and local_time and when.tzinfo is not None:
-        raise click.BadParameter(
-            "with --local-time, give a wall-clock time without an offset", param_hint="--at"
-        )
+    if encoding is not None and not to_file:
+        raise click.UsageError("--encoding goes with --to-file")
+    if to_file == "-" and (text is None or text == "-"):
+        raise click.UsageError("with --to-file -, give the text as an argument")
+    text = read_text(text)
+    to = _split(recipients)
+    if recipients and not to:
+        raise click.BadParameter("no address given", param_hint="--to")
+    if local_time and not send_at:
+        raise click.UsageError("--local-time goes with --at (the wall-clock time to send at)")
+    when, caution = parse_at(send_at, local_time=local_time) if send_at else (None, None)
+    wait = wait or timeout is not None
+    validity_span = timedelta(minutes=validity) if validity else None
     if to_file:
         if wait:
             raise click.UsageError(
-                "--wait does not go with --to-file (a streamed send keeps no list of IDs): "
-                "follow IDs later with 'notify-devino status'"
+                "--wait and --timeout do not go with --to-file (a streamed send keeps no list of "
+                "IDs): it prints every message ID; follow them later with 'notify-devino status'"
             )
-        from .cli_bulk import send_file
+        from .cli_bulk import check_encoding, send_file
 
-        fields = {
-            "sender": sender,
-            "send_at": when,
-            "recipient_local_time": local_time,
-            "validity": timedelta(minutes=validity) if validity else None,
-        }
-        code = _guard(
-            lambda: send_file(
-                state, text, to, to_file, column, channel=channel, as_json=as_json, **fields
-            )
+        check_encoding(encoding)
+        if caution:
+            warn(caution)
+        code = send_file(
+            state,
+            text,
+            to,
+            to_file,
+            column,
+            encoding=encoding,
+            channel=channel,
+            as_json=as_json,
+            sender=sender,
+            send_at=when,
+            recipient_local_time=local_time,
+            validity=validity_span,
         )
         sys.exit(code)
+    if caution:
+        warn(caution)
 
     async def work(dispatcher: Dispatcher) -> tuple[SendResult, list[MessageStatus] | None]:
         result = await dispatcher.send(
@@ -310,7 +519,7 @@ def send(
             sender=sender,
             send_at=when,
             recipient_local_time=local_time,
-            validity=timedelta(minutes=validity) if validity else None,
+            validity=validity_span,
         )
         statuses = None
         if wait and result.message_ids:
@@ -319,7 +528,7 @@ def send(
             )
         return result, statuses
 
-    result, statuses = _guard(lambda: state.run(work))
+    result, statuses = guard(lambda: state.run(work))
     if as_json:
         emit_json({"result": result, "statuses": statuses})
     else:
@@ -338,12 +547,15 @@ def send(
     sys.exit(_exit_for_send([result], statuses))
 
 
+# -- notify ----------------------------------------------------------------------------------------
+
+
 def _attempt_text(attempt: ChannelAttempt) -> str:
     reason = f" ({attempt.reason})" if attempt.reason else ""
     return f"{attempt.channel}: {attempt.outcome.value}{reason}"
 
 
-@cli.command()
+@click.command()
 @click.argument("text", required=False)
 @click.option(
     "-t",
@@ -370,22 +582,17 @@ def notify(
 ) -> None:
     """Send TEXT (or standard input) to contacts and groups along a route, falling back from
     channel to channel (the configuration's contacts:, groups: and routes:)."""
-    if text is None or text == "-":
-        if sys.stdin.isatty():
-            raise click.UsageError("give the text as an argument or on standard input")
-        text = sys.stdin.read().rstrip("\n")
-    to = [n.strip() for value in names for n in value.split(",") if n.strip()]
+    from .types import RouteOutcome
+
+    text = read_text(text)
+    to = _split(names)
+    if not to:
+        raise click.BadParameter("no contact or group given", param_hint="--to")
 
     async def work(dispatcher: Dispatcher) -> NotifyResult:
         return await dispatcher.notify(text, to=to, severity=severity, tags=tags, route=route)
 
-    def run() -> NotifyResult:
-        try:
-            return state.run(work)
-        except InvalidInputError as exc:  # a name or route the configuration does not have
-            raise click.UsageError(str(exc)) from None
-
-    result = _guard(run)
+    result = guard(lambda: state.run(work))
     if as_json:
         emit_json(result)
     else:
@@ -410,11 +617,14 @@ def notify(
     sys.exit(EXIT_PARTIAL if RouteOutcome.FAILED in outcomes else EXIT_OK)
 
 
-@cli.command()
+# -- status, inbox, balance, stats -----------------------------------------------------------------
+
+
+@click.command()
 @click.argument("message_ids", nargs=-1, required=True)
 @click.option("--channel", help="Configured channel name (default: the config's default channel).")
 @click.option("--wait", is_flag=True, help="Follow every message to a final state.")
-@click.option("--timeout", type=float, help="With --wait: give up after this many seconds.")
+@click.option("--timeout", type=_TIMEOUT, metavar="SECONDS", help=_TIMEOUT_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_state
 def status(
@@ -426,29 +636,68 @@ def status(
     as_json: bool,
 ) -> None:
     """Show the state of one or more MESSAGE_IDS."""
+    from .types import DeliveryState
+
+    ids = [i.strip() for i in message_ids]
+    if not all(ids):
+        raise click.BadParameter("a message ID is empty", param_hint="MESSAGE_IDS")
+    wait = wait or timeout is not None
 
     async def work(dispatcher: Dispatcher) -> list[MessageStatus]:
         if wait:
-            return await dispatcher.wait(message_ids, channel=channel, timeout=timeout)
-        return await dispatcher.status(message_ids, channel=channel)
+            return await dispatcher.wait(ids, channel=channel, timeout=timeout)
+        return await dispatcher.status(ids, channel=channel)
 
-    statuses = _guard(lambda: state.run(work))
+    statuses = guard(lambda: state.run(work))
     if as_json:
         emit_json(statuses)
     else:
         click.echo(table(STATUS_HEADERS, _status_rows(statuses)))
     if wait and any(not s.final for s in statuses):
         sys.exit(EXIT_UNKNOWN)
+    if wait and any(s.state is not DeliveryState.DELIVERED for s in statuses):
+        sys.exit(EXIT_PARTIAL)
 
 
-@cli.command()
-@click.option(
-    "--since",
-    default="1d",
-    show_default=True,
-    help="ISO 8601 moment or a span back from now (90m, 2h, 7d).",
-)
-@click.option("--until", help="ISO 8601 moment (default: now).")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _range_options(default_since: str) -> Callable[[F], F]:
+    """``--since``/``--until``, the one spelling of a period in every command."""
+
+    def decorate(command: F) -> F:
+        command = click.option(
+            "--until",
+            metavar="WHEN",
+            help="End of the period: ISO 8601 with an offset, a date, or a span back (default: "
+            "now).",
+        )(command)
+        return click.option(
+            "--since",
+            metavar="WHEN",
+            default=default_since,
+            show_default=True,
+            help="Start of the period: ISO 8601 with an offset, a date (2026-12-01, midnight "
+            "UTC), or a span back from now (90m, 2h, 7d).",
+        )(command)
+
+    return decorate
+
+
+def _period(since: str, until: str | None) -> tuple[datetime, datetime | None]:
+    now = datetime.now(UTC)
+    start = parse_since(since, name="--since", now=now)
+    end = parse_since(until, name="--until", now=now) if until else None
+    if start > (end or now):
+        raise click.BadParameter(
+            f"the period ends before it starts ({start.isoformat()} .. {(end or now).isoformat()})",
+            param_hint="--since/--until",
+        )
+    return start, end
+
+
+@click.command()
+@_range_options("1d")
 @click.option("--channel", help="Configured channel name (default: the config's default channel).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_state
@@ -456,9 +705,8 @@ def inbox(
     state: CliState, since: str, until: str | None, channel: str | None, as_json: bool
 ) -> None:
     """Show messages received (replies to alerts, say)."""
-    start = parse_moment(since, name="--since")
-    end = parse_moment(until, name="--until") if until else None
-    messages = _guard(lambda: state.run(lambda d: d.inbox(since=start, until=end, channel=channel)))
+    start, end = _period(since, until)
+    messages = guard(lambda: state.run(lambda d: d.inbox(since=start, until=end, channel=channel)))
     if as_json:
         emit_json(messages)
     else:
@@ -470,13 +718,13 @@ def inbox(
         )
 
 
-@cli.command()
+@click.command()
 @click.option("--channel", help="Configured channel name (default: the config's default channel).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @pass_state
 def balance(state: CliState, channel: str | None, as_json: bool) -> None:
     """Show the account balance of a channel."""
-    result = _guard(lambda: state.run(lambda d: d.balance(channel=channel)))
+    result = guard(lambda: state.run(lambda d: d.balance(channel=channel)))
     if as_json:
         emit_json(result)
     else:
@@ -485,23 +733,37 @@ def balance(state: CliState, channel: str | None, as_json: bool) -> None:
         )
 
 
-@cli.command()
-@click.option(
-    "--from",
-    "start",
-    default="7d",
-    show_default=True,
-    help="ISO 8601 moment or a span back from now.",
-)
-@click.option("--to", "end", help="ISO 8601 moment (default: now).")
+def _deprecated(new: str) -> Any:
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is not None:
+            warn(f"{param.opts[0]} is deprecated and will go: use {new}")
+        return value
+
+    return callback
+
+
+@click.command()
+@_range_options("7d")
+@click.option("--from", "old_since", hidden=True, callback=_deprecated("--since"))
+@click.option("--to", "old_until", hidden=True, callback=_deprecated("--until"))
 @click.option("--channel", help="Configured channel name (default: the config's default channel).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_state
-def stats(state: CliState, start: str, end: str | None, channel: str | None, as_json: bool) -> None:
-    """Show the provider's delivery statistics for a period."""
-    begin = parse_moment(start, name="--from")
-    finish = parse_moment(end, name="--to") if end else None
-    result = _guard(lambda: state.run(lambda d: d.statistics(begin, finish, channel=channel)))
+def stats(
+    state: CliState,
+    since: str,
+    until: str | None,
+    old_since: str | None,
+    old_until: str | None,
+    channel: str | None,
+    as_json: bool,
+) -> None:
+    """Show the provider's delivery statistics for a period.
+
+    --from and --to are deprecated spellings of --since and --until.
+    """
+    start, end = _period(old_since or since, old_until or until)
+    result = guard(lambda: state.run(lambda d: d.statistics(start, end, channel=channel)))
     if as_json:
         emit_json(result)
     else:
@@ -512,12 +774,15 @@ def stats(state: CliState, start: str, end: str | None, channel: str | None, as_
         click.echo(table(("counter", "value"), rows))
 
 
-@cli.command()
+# -- plugins, config -------------------------------------------------------------------------------
+
+
+@click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_state
 def plugins(state: CliState, as_json: bool) -> None:
     """List the installed plugins, their versions and the channel types they provide."""
-    infos = _guard(state.plugins.plugins)
+    infos = guard(state.plugins.plugins)
     if as_json:
         emit_json(infos)
     else:
@@ -529,7 +794,7 @@ def plugins(state: CliState, as_json: bool) -> None:
         )
 
 
-@cli.group("config")
+@click.group("config")
 def config_group() -> None:
     """Work with configuration files."""
 
@@ -539,8 +804,10 @@ def config_group() -> None:
 @pass_state
 def config_check(state: CliState, path: str | None) -> None:
     """Validate a configuration file, its secrets and every channel's settings, offline."""
+    from .config import Config, find_config, load_config
+    from .dispatcher import Dispatcher
 
-    def check() -> tuple[Path, Config]:
+    def check() -> tuple[Any, Config]:
         file = find_config(path or state.config_path)
         config = load_config(file)
         types = state.plugins.channel_types()
@@ -549,7 +816,7 @@ def config_check(state: CliState, path: str | None) -> None:
             config.channel_settings(name, types[channel.type].settings_model)
         return file, config
 
-    file, config = _guard(check)
+    file, config = guard(check)
     click.echo(
         f"{file}: OK ({len(config.channels)} channel(s): "
         + ", ".join(f"{n} ({c.type})" for n, c in config.channels.items())
@@ -557,38 +824,17 @@ def config_check(state: CliState, path: str | None) -> None:
     )
 
 
-def _guard(call: Callable[[], T]) -> T:
-    """Run a command's work; map notify-devino errors to a message and an exit code."""
-    try:
-        return call()
-    except ConfigError as exc:
-        fail(str(exc), EXIT_USAGE)
-    except NotifyError as exc:
-        fail(f"{exc} ({type(exc).__name__})", EXIT_FAILED)
-    except ValueError as exc:
-        fail(str(exc), EXIT_USAGE)
-
-
-def build_cli(plugins: PluginManager | None = None) -> click.Group:
-    """The command line with every plugin's commands added."""
-    from .service.commands import queue, serve
-
-    cli.add_command(serve)
-    cli.add_command(queue)
-    manager = plugins or PluginManager()
-    from .alertmanager.commands import template_group  # it uses this module's helpers
-
-    cli.add_command(template_group)
-    manager.register_commands(cli)
-    return cli
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """The ``notify-devino`` console script."""
-    configure_logging(None, "warning", cache=False)  # until a command knows the configured format
-    try:
-        manager = PluginManager()
-        group = build_cli(manager)
-    except NotifyError as exc:
-        fail(str(exc), EXIT_USAGE)
-    group.main(args=argv, prog_name="notify-devino", obj=CliState(None, manager, None, None))
+__all__ = [
+    "CORE_COMMANDS",
+    "EXIT_FAILED",
+    "CliState",
+    "build_cli",
+    "emit_json",
+    "fail",
+    "main",
+    "parse_at",
+    "parse_since",
+    "setup_logging",
+    "table",
+    "to_jsonable",
+]

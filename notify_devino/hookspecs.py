@@ -19,7 +19,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import pluggy
-from pydantic import BaseModel
 
 from .types import (
     Balance,
@@ -37,6 +36,7 @@ if TYPE_CHECKING:
 
     import aiohttp
     import click
+    from pydantic import BaseModel  # not at run time: every CLI start imports this module
 
     from .alertmanager.acks import Acknowledgement
     from .config import Config

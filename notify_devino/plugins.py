@@ -25,7 +25,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pluggy
-from pydantic import BaseModel
 
 from . import hookspecs
 from .errors import (
@@ -422,6 +421,8 @@ class PluginManager:
             raise bad(f"expected a ChannelType, got {type(spec).__name__}")
         if not isinstance(spec.name, str) or not _TYPE_NAME.fullmatch(spec.name):
             raise bad(f"name {spec.name!r} must match [a-z][a-z0-9_]*")
+        from pydantic import BaseModel  # not at import: every CLI start imports this module
+
         if not (
             isinstance(spec.settings_model, type) and issubclass(spec.settings_model, BaseModel)
         ):

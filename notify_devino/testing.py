@@ -21,8 +21,11 @@ Fixtures:
     ``dispatcher = await notify_dispatcher(config)`` (on ``notify_plugin_manager`` unless
     ``plugins=`` is given). Needs pytest-asyncio.
 
-And :func:`run_cli`, which runs the ``notify-devino`` command line in a subprocess, as a user
-does: ``code, out, err = await run_cli("--config", path, "plugins", "--json")``.
+And two ways to run the ``notify-devino`` command line: :func:`invoke_cli` in this process
+(click's test runner, a command line built for the call; from an async test,
+``await asyncio.to_thread(invoke_cli, ...)`` so the command's own event loop has a thread),
+and :func:`run_cli` in a subprocess, as a user does, for what only a process shows (entry
+points, signals, the exit status): ``code, out, err = await run_cli("plugins", "--json")``.
 """
 
 from __future__ import annotations
@@ -48,6 +51,45 @@ try:
     import pytest_asyncio
 except ImportError:  # pragma: no cover - the async fixture says what is missing when used
     pytest_asyncio = None  # type: ignore[assignment]
+
+
+def invoke_cli(
+    *args: str,
+    stdin: str | bytes | None = None,
+    env: Mapping[str, str | None] | None = None,
+    plugins: PluginManager | None = None,
+) -> tuple[int, str, str]:
+    """Run the ``notify-devino`` command line in this process; :return: exit code, stdout,
+    stderr. An exception that is not an exit is raised, not turned into exit code 1.
+
+    ``NOTIFY_DEVINO_CONFIG`` is cleared unless ``env`` sets it. ``plugins`` defaults to a
+    manager that loads the installed plugins. The logging configuration the command sets up
+    (pointed at the runner's stderr) is undone afterwards.
+    """
+    import logging
+
+    import structlog
+    from click.testing import CliRunner
+
+    from .cli import build_cli
+
+    saved = structlog.get_config()
+    handlers, level = logging.root.handlers[:], logging.root.level
+    try:
+        result = CliRunner().invoke(
+            build_cli(plugins),
+            list(args),
+            input=stdin,
+            env={"NOTIFY_DEVINO_CONFIG": None, **(env or {})},
+            prog_name="notify-devino",
+        )
+    finally:
+        structlog.configure(**saved)
+        logging.root.handlers[:] = handlers
+        logging.root.setLevel(level)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
 
 
 async def run_cli(

@@ -44,25 +44,56 @@ class Notification:
     metadata: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from .errors import InvalidInputError  # errors.py imports nothing from here at run time
+
         if isinstance(self.recipients, str):
             raise TypeError("recipients must be a sequence of addresses, not one string")
         object.__setattr__(self, "recipients", tuple(self.recipients))
         if not self.recipients:
-            raise ValueError("a notification needs at least one recipient")
+            raise InvalidInputError(
+                "a notification needs at least one recipient",
+                field="recipients",
+                expected="one address or more",
+            )
+        if not isinstance(self.text, str) or not self.text.strip():
+            raise InvalidInputError(
+                "the text is empty or only whitespace; nothing would be worth sending",
+                field="text",
+                value=self.text,
+                expected="a text with at least one visible character",
+            )
         if self.recipient_local_time:
             if self.send_at is None:
-                raise ValueError("recipient_local_time needs send_at (the recipients' local time)")
+                raise InvalidInputError(
+                    "recipient_local_time needs send_at (the recipients' local time)",
+                    field="send_at",
+                    expected="a naive datetime: the wall-clock time in each recipient's zone",
+                )
             if self.send_at.tzinfo is not None:
-                raise ValueError(
-                    "with recipient_local_time, send_at is a wall-clock time: pass a naive datetime"
+                raise InvalidInputError(
+                    "with recipient_local_time, send_at is a wall-clock time: pass a naive "
+                    f"datetime, not one with an offset ({self.send_at.isoformat()})",
+                    field="send_at",
+                    value=self.send_at,
+                    expected="a naive datetime such as datetime(2026, 12, 2, 9, 0)",
                 )
         elif self.send_at is not None and self.send_at.tzinfo is None:
-            raise ValueError(
-                "send_at must be timezone-aware (or set recipient_local_time=True for a "
-                "wall-clock time in each recipient's zone)"
+            raise InvalidInputError(
+                f"send_at {self.send_at.isoformat()} has no time zone, so it could mean any "
+                "moment: it must be timezone-aware",
+                field="send_at",
+                value=self.send_at,
+                expected="an offset (2026-12-02T09:00+03:00, tzinfo=ZoneInfo(...)), UTC "
+                "(2026-12-02T09:00Z, tzinfo=UTC), or recipient_local_time=True for 09:00 where "
+                "each recipient is",
             )
         if self.validity is not None and self.validity <= timedelta(0):
-            raise ValueError("validity must be positive")
+            raise InvalidInputError(
+                "validity must be positive",
+                field="validity",
+                value=self.validity,
+                expected="a timedelta above zero",
+            )
 
 
 class SendOutcome(enum.StrEnum):

@@ -4,6 +4,7 @@ installed entry point, through the library and through the command line."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -14,7 +15,7 @@ import yaml
 
 from notify_devino.config import load_config
 from notify_devino.dispatcher import Dispatcher
-from notify_devino.testing import run_cli
+from notify_devino.testing import invoke_cli
 from notify_devino.types import DeliveryState, RouteOutcome
 
 if TYPE_CHECKING:
@@ -98,9 +99,13 @@ async def test_a_rejected_sms_arrives_by_email_and_a_delivered_one_sends_no_emai
 async def test_the_same_through_the_command_line(
     config_path: Path, devino_sandbox: Sandbox, mail_server: LoopbackSmtpServer
 ) -> None:
-    code, out, err = await run_cli(
+    # in this process (a worker thread, so the command has its own event loop), with the
+    # plugins found through their installed entry points, as the console script finds them
+    code, out, err = await asyncio.to_thread(
+        invoke_cli,
         "--config",
         str(config_path),
+        "-v",
         "notify",
         "db-1 is down",
         "--to",
@@ -121,11 +126,38 @@ async def test_the_same_through_the_command_line(
     events = [json.loads(line)["event"] for line in err.splitlines() if line.startswith("{")]
     assert "route_fallback" in events
 
-    code, out, _ = await run_cli(
-        "--config", str(config_path), "notify", "disk 80%", "--to", "reachable", env=ENV
+    code, out, _ = await asyncio.to_thread(
+        invoke_cli, "--config", str(config_path), "notify", "disk 80%", "--to", "reachable", env=ENV
     )
     # no severity: the catch-all route, email only, not followed
     assert code == 0
     assert out.splitlines()[0] == "route: everything-else"
     assert "reachable  accepted  email" in out
     assert [m.rcpt_tos for m in mail_server.messages][-1] == ("reachable@example.com",)
+
+
+async def test_a_command_leaves_no_connection_open_when_it_ends(
+    config_path: Path, mail_server: LoopbackSmtpServer
+) -> None:
+    # A command's event loop ends right after its work: every connection must be closed by
+    # then (an email over STARTTLS left its socket open, waiting for TLS's close_notify).
+    import gc
+    import warnings
+
+    for _ in range(3):
+        code, _, err = await asyncio.to_thread(
+            invoke_cli,
+            "--config",
+            str(config_path),
+            "notify",
+            "disk 80%",
+            "--to",
+            "reachable",
+            env=ENV,
+        )
+        assert code == 0, err
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            gc.collect()
+        assert [str(w.message) for w in caught if w.category is ResourceWarning] == []
+    assert len(mail_server.messages) == 3

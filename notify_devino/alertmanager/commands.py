@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from ..cli import EXIT_USAGE, CliState, emit_json, fail
+from ..cliapi import EXIT_USAGE, CliState, emit_json, fail
 from ..dispatcher import Dispatcher
 from ..errors import NotifyError
 from ..routing import select_route

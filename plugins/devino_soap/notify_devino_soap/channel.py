@@ -281,7 +281,10 @@ class DevinoChannel:
         )
 
     async def status(self, message_ids: Sequence[str]) -> list[MessageStatus]:
-        """One GetMessageState per ID (the service answers one segment per call)."""
+        """One GetMessageState per ID (the service answers one segment per call). Every ID is
+        checked before any request: a bad one must not leave the others' requests behind."""
+        for message_id in message_ids:
+            envelopes.format_message_id(message_id)  # raises InvalidInputError
         states = await asyncio.gather(*(self.client.get_message_state(i) for i in message_ids))
         return [self._status(s) for s in states]
 

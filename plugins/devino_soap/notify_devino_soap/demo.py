@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import click
 
-from notify_devino.cli import table
+from notify_devino.cliapi import table
 from notify_devino.config import Config, load_config
 from notify_devino.dispatcher import Dispatcher
 from notify_devino.plugins import PluginManager

@@ -1,6 +1,9 @@
 """Hook implementations of the Devino SOAP plugin: only the glue between the core's hooks and
 :class:`~notify_devino_soap.channel.DevinoChannel`. The core calls an operation hook only for a
 channel of this plugin's own type, and the type answers every operation implemented here.
+
+The channel, its settings and their dependencies are imported when a hook first needs them, not
+when the entry point loads: every ``notify-devino`` start (``--help`` too) loads this module.
 """
 
 from __future__ import annotations
@@ -21,10 +24,6 @@ from notify_devino.types import (
     Statistics,
 )
 
-from . import rules
-from .channel import DevinoChannel
-from .settings import DevinoSettings
-
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
@@ -32,15 +31,22 @@ if TYPE_CHECKING:
 
     from notify_devino.config import Config
 
+    from .channel import DevinoChannel
+
 CHANNEL_TYPE = "devino_soap"
 
 
 def _make_channel(context: ChannelContext, settings: Any) -> DevinoChannel:
+    from .channel import DevinoChannel
+
     return DevinoChannel(context, settings)
 
 
 @hookimpl
 def notify_register_channel_types() -> Iterable[ChannelType]:
+    from . import rules
+    from .settings import DevinoSettings
+
     return [
         ChannelType(
             name=CHANNEL_TYPE,

@@ -26,6 +26,7 @@ the same error at once, without a connection attempt each.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 import time
@@ -179,6 +180,7 @@ class _Connection:
     async def close(self) -> None:
         if self._smtp is None:
             return
+        transport = self._smtp.transport
         try:
             if self._smtp.is_connected:
                 await self._smtp.quit()
@@ -186,6 +188,11 @@ class _Connection:
             pass
         finally:
             self.drop()
+            if isinstance(transport, asyncio.Transport):
+                # The session is over. Over TLS, a plain close waits for the server's
+                # close_notify, which a loop that ends next (the command line's) never reads:
+                # the socket would be left open. Abort closes it on the loop's next turn.
+                transport.abort()
 
 
 class SmtpChannel:
