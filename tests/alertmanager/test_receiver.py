@@ -462,11 +462,6 @@ async def test_a_store_that_cannot_commit_is_503_and_the_retry_after_it_is_back_
     assert await serve.store.get_notification(answer["id"]) is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service workers: a StoreError in a worker loop ends the loop for good "
-    "(worker_crashed), so nothing is sent after the store is back until serve restarts",
-)
 async def test_after_a_store_outage_the_sms_goes_out(
     make_serve: ServeFactory, devino_sandbox: Sandbox
 ) -> None:
