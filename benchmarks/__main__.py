@@ -1,7 +1,7 @@
 """Run every benchmark: ``python -m benchmarks`` (what ``tox -e bench`` runs).
 
 ``python -m benchmarks ceiling cpu`` runs only those named (ceiling, cpu, throughput, memory,
-config, serve, startup).
+config, startup, serve).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ BENCHMARKS = {
     "throughput": bench_throughput.run,
     "memory": bench_memory.run,
     "config": bench_config.run,
-    "serve": bench_serve.run,
     "startup": bench_startup.run,
+    "serve": bench_serve.run,
 }
 
 

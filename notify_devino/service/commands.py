@@ -17,15 +17,7 @@ import click
 import structlog
 from aiohttp import web
 
-from ..cliapi import (
-    EXIT_FAILED,
-    EXIT_USAGE,
-    CliState,
-    emit_json,
-    fail,
-    setup_logging,
-    table,
-)
+from ..cliapi import EXIT_FAILED, EXIT_USAGE, CliState, emit_json, fail, setup_logging, table
 from ..config import Config, find_config, load_config
 from ..errors import ConfigError, NotifyError
 from ..types import utc_now

@@ -101,7 +101,7 @@ class WorkerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     lease_seconds: float = Field(default=60.0, gt=0)
-    claim_batch: int = Field(default=5000, gt=0)
+    claim_batch: int = Field(default=1000, gt=0)
     """Deliveries claimed at once (grouped into provider requests by the channel's batch size)."""
     max_in_flight: int = Field(default=16, gt=0)
     """Provider requests under way at once, per channel (the channel's rate limit paces them)."""

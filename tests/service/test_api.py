@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -208,6 +209,7 @@ async def test_tokens_and_scopes(api: Api) -> None:
 async def test_every_answer_has_a_request_id_and_no_trace(api: Api) -> None:
     _, _, response = await api.call("GET", "/-/healthy", headers={"X-Request-Id": "abc-123"})
     assert response.headers["X-Request-Id"] == "abc-123"
+    seen: set[str] = set()
     for method, path, kwargs in [
         ("GET", "/nowhere", {}),
         ("POST", "/v1/notifications", {"data": b"{not json"}),
@@ -218,10 +220,12 @@ async def test_every_answer_has_a_request_id_and_no_trace(api: Api) -> None:
     ]:
         status, body, response = await api.call(method, path, **kwargs)
         assert 400 <= status < 500, (path, status, body)
-        assert len(response.headers["X-Request-Id"]) >= 16
+        assert re.fullmatch(r"[0-9a-f]{12}-[0-9a-f]+", response.headers["X-Request-Id"])
+        seen.add(response.headers["X-Request-Id"])
         assert "Traceback" not in json.dumps(body)
         assert body["error"]["code"]
         assert body["error"]["message"]
+    assert len(seen) == 6  # a new id for each request
     status, body, _ = await api.call(
         "POST", "/v1/notifications", json={"text": "x", "to": ["nobody"]}
     )
