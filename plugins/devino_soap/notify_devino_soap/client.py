@@ -23,7 +23,12 @@ HTTP 429 / 503                              RateLimitedError(retry_after=Retry-A
 SOAP fault                                  by parsing.FAULT_RULES (auth, session, funds, rate,
                                             else ProviderFaultError)
 other non-200                               ProviderFaultError(http_status=...)
-unreadable reply                            ParseError
+a 200 that is not SOAP (HTML, JSON, text,   ParseError(transient=True), naming the operation,
+empty, a foreign content type)              the URL, the status and what it answered
+a reply over ``max_reply_bytes`` (decoded,  ParseError, refused as soon as the count passes the
+or by its declared Content-Length)          cap
+unreadable, or of the wrong shape (a send   ParseError: a send's outcome is then unknown
+without message IDs among them)
 ==========================================  =================================================
 
 Retries (:class:`notify_devino.retrying.RetryPolicy`, built once per client from a
@@ -46,7 +51,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import aiohttp
 import yarl
@@ -81,6 +86,17 @@ READ_ONLY_OPERATIONS = frozenset(
 SEND_OPERATIONS = frozenset(
     {"SendMessage", "SendMessageByTimeZone", "SendMessageByTimeZoneToAddresses"}
 )
+
+
+class _Reply(NamedTuple):
+    """What one HTTP exchange brought back."""
+
+    status: int
+    body: bytearray
+    retry_after: str | None
+    content_type: str | None
+    location: str | None
+    """The ``Location`` of a redirect (3xx), else None."""
 
 
 class _Stamp:
@@ -172,6 +188,8 @@ class DevinoClient:
             raise ValueError("max_reply_bytes must be positive")
         self._http = session
         self._url = parsed
+        self._shown_url = str(parsed.with_user(None).with_query(None).with_fragment(None))
+        """The URL as errors show it: no credentials, no query."""
         self._login_name = login
         self._password = password
         register_secret(password)
@@ -203,29 +221,51 @@ class DevinoClient:
         through."""
         return _Stamp(self.channel, operation)
 
-    async def _read_body(self, resp: aiohttp.ClientResponse) -> bytes:
+    def _shown_redirect(self, location: str | None) -> str | None:
+        """Where a redirect points, as errors show it: absolute, without credentials or
+        query (it is never followed: a send must reach the URL it was configured with)."""
+        if location is None:
+            return None
+        try:
+            target = self._url.join(yarl.URL(location))
+            return str(target.with_user(None).with_query(None).with_fragment(None))
+        except (ValueError, TypeError):
+            return "a location that is not a URL"
+
+    async def _read_body(self, resp: aiohttp.ClientResponse, operation: str) -> bytearray:
+        """The reply's body, decoded, refused as soon as it passes the cap.
+
+        The cap holds on decoded bytes: ``resp.content`` streams what aiohttp has already
+        inflated (gzip, deflate, br), in bounded steps, so a reply of 1 MiB that inflates to
+        1 GiB costs no more than the cap. A declared ``Content-Length`` over the cap is refused
+        before anything is read. The body grows in one buffer (no list of chunks joined at the
+        end, which would hold it twice)."""
         limit = self._max_reply_bytes
-        if resp.content_length is not None and resp.content_length > limit:
-            raise ParseError(f"reply of {resp.content_length} bytes is larger than {limit}")
-        if resp.content_length is not None:
-            # aiohttp reads no more than Content-Length, which is within the limit
-            return await resp.read()
-        chunks: list[bytes] = []
-        size = 0
+        declared = resp.content_length
+        if declared is not None and declared > limit:
+            raise ParseError(
+                f"{operation}: reply declares {declared} bytes, more than the cap of {limit} "
+                "(max_reply_bytes); refused unread"
+            )
+        body = bytearray()
         async for chunk in resp.content.iter_chunked(_CHUNK):
-            size += len(chunk)
-            if size > limit:
-                raise ParseError(f"reply is larger than {limit} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+            if len(body) + len(chunk) > limit:
+                encoding = resp.headers.get("Content-Encoding")
+                inflated = f", inflated from Content-Encoding {encoding}" if encoding else ""
+                raise ParseError(
+                    f"{operation}: reply is larger than {limit} bytes (max_reply_bytes; "
+                    f"counted decoded{inflated}); cut off at the cap"
+                )
+            body += chunk
+        return body
 
     async def _post(
         self,
         request: SoapRequest,
         timeout: float,  # noqa: ASYNC109 - aiohttp's own per-request timeout, mapped below
         on_answer: Callable[[], None] | None = None,
-    ) -> tuple[int, bytes, str | None]:
-        """One HTTP exchange: (status, body, Retry-After). aiohttp errors become ours.
+    ) -> _Reply:
+        """One HTTP exchange. aiohttp errors become ours.
 
         :param on_answer: called when the reply's status line and headers have arrived.
         """
@@ -243,8 +283,15 @@ class DevinoClient:
             ) as resp:
                 if on_answer is not None:
                     on_answer()
-                body = await self._read_body(resp)
-                return resp.status, body, resp.headers.get("Retry-After")
+                body = await self._read_body(resp, request.operation)
+                headers = resp.headers
+                return _Reply(
+                    resp.status,
+                    body,
+                    headers.get("Retry-After"),
+                    headers.get("Content-Type"),
+                    headers.get("Location") if 300 <= resp.status < 400 else None,
+                )
 
     async def _exchange(self, request: SoapRequest, attempt: Attempt) -> Any:
         """Hold a rate-limit slot for one exchange, return the ``<Op>Result`` node; log one
@@ -263,16 +310,19 @@ class DevinoClient:
                             "could be sent",
                             request_sent=False,
                         )
-                    status, body, retry_after = await self._post(
-                        request, timeout, on_answer=slot.answered
-                    )
+                    reply = await self._post(request, timeout, on_answer=slot.answered)
+                status = reply.status
                 result = parsing.read_result(
-                    body,
+                    reply.body,
                     operation=request.operation,
                     http_status=status,
-                    retry_after=retry_after,
+                    retry_after=reply.retry_after,
                     max_bytes=self._max_reply_bytes,
+                    content_type=reply.content_type,
+                    url=self._shown_url,
+                    redirect=self._shown_redirect(reply.location),
                 )
+                del reply  # a reply of megabytes is not kept while the result is read
             outcome = "ok"
             return result
         except ChannelError as exc:

@@ -10,9 +10,17 @@ Parsing uses xmltodict (expat) with namespaces processed and none renamed: every
 keyed by its namespace URI and name (``http://ws.devinosms.com:State``), so any prefix
 (``soap:``, ``soap12:``, a default namespace) reads the same, and an element is found only in
 the namespace the WSDL puts it in (``elementFormDefault="qualified"``: the Devino namespace, for
-every element inside the SOAP Body). A reply with a DTD or an entity declaration is refused,
-entities are never expanded, and replies are size-capped. No expat or xmltodict exception leaves
-this module.
+every element inside the SOAP Body).
+
+Hostile or foreign replies cost little and say what they are: a reply that is not SOAP (an HTML
+page, JSON, plain text, an empty body, a wrong content type) is named as such, with the
+operation, the URL and the HTTP status; a reply with a DTD or an entity declaration is refused
+and entities are never expanded; what the parser builds is bounded (:data:`MAX_REPLY_DEPTH`,
+:data:`MAX_REPLY_ELEMENTS`, :class:`_BoundedParser`), and so are the numbers read (to their XSD
+types, before any conversion) and the texts put in errors (:data:`MAX_SHOWN_CHARS`,
+:data:`MAX_RAW_CHARS`). No expat,
+xmltodict or conversion exception leaves this module: only the error tree of
+:mod:`notify_devino.errors`.
 """
 
 from __future__ import annotations
@@ -41,7 +49,23 @@ from .envelopes import DEVINO_NS, SOAP11_NS, SOAP12_NS, XSI_NS
 from .models import DevinoStatistics, IncomingMessage, MessageState, state_info
 
 DEFAULT_MAX_REPLY_BYTES = 10 * 2**20
-"""Replies larger than this (10 MiB) are refused unread."""
+"""Replies larger than this (10 MiB, counted after any Content-Encoding is undone) are
+refused."""
+
+MAX_REPLY_DEPTH = 32
+"""Elements nested deeper than this are refused while parsing. The service's deepest reply
+(``Envelope/Body/GetIncomingMessagesResponse/GetIncomingMessagesResult/IncomingMessage/Data``)
+is six deep; a SOAP 1.2 fault with subcodes a few more."""
+
+MAX_REPLY_ELEMENTS = 100_000
+"""Replies with more elements than this are refused while parsing. The largest send reply has
+30,000 (1,000 destinations of 30 segments); an inbox of 20,000 messages has 100,000."""
+
+MAX_RAW_CHARS = 64 * 1024
+"""How much of a reply an error keeps in ``raw`` (and of a fault's text in ``text``)."""
+
+MAX_SHOWN_CHARS = 300
+"""How much of a fault's text (or of any name taken from the reply) an error message shows."""
 
 RATE_LIMIT_STATUSES = frozenset({429, 503})
 """HTTP statuses that mean "slow down": the request was refused, not processed."""
@@ -79,15 +103,26 @@ _LISTS = frozenset({"string", "IncomingMessage"})
 """Devino elements that are always read as lists (xmltodict gives one child as itself)."""
 _FORCE_LIST = tuple(_DEVINO + name for name in sorted(_LISTS))
 _NIL = "@" + _key(XSI_NS, "nil")
+_SENDS = frozenset({"SendMessage", "SendMessageByTimeZone", "SendMessageByTimeZoneToAddresses"})
 _MISSING: Any = object()
 _SNIPPET = 2000
 
-_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?")
+_DATETIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?", re.ASCII
+)
 """The forms of ``xsd:dateTime`` accepted; ``datetime.fromisoformat`` reads them (and more,
 which this keeps out)."""
-_INTEGER = re.compile(r"[+-]?\d+")
-_DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
-_MESSAGE_ID = re.compile(r"\d{1,19}")
+_INTEGER = re.compile(r"[+-]?\d+", re.ASCII)
+_DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)", re.ASCII)
+_MESSAGE_ID = re.compile(r"\d{1,19}", re.ASCII)
+"""Numbers are read in ASCII digits only (``\\d`` alone takes any script's, and ``int()``
+reads them): .NET writes no others."""
+_LONG_MAX = 2**63 - 1
+INT_RANGE = (-(2**31), 2**31 - 1)
+"""``xsd:int``, the type of ``State`` and of every statistics count."""
+_MAX_DECIMAL_CHARS = 40
+"""``xsd:decimal`` as .NET writes it (``System.Decimal``: at most 29 significant digits, a sign
+and a point); anything longer is not a value the service sends."""
 _SESSION_ID = re.compile(r"[!-~]{1,256}")
 
 
@@ -99,8 +134,98 @@ class _ForbiddenMarkupError(ValueError):
     pass
 
 
+class _TooCostlyError(_ForbiddenMarkupError):
+    pass
+
+
 def _refuse(*_args: object) -> NoReturn:
     raise _ForbiddenMarkupError("DTDs and entity declarations are not accepted in replies")
+
+
+class _BoundedParser:
+    """An expat parser whose handlers, as xmltodict sets them, are wrapped so that a reply
+    costs little more than its bytes, whatever its shape:
+
+    - an element deeper than :data:`MAX_REPLY_DEPTH`, or past the :data:`MAX_REPLY_ELEMENTS`-th,
+      stops the parse before xmltodict builds anything for it (a reply of a million nested
+      elements would otherwise become a million nested dicts, 45 times its size);
+    - attributes other than ``xsi:nil`` (the only one read) are dropped, and so are namespace
+      declarations (namespaces are already resolved into the keys): xmltodict makes a dict for
+      every element that has either, 25 times the bytes of ``<a b=""/>``;
+    - a run of text longer than :data:`MAX_RAW_CHARS` keeps only its start (no value the
+      service sends is near that long; a fault's text is kept up to that length anyway), so a
+      text of megabytes is not held twice, once in pieces and once joined.
+    """
+
+    __slots__ = ("_counts", "_parser")
+
+    def __init__(self, parser: Any) -> None:
+        object.__setattr__(self, "_parser", parser)
+        object.__setattr__(self, "_counts", [0, 0, 0])  # depth, elements, text of this run
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._parser, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        counts = self._counts
+        if name == "StartElementHandler":
+            start = value
+
+            def value(tag: str, attrs: Any) -> None:
+                counts[0] += 1
+                counts[1] += 1
+                if counts[0] > MAX_REPLY_DEPTH:
+                    raise _TooCostlyError(
+                        f"reply is nested deeper than {MAX_REPLY_DEPTH} elements; refused"
+                    )
+                if counts[1] > MAX_REPLY_ELEMENTS:
+                    raise _TooCostlyError(
+                        f"reply has more than {MAX_REPLY_ELEMENTS} elements; refused (a query "
+                        "over a shorter range gives a shorter reply)"
+                    )
+                if attrs:
+                    attrs = _nil_only(attrs)
+                counts[2] = 0
+                start(tag, attrs)
+
+        elif name == "EndElementHandler":
+            end = value
+
+            def value(tag: str) -> None:
+                counts[0] -= 1
+                counts[2] = 0
+                end(tag)
+
+        elif name == "CharacterDataHandler":
+            characters = value
+
+            def value(data: str) -> None:
+                room = MAX_RAW_CHARS + 1 - counts[2]  # one more: a cut later sees the rest
+                if room > 0:
+                    counts[2] += len(data)
+                    characters(data if len(data) <= room else data[:room])
+
+        elif name == "StartNamespaceDeclHandler":
+            value = _ignore
+        setattr(self._parser, name, value)
+
+
+_NIL_ATTRIBUTE = f"{XSI_NS}:nil"
+"""``xsi:nil`` as expat names it with namespaces processed (``:`` the separator)."""
+
+
+def _nil_only(attrs: Any) -> Any:
+    """Of an element's attributes (expat's ordered list, or a dict), only ``xsi:nil``."""
+    if isinstance(attrs, dict):
+        return {k: v for k, v in attrs.items() if k == _NIL_ATTRIBUTE}
+    for index in range(0, len(attrs) - 1, 2):
+        if attrs[index] == _NIL_ATTRIBUTE:
+            return attrs[index : index + 2]
+    return []
+
+
+def _ignore(*_args: object) -> None:
+    return None
 
 
 class _GuardedExpat:
@@ -118,44 +243,157 @@ class _GuardedExpat:
         return parser
 
 
-def _snippet(body: bytes) -> str:
-    return body[:_SNIPPET].decode("utf-8", errors="replace")
+class _BoundedExpat(_GuardedExpat):
+    """:class:`_GuardedExpat`, whose parsers also bound the cost of what they build
+    (:class:`_BoundedParser`)."""
+
+    @staticmethod
+    def ParserCreate(encoding: str | None = None, namespace_separator: str | None = None) -> Any:
+        return _BoundedParser(_GuardedExpat.ParserCreate(encoding, namespace_separator))
+
+
+_SMALL_BYTES = 64 * 1024
+_SMALL_TAGS = 4096
+"""A reply of at most :data:`_SMALL_BYTES` with at most :data:`_SMALL_TAGS` ``<`` can build
+little whatever its shape (a few thousand elements, texts of 64 KiB), so it is parsed without
+the per-element wrappers of :class:`_BoundedParser`, which cost a third of the parse. Nearly
+every reply is one: a send to 1,000 numbers is 36 KB."""
+
+
+Body = bytes | bytearray
+"""A reply body as the client reads it (a bytearray, grown as the decoded bytes stream in)."""
+
+_LEAD = re.compile(rb"(?:\xef\xbb\xbf)?[ \t\r\n]*")
+"""A UTF-8 byte order mark and white space, before a reply's first character."""
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_XML_TYPES = frozenset({"", "application/soap+xml", "text/xml", "application/xml"})
+
+
+def _snippet(body: Body) -> str:
+    return bytes(body[:_SNIPPET]).decode("utf-8", errors="replace")
+
+
+_WORD = re.compile(r"[A-Za-z0-9_-]+")
+"""A run of characters a cut must not split: a session ID or a password echoed in a fault is
+one, and half of one would escape the redaction that masks the whole."""
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text``'s first ``limit`` characters at most, never ending inside a word: a word that
+    the limit would split is left out whole."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    if _WORD.fullmatch(text[limit - 1 : limit + 1]):  # the limit falls inside a word
+        word = _WORD.match(head[::-1])  # the word's part before the limit, reversed
+        if word is not None:
+            head = head[: limit - word.end()]
+    return head
+
+
+def _shown_body(body: Body, redact: bool) -> str | None:
+    """The start of a reply for a ParseError's ``body``; None when it may carry a secret."""
+    return None if redact else _snippet(body)
+
+
+def _raw(body: Body) -> str:
+    """The start of a reply, for an error's ``raw``: at most :data:`MAX_RAW_CHARS`."""
+    raw = bytes(body[: MAX_RAW_CHARS + 1]).decode("utf-8", errors="replace")
+    return _cut(raw, MAX_RAW_CHARS)
+
+
+def _clip(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
+    """``text`` cut to ``limit`` characters (never inside a word), saying how much was left
+    out."""
+    if len(text) <= limit:
+        return text
+    head = _cut(text, limit)
+    return f"{head}... ({len(text) - len(head)} more characters)"
+
+
+def _start(body: Body) -> bytes:
+    """The first bytes of a reply past a UTF-8 byte order mark and white space, lower-cased."""
+    if body[:1] == b"<":  # nearly every reply: no scan
+        return bytes(body[:16]).lower()
+    lead = _LEAD.match(body)
+    at = lead.end() if lead is not None else 0
+    return bytes(body[at : at + 16]).lower()
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").partition(";")[0].strip().lower()
+
+
+def not_soap(body: Body, content_type: str | None = None) -> str | None:
+    """What a reply is when it plainly is not SOAP (``"an HTML page"``, ``"JSON"``, ``"plain
+    text"``, ``"an empty body"``, ``"a reply of type image/png"``), from its first bytes and its
+    ``Content-Type``; None when it may be SOAP (XML, or a body in UTF-16 the parser judges)."""
+    media = _media_type(content_type)
+    start = _start(body)
+    if not start:
+        return "an empty body"
+    if start.startswith(b"<?xml") and media in _XML_TYPES:  # the usual reply: no more checks
+        return None
+    if body[:2] in _UTF16_BOMS:
+        start = b"<"  # UTF-16 (the service sends UTF-8): only the content type can tell
+    if start.startswith((b"<!doctype html", b"<html")) or media in (
+        "text/html",
+        "application/xhtml+xml",
+    ):
+        return "an HTML page"
+    if start[:1] in (b"{", b"[") or media == "application/json" or media.endswith("+json"):
+        return "JSON"
+    if not start.startswith(b"<"):
+        return "plain text"
+    if media and "xml" not in media:
+        return f"a reply of type {_clip(media, 80)}"
+    return None
 
 
 def parse_xml(
-    body: bytes, *, max_bytes: int = DEFAULT_MAX_REPLY_BYTES, redact: bool = False
+    body: Body, *, max_bytes: int = DEFAULT_MAX_REPLY_BYTES, redact: bool = False
 ) -> dict[str, Any]:
     """Parse a reply into xmltodict's dicts, keyed by namespace and name (see the module),
     ``string`` and ``IncomingMessage`` always lists. Whitespace is kept (texts are verbatim).
 
     :param redact: leave the body out of the error (a reply that carries a session ID).
-    :raises ParseError: empty, too large, not well-formed or truncated, or with a DTD.
+    :raises ParseError: empty, too large, not well-formed or truncated, with a DTD, or (past
+        64 KiB or 4,096 tags, below which nothing it builds can be large) nested deeper than
+        :data:`MAX_REPLY_DEPTH` or with more than :data:`MAX_REPLY_ELEMENTS` elements.
     """
-    shown = None if redact else _snippet(body)
     if len(body) > max_bytes:
-        raise ParseError(f"reply of {len(body)} bytes is larger than {max_bytes}", body=shown)
-    if not body.strip():
-        raise ParseError("reply body is empty", body=shown, transient=True)
+        raise ParseError(
+            f"reply of {len(body)} bytes is larger than {max_bytes}", body=_shown_body(body, redact)
+        )
+    if not _start(body):
+        raise ParseError("reply body is empty", body=_shown_body(body, redact), transient=True)
     if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
-        raise ParseError("reply has a DTD or an entity declaration; refused", body=shown)
+        raise ParseError(
+            "reply has a DTD or an entity declaration, which SOAP forbids; refused",
+            body=_shown_body(body, redact),
+        )
     try:
+        small = len(body) <= _SMALL_BYTES and body.count(b"<") <= _SMALL_TAGS
         doc = xmltodict.parse(
             body,
-            expat=_GuardedExpat,
+            expat=_GuardedExpat if small else _BoundedExpat,
             process_namespaces=True,
             force_list=_FORCE_LIST,
             strip_whitespace=False,
             disable_entities=True,
         )
     except _ForbiddenMarkupError as exc:
-        raise ParseError(str(exc), body=shown) from exc
-    except (expat.ExpatError, ValueError) as exc:
+        raise ParseError(str(exc), body=_shown_body(body, redact)) from exc
+    except (expat.ExpatError, ValueError, LookupError) as exc:
         # Unreadable bytes (cut short, an intermediary's page) may read fine on a second try.
+        # LookupError: an encoding declaration Python does not know.
         raise ParseError(
-            f"reply is not well-formed XML: {exc}", body=shown, transient=True
+            f"reply is not well-formed XML: {_clip(str(exc))}",
+            body=_shown_body(body, redact),
+            transient=True,
         ) from exc
     if not isinstance(doc, dict):
-        raise ParseError("reply has no root element", body=shown)
+        raise ParseError("reply has no root element", body=_shown_body(body, redact))
     return doc
 
 
@@ -170,9 +408,22 @@ def _shown(key: str) -> str:
     """An element key as a reader knows it: ``<State>`` in the Devino namespace, else
     ``<{namespace}name>`` (Clark notation), or ``<name>`` with "(no namespace)"."""
     if key.startswith(_DEVINO):
-        return f"<{key[len(_DEVINO) :]}>"
+        return f"<{_clip(key[len(_DEVINO) :], 80)}>"
     namespace, colon, name = key.rpartition(":")
-    return f"<{{{namespace}}}{name}>" if colon else f"<{key}> (no namespace)"
+    if colon:
+        return f"<{{{_clip(namespace, 80)}}}{_clip(name, 80)}>"
+    return f"<{_clip(key, 80)}> (no namespace)"
+
+
+def _listed(keys: Any, limit: int = 5) -> str:
+    """Element keys as a reader knows them, the first ``limit`` of them: ``<A>, <B> and 3
+    more``; ``nothing`` when there are none."""
+    names = [_shown(key) for _, key in zip(range(limit + 1), keys, strict=False)]
+    if not names:
+        return "nothing"
+    if len(names) <= limit:
+        return ", ".join(names)
+    return ", ".join(names[:limit]) + f" and {len(keys) - limit} more"
 
 
 def _is_nil(node: Any) -> bool:
@@ -263,15 +514,33 @@ def _nillable_datetime(text: str | None, *, field: str) -> datetime | None:
 # Values
 
 
-def parse_int(text: str, *, field: str) -> int:
+def parse_int(text: str, *, field: str, bounds: tuple[int, int] = INT_RANGE) -> int:
+    """An integer within ``bounds`` (both included; ``xsd:int`` by default), checked on the
+    digits before any conversion: a reply's 5,000-digit number is a ParseError, never Python's
+    own int-conversion ``ValueError``."""
     value = text.strip()
     if not _INTEGER.fullmatch(value):
         raise ParseError(f"{field} is not an integer: {text[:40]!r}")
-    return int(value)
+    low, high = bounds
+    if len(value) <= 9 and bounds == INT_RANGE:  # the usual case: within xsd:int whatever it is
+        return int(value)
+    digits = value.lstrip("+-").lstrip("0")
+    number = None if len(digits) > max(len(str(low)), len(str(high))) else int(value)
+    if number is None or not low <= number <= high:
+        raise ParseError(
+            f"{field} is out of range: {_clip(value, 40)!r} ({len(digits)} digits); "
+            f"expected an integer from {low} to {high}"
+        )
+    return number
 
 
 def parse_decimal(text: str, *, field: str) -> Decimal:
     value = text.strip()
+    if len(value) > _MAX_DECIMAL_CHARS:
+        raise ParseError(
+            f"{field} is not a decimal number the service sends: {len(value)} characters "
+            f"({_clip(value, 40)!r}); expected at most {_MAX_DECIMAL_CHARS}"
+        )
     if not _DECIMAL.fullmatch(value):
         raise ParseError(f"{field} is not a decimal number: {text[:40]!r}")
     try:
@@ -308,14 +577,26 @@ def classify_fault(
     http_status: int | None,
     raw: str | None,
 ) -> ProviderFaultError:
-    """The error a SOAP fault means, by :data:`FAULT_RULES`. ``text`` is kept verbatim."""
+    """The error a SOAP fault means, by :data:`FAULT_RULES`. ``text`` is kept verbatim up to
+    :data:`MAX_RAW_CHARS` characters; the message shows at most :data:`MAX_SHOWN_CHARS` of it
+    (a fault of megabytes must not become a message of megabytes)."""
+    full = len(text or "")
+    if text is not None:
+        text = _cut(text, MAX_RAW_CHARS)
+    if code is not None:
+        code = _cut(code, MAX_RAW_CHARS)
     haystack = " ".join((text or "").split())
     cls: type[ProviderFaultError] = ProviderFaultError
     for pattern, candidate in FAULT_RULES:
         if pattern.search(haystack):
             cls = candidate
             break
-    message = f"{operation}: Devino fault {code or '?'}: {haystack or '(no text)'}"
+    shown = _cut(haystack, MAX_SHOWN_CHARS)
+    left = full - len(text or "") + len(haystack) - len(shown)
+    if left > 0:
+        shown += f"... ({left} more characters)"
+    shown_code = _clip(" ".join(code.split()), 80) if code else "?"
+    message = f"{operation}: Devino fault {shown_code}: {shown or '(no text)'}"
     return cls(message, code=code, text=text, http_status=http_status, raw=raw)
 
 
@@ -357,41 +638,86 @@ def _soap_body(doc: dict[str, Any]) -> tuple[str | None, Any]:
     return None, _MISSING
 
 
+def _answered(what: str, *, url: str | None, http_status: int, content_type: str | None) -> str:
+    """``http://host/path answered an HTML page (HTTP 200, Content-Type text/html)``."""
+    where = url or "the service"
+    shown_type = _clip(content_type, 80) if content_type else "none"
+    return f"{where} answered {what} (HTTP {http_status}, Content-Type {shown_type})"
+
+
+def _redirected(redirect: str | None) -> str:
+    return (
+        ""
+        if redirect is None
+        else f"; it redirects to {_clip(redirect, 200)} (redirects are not followed: "
+        "configure the URL it points to, if that is the service)"
+    )
+
+
 def read_result(
-    body: bytes,
+    body: Body,
     *,
     operation: str,
     http_status: int = 200,
     retry_after: str | None = None,
     max_bytes: int = DEFAULT_MAX_REPLY_BYTES,
+    content_type: str | None = None,
+    url: str | None = None,
+    redirect: str | None = None,
 ) -> Any:
-    """Check one reply and return its ``<operation>Result`` node (None when empty or absent).
+    """Check one reply and return its ``<operation>Result`` node (None when it is empty, or
+    absent from a response that has no other child; a send's absent result is an error).
 
     :param retry_after: the reply's ``Retry-After`` header, if any.
+    :param content_type: the reply's ``Content-Type`` header, if any.
+    :param url: the URL that answered (without credentials), for error messages.
+    :param redirect: where a 3xx reply points (without credentials), for its error.
     :raises RateLimitedError: HTTP 429 or 503, or a fault that says so.
     :raises ProviderFaultError: a SOAP fault (a subclass by :data:`FAULT_RULES`), or a non-200
         reply without one.
-    :raises ParseError: a 200 reply that is not a SOAP envelope with the expected response.
+    :raises ParseError: a 200 reply that is not a SOAP envelope with the expected response: not
+        SOAP at all (HTML, JSON, plain text, empty, a foreign content type: transient, as an
+        intermediary's page may pass), unreadable, or of the wrong shape.
     """
     redact = operation == "GetSessionID"
-    raw = body[:max_bytes].decode("utf-8", errors="replace")
-    try:
-        doc = parse_xml(body, max_bytes=max_bytes, redact=redact)
-    except ParseError:
+    what = not_soap(body, content_type)
+    doc: dict[str, Any] | None = None
+    unreadable: ParseError | None = None
+    if what is None:
+        try:
+            doc = parse_xml(body, max_bytes=max_bytes, redact=redact)
+        except ParseError as exc:
+            unreadable = exc
+    if doc is None:
+        answered = (
+            ""
+            if what is None
+            else ": " + _answered(what, url=url, http_status=http_status, content_type=content_type)
+        )
         if http_status in RATE_LIMIT_STATUSES:
             raise RateLimitedError(
-                f"{operation}: HTTP {http_status}, rate limited",
+                f"{operation}: HTTP {http_status}, rate limited{answered}",
                 retry_after=parse_retry_after(retry_after),
                 http_status=http_status,
-                raw=raw,
+                raw=_raw(body),
             ) from None
         if http_status != 200:
             raise ProviderFaultError(
-                f"{operation}: HTTP {http_status} without a SOAP fault",
+                f"{operation}: HTTP {http_status} without a SOAP fault{answered}"
+                + _redirected(redirect),
                 http_status=http_status,
-                raw=raw,
+                raw=_raw(body),
             ) from None
-        raise
+        if unreadable is not None:
+            raise ParseError(
+                f"{operation}: {unreadable}", body=unreadable.body, transient=unreadable.transient
+            ) from unreadable.__cause__
+        assert what is not None
+        raise ParseError(
+            f"{operation}: {answered[2:]}, not SOAP; is this the Devino SmsService endpoint?",
+            body=None if redact else _snippet(body),
+            transient=True,
+        )
     soap_ns, soap_body = _soap_body(doc)
     fault = (
         soap_body.get(_key(soap_ns, "Fault"), _MISSING)
@@ -401,39 +727,57 @@ def read_result(
     code, text = (None, None) if fault is _MISSING else _fault_parts(fault, soap_ns or "")
     if http_status in RATE_LIMIT_STATUSES:
         raise RateLimitedError(
-            f"{operation}: HTTP {http_status}, rate limited" + (f": {text}" if text else ""),
+            f"{operation}: HTTP {http_status}, rate limited"
+            + (f": {_clip(' '.join(text.split()))}" if text else ""),
             retry_after=parse_retry_after(retry_after),
-            code=code,
-            text=text,
+            code=code if code is None else _cut(code, MAX_RAW_CHARS),
+            text=text if text is None else _cut(text, MAX_RAW_CHARS),
             http_status=http_status,
-            raw=raw,
+            raw=_raw(body),
         )
     if fault is not _MISSING:
         raise classify_fault(
-            operation=operation, code=code, text=text, http_status=http_status, raw=raw
+            operation=operation, code=code, text=text, http_status=http_status, raw=_raw(body)
         )
     if http_status != 200:
         raise ProviderFaultError(
-            f"{operation}: HTTP {http_status} without a SOAP fault",
+            f"{operation}: HTTP {http_status} without a SOAP fault" + _redirected(redirect),
             http_status=http_status,
-            raw=raw,
+            raw=_raw(body),
         )
-    shown = None if redact else _snippet(body)
     try:
-        if soap_ns is None:  # someone else answered (a maintenance page): may pass
-            root = next(iter(doc))
-            raise ParseError(f"reply is not a SOAP envelope (root {_shown(root)})", transient=True)
+        if soap_ns is None:  # someone else answered (a maintenance system): may pass
+            root = _shown(next(iter(doc)))
+            raise ParseError(
+                _answered(
+                    f"XML that is not SOAP (root {root})",
+                    url=url,
+                    http_status=http_status,
+                    content_type=content_type,
+                ),
+                transient=True,
+            )
         if soap_body is _MISSING:
             raise ParseError("SOAP envelope has no Body")
         if isinstance(soap_body, list):
             raise ParseError(f"SOAP envelope has {len(soap_body)} Body elements, expected one")
         response = _child(soap_body, f"{operation}Response", "Body")
         if response is _MISSING:
-            found = ", ".join(_shown(k) for k in _children(soap_body, "Body")) or "nothing"
+            found = _listed(_children(soap_body, "Body"))
             raise ParseError(f"SOAP Body has {found}, expected <{operation}Response>")
         result = _child(response, f"{operation}Result", f"{operation}Response")
+        if result is _MISSING:
+            others = _children(response, f"{operation}Response")
+            if others or operation in _SENDS:
+                # A send's reply without its result may still mean the service took the
+                # message: nobody can follow it, so it is an error, never "accepted".
+                raise ParseError(
+                    f"{operation}Response has {_listed(others)}, expected <{operation}Result>"
+                )
     except ParseError as exc:
-        raise ParseError(f"{operation}: {exc}", body=shown, transient=exc.transient) from None
+        raise ParseError(
+            f"{operation}: {exc}", body=_shown_body(body, redact), transient=exc.transient
+        ) from None
     return None if result is _MISSING else result
 
 
@@ -462,19 +806,38 @@ def balance_from(result: Any) -> Decimal:
 
 
 def message_ids_from(result: Any, *, operation: str) -> list[str]:
-    """An ``ArrayOfString`` of message IDs, as decimal strings, in the service's order."""
+    """A send's ``ArrayOfString`` of message IDs, as decimal strings, in the service's order.
+
+    A send the service took yields at least one ID (one per segment per destination), so a
+    result with none (empty, nil, or holding other elements) is a ParseError that says what
+    was found: the service may have taken the message, but nobody could follow it.
+    """
     where = f"{operation}Result"
+    if _is_nil(result):
+        raise ParseError(f"{operation}: {where} is nil, expected <string> message IDs")
+    if isinstance(result, str):
+        if result.strip():
+            raise ParseError(
+                f"{operation}: {where} has text {_clip(result.strip(), 40)!r}, expected "
+                "<string> message IDs"
+            )
+        result = None
     items = _child(result, "string", where)
     if items is _MISSING:
-        return []
+        found = _listed(_children(result, where))
+        raise ParseError(f"{operation}: {where} has {found}, expected <string> message IDs")
     ids: list[str] = []
     for index, item in enumerate(items):
         text = _text(item, f"{where}/string[{index}]")
         value = (text or "").strip()
-        if not _MESSAGE_ID.fullmatch(value):
-            shown = "nil" if text is None else repr(value[:40])
-            raise ParseError(f"{operation}: message ID {index} is not a number: {shown}")
-        ids.append(str(int(value)))
+        number = int(value) if _MESSAGE_ID.fullmatch(value) else _LONG_MAX + 1
+        if number > _LONG_MAX:
+            shown = "nil" if text is None else repr(_clip(value, 40))
+            raise ParseError(
+                f"{operation}: message ID {index} is not a number: {shown}; expected a "
+                f"decimal integer from 0 to {_LONG_MAX}"
+            )
+        ids.append(str(number))
     return ids
 
 
@@ -578,12 +941,18 @@ def incoming_messages_from(result: Any) -> list[IncomingMessage]:
 __all__ = [
     "DEFAULT_MAX_REPLY_BYTES",
     "FAULT_RULES",
+    "INT_RANGE",
+    "MAX_RAW_CHARS",
+    "MAX_REPLY_DEPTH",
+    "MAX_REPLY_ELEMENTS",
+    "MAX_SHOWN_CHARS",
     "RATE_LIMIT_STATUSES",
     "balance_from",
     "classify_fault",
     "incoming_messages_from",
     "message_ids_from",
     "message_state_from",
+    "not_soap",
     "parse_datetime",
     "parse_decimal",
     "parse_int",

@@ -741,8 +741,48 @@ async def test_oversized_reply_is_refused(http: aiohttp.ClientSession) -> None:
 
     async with scripted(huge) as server:
         client = make_client(http, server.url, max_reply_bytes=2000)
-        with pytest.raises(ParseError, match="larger than 2000"):
+        with pytest.raises(ParseError, match="more than the cap of 2000"):
             await client.get_balance()
+
+
+def _balance_body(padding: int) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        f'<soap:Envelope xmlns:soap="{SOAP12_NS}"><soap:Body>'
+        f'<GetBalanceResponse xmlns="{DEVINO_NS}"><GetBalanceResult>42.5'
+        f"</GetBalanceResult></GetBalanceResponse></soap:Body>{' ' * padding}</soap:Envelope>"
+    ).encode()
+
+
+@pytest.mark.parametrize("encoding", [None, "gzip", "deflate"])
+async def test_the_reply_cap_counts_decoded_bytes_to_the_byte(
+    http: aiohttp.ClientSession, encoding: str | None
+) -> None:
+    body = _balance_body(100_000)
+
+    async def padded(request: web.Request, operation: str, n: int) -> web.StreamResponse:
+        if operation != "GetBalance":
+            return default_reply(operation)
+        response = web.Response(body=body, content_type="application/soap+xml")
+        if encoding is not None:
+            response.enable_compression(web.ContentCoding(encoding))
+        return response
+
+    async with scripted(padded) as server:
+        exact = make_client(http, server.url, max_reply_bytes=len(body))
+        assert await exact.get_balance() == Decimal("42.5")
+        short = make_client(http, server.url, max_reply_bytes=len(body) - 1)
+        with pytest.raises(ParseError) as info:
+            await short.get_balance()
+    message = str(info.value)
+    if encoding is None:  # the length is declared: refused before reading
+        assert f"reply declares {len(body)} bytes, more than the cap of {len(body) - 1}" in message
+    else:  # 100 KB of spaces compress to a few hundred bytes: only the decoded count tells
+        assert f"larger than {len(body) - 1} bytes" in message
+        assert f"inflated from Content-Encoding {encoding}" in message
+    assert info.value.operation == "GetBalance"
+    assert info.value.channel == "sms"
+    assert server.count("GetBalance") == 2  # too large is not transient: not asked again
 
 
 async def test_http_error_without_fault(http: aiohttp.ClientSession) -> None:

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import gzip
+import struct
 import tracemalloc
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -20,7 +24,7 @@ from structlog.testing import capture_logs
 
 from notify_devino.config import Config
 from notify_devino.dispatcher import Dispatcher
-from notify_devino.errors import ParseError
+from notify_devino.errors import ParseError, ProviderFaultError
 from notify_devino.plugins import PluginManager
 from notify_devino.retrying import RetrySettings
 from notify_devino.types import SendOutcome
@@ -58,10 +62,12 @@ Answer = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class HostileServer:
-    """Answers a login properly and every GetBalance with ``answer``; logs every request."""
+    """Answers a login properly (unless ``logins`` is False) and every other request with
+    ``answer``; logs every request."""
 
-    def __init__(self, answer: Answer) -> None:
+    def __init__(self, answer: Answer, *, logins: bool = True) -> None:
         self.answer = answer
+        self.logins = logins
         self.seen: list[str] = []
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -73,7 +79,7 @@ class HostileServer:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         await request.read()
         self.seen.append(f"{request.method} {request.path}")
-        if 'GetSessionID"' in request.headers.get("Content-Type", ""):
+        if self.logins and 'GetSessionID"' in request.headers.get("Content-Type", ""):
             return web.Response(
                 body=envelope("GetSessionID", SID).encode(), content_type="application/soap+xml"
             )
@@ -110,9 +116,28 @@ def client_for(http: aiohttp.ClientSession, url: str, **kwargs: object) -> Devin
     )
 
 
-def xml_reply(body: str) -> Answer:
+def xml_reply(body: str | bytes) -> Answer:
+    encoded = body.encode() if isinstance(body, str) else body  # once, not per request
+
     async def answer(request: web.Request) -> web.StreamResponse:
-        return web.Response(body=body.encode(), content_type="application/soap+xml")
+        return web.Response(body=encoded, content_type="application/soap+xml")
+
+    return answer
+
+
+def streamed_reply(body: bytes, **headers: str) -> Answer:
+    """Answer ``body`` with a Content-Length, in 16 KiB writes each drained, so the server
+    holds little of it in buffers while the client is measured in the same process."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/soap+xml", **headers})
+        response.content_length = len(body)
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+            view = memoryview(body)
+            for start in range(0, len(body), 16 * 1024):
+                await response.write(view[start : start + 16 * 1024])
+        return response
 
     return answer
 
@@ -175,7 +200,9 @@ async def test_an_oversized_reply_is_refused_by_its_length(http: aiohttp.ClientS
     big = envelope("GetBalance", "1" + " " * (2 * MiB))
     async with HostileServer(xml_reply(big)) as server:
         client = client_for(http, server.url, max_reply_bytes=MiB)
-        with pytest.raises(ParseError, match=rf"reply of {len(big)} bytes is larger than {MiB}"):
+        with pytest.raises(
+            ParseError, match=rf"reply declares {len(big)} bytes, more than the cap of {MiB}"
+        ):
             await client.get_balance()
 
 
@@ -232,3 +259,380 @@ async def test_markup_in_text_travels_verbatim(
     assert {m.text for m in stored} == {text}  # what the service stored, every segment
     assert stored[0].source == "A&B'Co"
     assert received.text == text  # and what came back from it
+
+
+# -- memory: the cap holds on decoded bytes, the parser bounds nesting ---------------------------
+
+GiB = 2**30
+SLACK = 4 * MiB
+"""What a refused reply may cost over the cap: aiohttp's buffers, the parser's, the error."""
+
+
+@functools.cache
+def gzip_bomb(inflated: int = GiB) -> bytes:
+    """A gzip stream of about 1 MiB that inflates to the start of an envelope, then
+    ``inflated`` bytes of spaces. Built from one deflate block repeated (after a sync
+    flush, every MiB of spaces compresses to the same bytes), so making it costs no 1 GiB."""
+    head = envelope("GetBalance", "1")[:-40].encode()
+    unit = b" " * MiB
+    count = inflated // MiB
+    deflate = zlib.compressobj(6, zlib.DEFLATED, 31)  # 31: gzip framing
+    first = deflate.compress(head + unit) + deflate.flush(zlib.Z_SYNC_FLUSH)
+    repeated = deflate.compress(unit) + deflate.flush(zlib.Z_SYNC_FLUSH)
+    assert repeated == deflate.compress(unit) + deflate.flush(zlib.Z_SYNC_FLUSH)
+    crc = zlib.crc32(head)
+    for _ in range(count):
+        crc = zlib.crc32(unit, crc)
+    size = len(head) + count * MiB
+    final_empty_block = b"\x03\x00"
+    return (
+        first + repeated * (count - 1) + final_empty_block + struct.pack("<II", crc, size % 2**32)
+    )
+
+
+def test_the_gzip_bomb_is_what_it_claims() -> None:
+    small = gzip_bomb(8 * MiB)
+    head = envelope("GetBalance", "1")[:-40].encode()
+    assert gzip.decompress(small) == head + b" " * (8 * MiB)
+    assert len(gzip_bomb()) < 1.1 * MiB
+
+
+async def _peak_growth(call: Callable[[], Awaitable[object]]) -> tuple[int, BaseException]:
+    """Peak traced memory (bytes) while ``call()`` runs, and what it raised."""
+    tracemalloc.start()
+    try:
+        try:
+            await call()
+        except Exception as exc:
+            error: BaseException = exc
+        else:
+            raise AssertionError("the hostile reply was accepted")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak, error
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+async def test_a_gzip_bomb_is_cut_at_the_cap_on_decoded_bytes(
+    http: aiohttp.ClientSession, framing: str
+) -> None:
+    bomb = gzip_bomb()  # 1 MiB on the wire, 1 GiB inflated: under the cap, until decoded
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        headers = {"Content-Type": "application/soap+xml", "Content-Encoding": "gzip"}
+        response = web.StreamResponse(headers=headers)
+        if framing == "chunked":
+            response.enable_chunked_encoding()
+        else:
+            response.content_length = len(bomb)
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+            for start in range(0, len(bomb), 16 * 1024):
+                await response.write(bomb[start : start + 16 * 1024])
+        return response
+
+    async with HostileServer(answer) as server:
+        client = client_for(http, server.url)
+        await client.sessions.get()
+        peak, error = await _peak_growth(client.get_balance)
+    assert isinstance(error, ParseError), repr(error)
+    cap = parsing.DEFAULT_MAX_REPLY_BYTES
+    assert f"larger than {cap} bytes" in str(error)
+    assert "decoded" in str(error)
+    assert peak < cap + SLACK, f"peak {peak / MiB:.1f} MiB for a cap of {cap / MiB:.0f} MiB"
+
+
+async def test_a_declared_length_over_the_cap_is_refused_unread(
+    http: aiohttp.ClientSession,
+) -> None:
+    written: list[int] = []
+    hung_up = asyncio.Event()
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/soap+xml"})
+        response.content_length = GiB
+        await response.prepare(request)
+        total = 0
+        try:
+            for _ in range(4 * 1024):  # 1 GiB in 256 KiB writes, unless the client hangs up
+                await response.write(b" " * (256 * 1024))
+                total += 256 * 1024
+        except (ConnectionError, asyncio.CancelledError):
+            hung_up.set()
+        written.append(total)
+        return response
+
+    async with HostileServer(answer) as server:
+        client = client_for(http, server.url)
+        await client.sessions.get()
+        peak, error = await _peak_growth(client.get_balance)
+        await asyncio.wait_for(hung_up.wait(), 10)
+    assert isinstance(error, ParseError), repr(error)
+    cap = parsing.DEFAULT_MAX_REPLY_BYTES
+    assert f"declares {GiB} bytes, more than the cap of {cap}" in str(error)
+    assert peak < SLACK  # nothing of the body was kept
+    assert max(written) < 64 * MiB  # refused on its headers: the rest was never read
+
+
+def deep_reply(size: int) -> bytes:
+    """A well-formed envelope ``size`` bytes long whose result nests ``<a>`` as deep as fits."""
+    head = envelope("GetBalance", "@").encode()
+    before, _, after = head.partition(b"@")
+    depth = (size - len(head)) // len(b"<a></a>")
+    return before + b"<a>" * depth + b"</a>" * depth + after
+
+
+async def test_a_deeply_nested_reply_costs_no_more_than_the_cap(
+    http: aiohttp.ClientSession,
+) -> None:
+    body = deep_reply(10_000_000)  # 1.4 million levels, just under the 10 MiB cap
+
+    async with HostileServer(streamed_reply(body)) as server:
+        client = client_for(http, server.url)
+        await client.sessions.get()
+        peak, error = await _peak_growth(client.get_balance)
+    assert isinstance(error, ParseError), repr(error)
+    assert f"nested deeper than {parsing.MAX_REPLY_DEPTH} elements" in str(error)
+    assert not error.is_transient()  # the same reply again would be refused again
+    assert peak < len(body) + SLACK, f"peak {peak / MiB:.1f} MiB for {len(body) / MiB:.1f} MiB"
+
+
+def test_the_parser_alone_refuses_deep_nesting_in_bounded_memory() -> None:
+    body = deep_reply(10_000_000)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ParseError, match="nested deeper"):
+            parsing.read_result(body, operation="GetBalance")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < SLACK  # the body itself was allocated before tracing began
+
+
+def test_legitimate_nesting_is_well_within_the_depth_bound() -> None:
+    # The deepest reply the service sends: Envelope/Body/Response/Result/IncomingMessage/Data.
+    body = envelope(
+        "GetIncomingMessages",
+        "<IncomingMessage><Data>x</Data><SourceAddress>79031234567</SourceAddress>"
+        "<DestinationAddress>ALERTS</DestinationAddress>"
+        "<CreatedDateUtc>2026-12-01T10:00:00</CreatedDateUtc></IncomingMessage>",
+    )
+    (message,) = parsing.incoming_messages_from(
+        parsing.read_result(body.encode(), operation="GetIncomingMessages")
+    )
+    assert message.data == "x"
+    assert parsing.MAX_REPLY_DEPTH >= 16
+
+
+# -- a URL that answers something other than SOAP (issue 10.21) ----------------------------------
+
+NGINX = (
+    b"<!DOCTYPE html>\n<html>\n<head><title>Welcome to nginx!</title></head>\n"
+    b"<body><h1>Welcome to nginx!</h1></body>\n</html>\n"
+)
+
+
+def plain(body: bytes, content_type: str, status: int = 200) -> Answer:
+    async def answer(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=status, body=body, headers={"Content-Type": content_type})
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "what"),
+    [
+        (NGINX, "text/html", "an HTML page"),
+        (b'{"status": "ok"}', "application/json", "JSON"),
+        (b"It works!", "text/plain; charset=utf-8", "plain text"),
+        (b"", "application/soap+xml; charset=utf-8", "an empty body"),
+        (envelope("GetBalance", "1").encode(), "image/gif", "a reply of type image/gif"),
+    ],
+)
+async def test_a_url_that_answers_something_else_says_so(
+    http: aiohttp.ClientSession, body: bytes, content_type: str, what: str
+) -> None:
+    async with HostileServer(plain(body, content_type)) as server:
+        client = client_for(http, "http://user:pw@" + server.url[len("http://") :] + "?x=1")
+        await client.sessions.get()
+        with pytest.raises(ParseError) as info:
+            await client.get_balance()
+    assert str(info.value) == (
+        f"GetBalance: {server.url} answered {what} (HTTP 200, Content-Type {content_type}), "
+        "not SOAP; is this the Devino SmsService endpoint?"
+    )
+    assert "DTD" not in str(info.value)
+    assert info.value.operation == "GetBalance"
+
+
+async def test_a_gateway_page_says_its_status(http: aiohttp.ClientSession) -> None:
+    async with HostileServer(plain(NGINX, "text/html", status=502)) as server:
+        client = client_for(http, server.url)
+        await client.sessions.get()
+        with pytest.raises(ProviderFaultError) as info:
+            await client.get_balance()
+    assert str(info.value) == (
+        f"GetBalance: HTTP 502 without a SOAP fault: {server.url} answered an HTML page "
+        "(HTTP 502, Content-Type text/html)"
+    )
+    assert info.value.http_status == 502
+
+
+@pytest.mark.parametrize(
+    ("location", "shown"),
+    [
+        ("https://ws.example/SmsService.asmx", "https://ws.example/SmsService.asmx"),
+        ("/v2/SmsService.asmx?token=s3cr3t#x", "http://127.0.0.1:{port}/v2/SmsService.asmx"),
+        ("https://user:pw@ws.example/SmsService.asmx", "https://ws.example/SmsService.asmx"),
+    ],
+)
+async def test_a_redirect_says_where_it_points_and_is_not_followed(
+    http: aiohttp.ClientSession, location: str, shown: str
+) -> None:
+    async def moved(request: web.Request) -> web.StreamResponse:
+        return web.Response(
+            status=301,
+            body=b"<html>Moved</html>",
+            headers={"Location": location, "Content-Type": "text/html"},
+        )
+
+    async with HostileServer(moved) as server:
+        client = client_for(http, server.url)
+        await client.sessions.get()
+        with pytest.raises(ProviderFaultError) as info:
+            await client.get_balance()
+    message = str(info.value)
+    assert message.startswith(
+        f"GetBalance: HTTP 301 without a SOAP fault: {server.url} answered an HTML page"
+    )
+    assert f"; it redirects to {shown.format(port=server.port)} (redirects are not followed" in (
+        message
+    )
+    assert "s3cr3t" not in message
+    assert "pw@" not in message
+    assert server.seen.count("POST /SmsService.asmx") == 2  # the login and one GetBalance
+    assert not any(seen.startswith("POST /v2") for seen in server.seen)
+
+
+async def test_a_login_that_answers_html_names_the_login(http: aiohttp.ClientSession) -> None:
+    async with HostileServer(plain(NGINX, "text/html"), logins=False) as server:
+        client = client_for(http, server.url)
+        with pytest.raises(
+            ParseError,
+            match=r"^GetSessionID: http://127\.0\.0\.1:\d+/SmsService"
+            r"\.asmx answered an HTML page \(HTTP 200",
+        ):
+            await client.get_balance()
+
+
+# -- a send reply without message IDs is unknown, never accepted (issue 10.12) ------------------
+
+
+@pytest.mark.parametrize(
+    ("result", "missing"),
+    [
+        ("<SendMessageResult />", "SendMessageResult has nothing, expected <string> message IDs"),
+        (
+            "<SendMessageResult><MessageId>1</MessageId></SendMessageResult>",
+            "SendMessageResult has <MessageId>, expected <string> message IDs",
+        ),
+        ("", "SendMessageResponse has nothing, expected <SendMessageResult>"),
+        (
+            '<SendMessageResult xmlns="urn:elsewhere"><string>1</string></SendMessageResult>',
+            "SendMessageResponse has <{urn:elsewhere}SendMessageResult>, expected "
+            "<SendMessageResult>",
+        ),
+    ],
+)
+async def test_a_send_reply_without_message_ids_is_unknown(
+    result: str,
+    missing: str,
+    devino_plugins: PluginManager,
+    make_config: Callable[..., Config],
+) -> None:
+    body = (
+        f'<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="{SOAP12_NS}">'
+        f'<soap:Body><SendMessageResponse xmlns="{DEVINO_NS}">{result}</SendMessageResponse>'
+        "</soap:Body></soap:Envelope>"
+    )
+    async with HostileServer(xml_reply(body)) as server:
+        config = make_config(server.url)
+        async with Dispatcher(config, plugins=devino_plugins) as dispatcher:
+            sent = await dispatcher.send("disk full", to=["79031234567"])
+    (recipient,) = sent.recipients
+    assert recipient.outcome is SendOutcome.UNKNOWN
+    assert recipient.message_ids == ()
+    assert isinstance(recipient.error, ParseError)
+    assert missing in str(recipient.error)
+    assert server.seen.count("POST /SmsService.asmx") == 2  # the login, one send: not resent
+
+
+def wide_reply(unit: bytes, size: int = 10_000_000) -> bytes:
+    """A well-formed envelope ``size`` bytes long whose result repeats ``unit``."""
+    head = envelope("GetBalance", "@").encode()
+    before, _, after = head.partition(b"@")
+    return before + unit * ((size - len(head)) // len(unit)) + after
+
+
+@pytest.mark.parametrize(
+    ("unit", "refusal"),
+    [
+        (b"<a/>", "more than 100000 elements"),
+        (b'<a b=""/>', "more than 100000 elements"),  # a dict per element, were it kept
+        (b"<x:a xmlns:x='u'/>", "more than 100000 elements"),  # and for each namespace
+        (b"x", "not a decimal number the service sends"),  # one text of 10 MB
+        ("я".encode(), "not a decimal number the service sends"),
+        (b"&amp;", "not a decimal number the service sends"),  # two million references
+    ],
+)
+def test_a_wide_reply_costs_no_more_than_a_few_mib(unit: bytes, refusal: str) -> None:
+    body = wide_reply(unit)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ParseError, match=refusal) as info:
+            parsing.balance_from(parsing.read_result(body, operation="GetBalance"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < SLACK + 2 * MiB, f"peak {peak / MiB:.1f} MiB"
+    assert len(str(info.value)) < 500
+
+
+def test_a_small_reply_is_parsed_without_the_wrappers_and_still_refused() -> None:
+    # Below 64 KiB and 4,096 tags nothing built can be large, so the per-element bounds are
+    # skipped there; what is refused is refused all the same, by shape.
+    body = deep_reply(14_000)
+    assert body.count(b"<") <= 4096
+    with pytest.raises(ParseError, match="has elements where text was expected"):
+        parsing.balance_from(parsing.read_result(body, operation="GetBalance"))
+
+
+async def _print_peaks() -> None:
+    """The figures behind the bounds above, for a person: the peak of traced memory each
+    hostile reply costs the client, against the cap."""
+    cap = parsing.DEFAULT_MAX_REPLY_BYTES
+    served = {
+        "gzip bomb, 1 MiB inflating to 1 GiB": streamed_reply(
+            gzip_bomb(), **{"Content-Encoding": "gzip"}
+        ),
+        "10 MB of deep nesting": streamed_reply(deep_reply(10_000_000)),
+        '10 MB of <a b=""/>': streamed_reply(wide_reply(b'<a b=""/>')),
+    }
+    async with aiohttp.ClientSession() as http:
+        for name, answer in served.items():
+            async with HostileServer(answer) as server:
+                client = client_for(http, server.url)
+                await client.sessions.get()
+                peak, error = await _peak_growth(client.get_balance)
+            print(
+                f"{name}: peak {peak / MiB:.1f} MiB (cap {cap / MiB:.0f} MiB): "
+                f"{type(error).__name__}: {str(error)[:100]}"
+            )
+
+
+if __name__ == "__main__":  # python plugins/devino_soap/tests/test_hostile_replies.py
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
+    asyncio.run(_print_peaks())

@@ -7,12 +7,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from notify_devino.errors import (
     AuthenticationError,
     InsufficientFundsError,
+    NotifyError,
     ParseError,
     ProviderFaultError,
     RateLimitedError,
@@ -112,7 +113,7 @@ SENDS = ["SendMessage", "SendMessageByTimeZone", "SendMessageByTimeZoneToAddress
 @pytest.mark.parametrize("operation", SENDS)
 @pytest.mark.parametrize(
     "ids",
-    [[], ["579700854169272358"], ["579700854169272358", "579700854169272359", "12"]],
+    [["579700854169272358"], ["579700854169272358", "579700854169272359", "12"]],
 )
 def test_message_ids_always_a_list(wrap: Any, operation: str, ids: list[str]) -> None:
     items = "".join(f"<string>{i}</string>" for i in ids)
@@ -132,10 +133,65 @@ def test_message_ids_pretty_and_self_closing() -> None:
         "1",
         "2",
     ]
-    empty = dotnet12(response("SendMessage", "<SendMessageResult />"))
-    assert parsing.message_ids_from(read("SendMessage", empty), operation="SendMessage") == []
-    absent = dotnet12(response("SendMessage", ""))
-    assert parsing.message_ids_from(read("SendMessage", absent), operation="SendMessage") == []
+
+
+# A send the service took always yields an ID: a reply without one cannot be "accepted" (the
+# message may be out, but nobody could follow it), so each of these is a ParseError that names
+# what was missing, and the channel reports the send as unknown.
+SEND_REPLIES_WITHOUT_IDS = [
+    ("<SendMessageResult />", "SendMessageResult has nothing, expected <string> message IDs"),
+    ("<SendMessageResult>  </SendMessageResult>", "SendMessageResult has nothing, expected"),
+    ('<SendMessageResult xsi:nil="true" />', "SendMessageResult is nil, expected <string>"),
+    ("", "SendMessageResponse has nothing, expected <SendMessageResult>"),
+    (
+        "<SendMessageResult><Id>1</Id><Id>2</Id></SendMessageResult>",
+        "SendMessageResult has <Id>, expected <string> message IDs",
+    ),
+    (
+        "<SendMessageResult><string xmlns='urn:other'>1</string></SendMessageResult>",
+        "SendMessageResult has <{urn:other}string>, expected <string> message IDs",
+    ),
+    (
+        "<SendMessageResults><string>1</string></SendMessageResults>",
+        "SendMessageResponse has <SendMessageResults>, expected <SendMessageResult>",
+    ),
+    (
+        "<SendMessageResult xmlns='urn:other'><string>1</string></SendMessageResult>",
+        "SendMessageResponse has <{urn:other}SendMessageResult>, expected <SendMessageResult>",
+    ),
+    (
+        "<SendMessageResult>579700854169272358</SendMessageResult>",
+        "SendMessageResult has text '579700854169272358', expected <string> message IDs",
+    ),
+]
+
+
+@pytest.mark.parametrize(("inner", "message"), SEND_REPLIES_WITHOUT_IDS)
+def test_a_send_reply_without_message_ids_is_a_parse_error(inner: str, message: str) -> None:
+    body = dotnet12(response("SendMessage", inner))
+    with pytest.raises(ParseError) as info:
+        parsing.message_ids_from(read("SendMessage", body), operation="SendMessage")
+    assert message in str(info.value)
+    assert str(info.value).startswith("SendMessage: ")
+    assert info.value.may_have_been_processed()
+
+
+def test_a_send_response_in_a_foreign_namespace_is_a_parse_error() -> None:
+    body = dotnet12(
+        '<SendMessageResponse xmlns="urn:other"><SendMessageResult><string>1</string>'
+        "</SendMessageResult></SendMessageResponse>"
+    )
+    with pytest.raises(ParseError, match=r"SOAP Body has <\{urn:other\}SendMessageResponse>"):
+        read("SendMessage", body)
+
+
+def test_a_read_response_with_foreign_children_is_a_parse_error() -> None:
+    # An empty inbox is an empty result; a response holding something else is not one.
+    empty = dotnet12(response("GetIncomingMessages", ""))
+    assert parsing.incoming_messages_from(read("GetIncomingMessages", empty)) == []
+    body = dotnet12(response("GetIncomingMessages", "<Messages/>"))
+    with pytest.raises(ParseError, match="has <Messages>, expected <GetIncomingMessagesResult>"):
+        read("GetIncomingMessages", body)
 
 
 @pytest.mark.parametrize("item", ['<string xsi:nil="true" />', "<string>abc</string>", "<string/>"])
@@ -596,3 +652,403 @@ def test_timedelta_sanity() -> None:
     with pytest.raises(ParseError):
         parsing.parse_datetime("9999-12-31T23:59:59-05:00", field="x")
     assert parsing.parse_datetime("0001-01-01T00:00:00", field="x") == datetime(1, 1, 1, tzinfo=UTC)
+
+
+# -- numbers bounded to their XSD types, before any conversion -----------------------------------
+
+HUGE = "9" * 5000
+
+
+@pytest.mark.parametrize(
+    "state", [HUGE, "-" + HUGE, "0" * 5000 + "1" + "0" * 12, "2147483648", "-2147483649"]
+)
+def test_a_state_out_of_the_int_range_is_a_parse_error(state: str) -> None:
+    body = dotnet12(
+        response(
+            "GetMessageState",
+            f"<GetMessageStateResult><State>{state}</State></GetMessageStateResult>",
+        )
+    )
+    with pytest.raises(ParseError) as info:
+        parsing.message_state_from(read("GetMessageState", body), message_id="7")
+    message = str(info.value)
+    assert "GetMessageStateResult/State is out of range" in message
+    assert "expected an integer from -2147483648 to 2147483647" in message
+    assert len(message) < 300
+
+
+def test_int_bounds_are_inclusive_and_leading_zeros_are_fine() -> None:
+    for text, value in [("2147483647", 2**31 - 1), ("-2147483648", -(2**31)), ("0" * 50 + "7", 7)]:
+        assert parsing.parse_int(text, field="x") == value
+
+
+@pytest.mark.parametrize("field", ["Sent", "TotalWithErrors"])
+@pytest.mark.parametrize("count", [HUGE, "4294967296"])
+def test_a_statistics_count_out_of_range_is_a_parse_error(field: str, count: str) -> None:
+    result = STATISTICS.replace(f"<{field}>", f"<{field}>{count}", 1)
+    with pytest.raises(ParseError, match=f"GetStatisticsResult/{field} is out of range"):
+        parsing.statistics_from(read("GetStatistics", dotnet12(response("GetStatistics", result))))
+
+
+@pytest.mark.parametrize("price", [HUGE, "1." + HUGE])
+def test_a_decimal_of_thousands_of_digits_is_a_parse_error(price: str) -> None:
+    body = dotnet12(
+        response(
+            "GetMessageState",
+            f"<GetMessageStateResult><State>0</State><Price>{price}</Price></GetMessageStateResult>",
+        )
+    )
+    with pytest.raises(ParseError, match="Price is not a decimal number the service sends"):
+        parsing.message_state_from(read("GetMessageState", body), message_id="7")
+    with pytest.raises(ParseError, match="GetBalanceResult is not a decimal number"):
+        parsing.balance_from(
+            read(
+                "GetBalance",
+                dotnet12(response("GetBalance", f"<GetBalanceResult>{price}</GetBalanceResult>")),
+            )
+        )
+
+
+@pytest.mark.parametrize("item", ["9223372036854775808", "9999999999999999999", HUGE])
+def test_a_message_id_beyond_a_long_is_a_parse_error(item: str) -> None:
+    body = dotnet12(
+        response("SendMessage", f"<SendMessageResult><string>{item}</string></SendMessageResult>")
+    )
+    with pytest.raises(ParseError, match="message ID 0 is not a number") as info:
+        parsing.message_ids_from(read("SendMessage", body), operation="SendMessage")
+    assert len(str(info.value)) < 300
+    top = dotnet12(
+        response(
+            "SendMessage",
+            "<SendMessageResult><string>9223372036854775807</string></SendMessageResult>",
+        )
+    )
+    assert parsing.message_ids_from(read("SendMessage", top), operation="SendMessage") == [
+        str(2**63 - 1)
+    ]
+
+
+# -- faults of any size make errors of bounded size ----------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["1.1", "1.2"])
+def test_a_fault_of_megabytes_makes_a_short_message(version: str) -> None:
+    text = PREFIX + "Invalid user login or password " + "x" * (9 * 2**20)
+    body = fault12(text) if version == "1.2" else fault11(text)
+    with pytest.raises(AuthenticationError) as info:
+        read("GetBalance", body, http_status=500)
+    error = info.value
+    assert len(str(error)) < 500
+    assert str(error).startswith("GetBalance: Devino fault soap:")
+    assert "Invalid user login or password" in str(error)
+    assert "more characters)" in str(error)  # it says that it was cut
+    assert error.text is not None
+    assert error.text.startswith(PREFIX + "Invalid user login")
+    assert len(error.text) <= parsing.MAX_RAW_CHARS
+    assert error.raw is not None
+    assert len(error.raw) <= parsing.MAX_RAW_CHARS
+
+
+def test_a_fault_code_of_megabytes_makes_a_short_message() -> None:
+    with pytest.raises(ProviderFaultError) as info:
+        read("GetBalance", fault12("Boom", code="c" * 2**20), http_status=500)
+    assert len(str(info.value)) < 300
+
+
+def test_a_rate_limit_fault_of_megabytes_makes_a_short_message() -> None:
+    with pytest.raises(RateLimitedError) as info:
+        read("GetBalance", fault12("Too many requests " * 500_000), http_status=503)
+    assert len(str(info.value)) < 500
+    assert info.value.text is not None
+    assert len(info.value.text) <= parsing.MAX_RAW_CHARS
+
+
+def test_a_body_of_megabytes_without_a_fault_keeps_a_bounded_raw() -> None:
+    with pytest.raises(ProviderFaultError) as info:
+        read("GetBalance", b"<html>" + b"x" * (9 * 2**20), http_status=500)
+    assert info.value.raw is not None
+    assert len(info.value.raw) <= parsing.MAX_RAW_CHARS
+    assert len(str(info.value)) < 300
+
+
+def test_a_body_listing_a_million_elements_makes_a_short_message() -> None:
+    inner = "".join(f"<e{n}/>" for n in range(50_000))
+    with pytest.raises(ParseError, match=r"SOAP Body has <e0> \(no namespace\), .* and 49995 more"):
+        read("GetBalance", dotnet12(inner))
+    long_name = "n" * 100_000
+    with pytest.raises(ParseError) as info:
+        read("GetBalance", f"<{long_name}/>".encode())
+    assert len(str(info.value)) < 500
+
+
+# -- what a reply is when it is not SOAP (issue 10.21) -------------------------------------------
+
+URL = "http://proxy.example:8080/SmsService.asmx"
+HTML = b"<!DOCTYPE html>\n<html><head><title>Welcome to nginx!</title></head><body/></html>"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "what"),
+    [
+        (HTML, "text/html; charset=utf-8", "an HTML page"),
+        (HTML, "application/soap+xml", "an HTML page"),
+        (HTML, None, "an HTML page"),
+        (b"  <HTML><BODY>Down for maintenance</BODY></HTML>", "text/xml", "an HTML page"),
+        (b'{"error": "not found"}', "application/json", "JSON"),
+        (b"[1, 2]", None, "JSON"),
+        (b"<x/>", "application/problem+json", "JSON"),
+        (b"Service Unavailable", "text/plain", "plain text"),
+        (b"OK", None, "plain text"),
+        (b"", "application/soap+xml", "an empty body"),
+        (b" \r\n\t ", None, "an empty body"),
+        (b"\xef\xbb\xbf", "text/xml", "an empty body"),
+        (b"\x89PNG\r\n", "image/png", "plain text"),
+        (GOOD, "image/png", "a reply of type image/png"),
+        (GOOD, "text/plain", "a reply of type text/plain"),
+    ],
+)
+def test_a_reply_that_is_not_soap_says_what_it_is(
+    body: bytes, content_type: str | None, what: str
+) -> None:
+    with pytest.raises(ParseError) as info:
+        read("GetBalance", body, content_type=content_type, url=URL)
+    message = str(info.value)
+    shown_type = content_type or "none"
+    assert message == (
+        f"GetBalance: {URL} answered {what} (HTTP 200, Content-Type {shown_type}), not SOAP; "
+        "is this the Devino SmsService endpoint?"
+    )
+    assert "DTD" not in message
+    assert info.value.is_transient()  # an intermediary's page may pass
+
+
+@pytest.mark.parametrize("status", [404, 500, 502])
+def test_a_non_200_that_is_not_soap_says_what_it_is(status: int) -> None:
+    with pytest.raises(ProviderFaultError) as info:
+        read("GetBalance", HTML, http_status=status, content_type="text/html", url=URL)
+    assert type(info.value) is ProviderFaultError
+    assert str(info.value) == (
+        f"GetBalance: HTTP {status} without a SOAP fault: {URL} answered an HTML page "
+        f"(HTTP {status}, Content-Type text/html)"
+    )
+
+
+def test_a_rate_limit_that_is_not_soap_is_still_a_rate_limit() -> None:
+    with pytest.raises(RateLimitedError, match="answered plain text") as info:
+        read("GetBalance", b"Too Many Requests", http_status=429, content_type="text/plain")
+    assert info.value.http_status == 429
+
+
+def test_xml_that_is_not_soap_names_its_root_and_the_url() -> None:
+    with pytest.raises(ParseError) as info:
+        read("GetBalance", b"<rss><channel/></rss>", content_type="application/xml", url=URL)
+    assert str(info.value) == (
+        f"GetBalance: {URL} answered XML that is not SOAP (root <rss> (no namespace)) "
+        "(HTTP 200, Content-Type application/xml)"
+    )
+
+
+def test_a_dtd_in_an_xml_reply_is_still_refused_as_hostile() -> None:
+    body = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]>' + GOOD[38:]
+    with pytest.raises(ParseError, match="DTD or an entity declaration") as info:
+        read("GetBalance", body, content_type="application/soap+xml", url=URL)
+    assert not info.value.is_transient()
+
+
+def test_soap_in_utf16_is_judged_by_the_parser_not_the_sniffer() -> None:
+    body = GOOD.decode().replace('encoding="utf-8"', 'encoding="utf-16"').encode("utf-16")
+    assert parsing.balance_from(read("GetBalance", body, content_type="text/xml")) == 10
+
+
+def test_a_session_reply_that_is_not_soap_shows_no_body() -> None:
+    with pytest.raises(ParseError) as info:
+        read("GetSessionID", b"session=" + SID.encode(), content_type="text/plain", url=URL)
+    assert info.value.body is None
+    assert SID not in str(info.value)
+
+
+# -- fuzz: only the error tree leaves the parser -------------------------------------------------
+
+REAL_REPLIES = [
+    dotnet12(response("GetSessionID", f"<GetSessionIDResult>{SID}</GetSessionIDResult>")),
+    GOOD,
+    seed12(
+        response(
+            "SendMessage",
+            "<SendMessageResult><string>579700854169272358</string>"
+            "<string>579700854169272359</string></SendMessageResult>",
+        )
+    ),
+    soap11(
+        response(
+            "SendMessageByTimeZone",
+            "<SendMessageByTimeZoneResult><string>1</string></SendMessageByTimeZoneResult>",
+        )
+    ),
+    dotnet12(response("GetMessageState", STATE_FULL)),
+    dotnet12(response("GetStatistics", STATISTICS)),
+    dotnet12(
+        response(
+            "GetIncomingMessages",
+            "<GetIncomingMessagesResult><IncomingMessage><Data>Ack 42</Data>"
+            "<SourceAddress>79031234567</SourceAddress><DestinationAddress>ALERTS"
+            "</DestinationAddress><CreatedDateUtc>2024-03-05T07:08:09</CreatedDateUtc>"
+            "</IncomingMessage></GetIncomingMessagesResult>",
+        )
+    ),
+    fault12(PREFIX + "Invalid session"),
+    fault11(PREFIX + "Not enough credits"),
+]
+READERS: dict[str, Any] = {
+    "GetSessionID": parsing.session_id_from,
+    "GetBalance": parsing.balance_from,
+    "SendMessage": lambda r: parsing.message_ids_from(r, operation="SendMessage"),
+    "SendMessageByTimeZone": lambda r: parsing.message_ids_from(
+        r, operation="SendMessageByTimeZone"
+    ),
+    "GetMessageState": lambda r: parsing.message_state_from(r, message_id="1"),
+    "GetStatistics": parsing.statistics_from,
+    "GetIncomingMessages": parsing.incoming_messages_from,
+}
+
+_TOKENS = [
+    b"<",
+    b">",
+    b"/",
+    b"</",
+    b"/>",
+    b"=",
+    b'"',
+    b"'",
+    b"&",
+    b"&amp;",
+    b"&#0;",
+    b"&#x10FFFF;",
+    b"<![CDATA[",
+    b"]]>",
+    b"<!--",
+    b"-->",
+    b"<?",
+    b"?>",
+    b"<!DOCTYPE x>",
+    b'xmlns=""',
+    b'xmlns="urn:x"',
+    b'xsi:nil="true"',
+    b"9" * 5000,
+    b"-" + b"9" * 30,
+    b"1e999",
+    b"NaN",
+    b"0001-01-01T00:00:00",
+    b"9999-12-31T23:59:59-14:00",
+    b"\x00",
+    b"\xff\xfe",
+    b"\xc3",
+    b"\xef\xbb\xbf",
+    b"\r\n",
+    b" " * 100,
+    b"<a>" * 40,
+    b"<string>",
+    b"</string>",
+    b"<State>",
+    b"</State>",
+    b'encoding="utf-16"',
+    b'encoding="ebcdic-x"',
+    b"soap:Fault",
+    b"<soap:Fault><soap:Code><soap:Value>x</soap:Value></soap:Code></soap:Fault>",
+]
+
+
+@st.composite
+def mutated_replies(draw: st.DrawFn) -> tuple[str, bytes, int, str | None]:
+    base = draw(st.sampled_from(REAL_REPLIES))
+    operation = (
+        next(op for op in READERS if f"<{op}Response".encode() in base)
+        if (b"Response" in base)
+        else draw(st.sampled_from(sorted(READERS)))
+    )
+    body = bytearray(base)
+    for _ in range(draw(st.integers(min_value=1, max_value=6))):
+        kind = draw(st.sampled_from(["insert", "delete", "replace", "flip", "truncate", "dup"]))
+        at = draw(st.integers(min_value=0, max_value=len(body)))
+        if kind == "insert":
+            body[at:at] = draw(st.sampled_from(_TOKENS) | st.binary(max_size=8))
+        elif kind == "delete":
+            del body[at : at + draw(st.integers(min_value=1, max_value=40))]
+        elif kind == "replace":
+            body[at : at + draw(st.integers(min_value=1, max_value=8))] = draw(
+                st.sampled_from(_TOKENS)
+            )
+        elif kind == "flip" and at < len(body):
+            body[at] ^= 1 << draw(st.integers(min_value=0, max_value=7))
+        elif kind == "truncate":
+            del body[at:]
+        elif kind == "dup":
+            end = min(len(body), at + draw(st.integers(min_value=1, max_value=200)))
+            body[at:at] = body[at:end]
+    status = draw(st.sampled_from([200, 200, 200, 500, 503, 429, 404]))
+    content_type = draw(
+        st.sampled_from([None, "application/soap+xml; charset=utf-8", "text/xml", "text/html"])
+    )
+    return operation, bytes(body), status, content_type
+
+
+@settings(max_examples=600, deadline=None)
+@given(mutated_replies())
+def test_mutated_real_replies_raise_only_the_error_tree(
+    case: tuple[str, bytes, int, str | None],
+) -> None:
+    operation, body, status, content_type = case
+    message = ""
+    try:
+        READERS[operation](
+            read(operation, body, http_status=status, content_type=content_type, url=URL)
+        )
+    except NotifyError as exc:  # anything else fails the test with its own traceback
+        message = str(exc)
+    assert len(message) < 2000, message[:200]
+
+
+@pytest.mark.parametrize("at", [0, 1, 10, 35, 36])
+@pytest.mark.parametrize("where", ["message", "text", "raw"])
+def test_a_cut_never_leaves_part_of_an_echoed_session_id(where: str, at: int) -> None:
+    # A fault that echoes the session ID, padded so that the limit of the message, of the
+    # text or of the raw falls ``at`` characters into it: the ID is kept whole (and then
+    # masked by the log redaction) or left out, never cut to a part it cannot recognise.
+    limit, before = {
+        "message": (parsing.MAX_SHOWN_CHARS, len(PREFIX)),
+        "text": (parsing.MAX_RAW_CHARS, len(PREFIX)),
+        "raw": (parsing.MAX_RAW_CHARS, fault12("@").index(b"@") + len(PREFIX)),
+    }[where]
+    text = PREFIX + "." * (limit - before - at) + SID + " tail" * 50_000
+    with pytest.raises(ProviderFaultError) as info:
+        read("GetBalance", fault12(text), http_status=500)
+    error = info.value
+    shown = {"message": str(error), "text": error.text or "", "raw": error.raw or ""}[where]
+    parts = [SID[:n] for n in range(4, len(SID))]
+    assert SID in shown or not any(part in shown for part in parts), shown[-80:]
+    assert (SID in shown) is (at == len(SID))  # whole before the limit, or left out
+
+
+def test_cut_keeps_whole_words() -> None:
+    assert parsing._cut("abc def", 5) == "abc "
+    assert parsing._cut("abc def", 4) == "abc "
+    assert parsing._cut("abc def", 3) == "abc"
+    assert parsing._cut("abcdef", 3) == ""
+    assert parsing._cut("ab, cd", 3) == "ab,"
+
+
+@pytest.mark.parametrize("digits", ["١٢٣", "１２３", "१२३"])
+def test_numbers_in_other_scripts_are_not_numbers(digits: str) -> None:
+    # int() and Decimal() read Arabic-Indic, full-width and Devanagari digits; .NET never
+    # writes them, so a reply carrying them is not read as if it had said 123.
+    ids = dotnet12(
+        response("SendMessage", f"<SendMessageResult><string>{digits}</string></SendMessageResult>")
+    )
+    with pytest.raises(ParseError, match="message ID 0 is not a number"):
+        parsing.message_ids_from(read("SendMessage", ids), operation="SendMessage")
+    with pytest.raises(ParseError, match="is not an integer"):
+        parsing.parse_int(digits, field="State")
+    with pytest.raises(ParseError, match="is not a decimal number"):
+        parsing.parse_decimal(digits, field="Price")
+    with pytest.raises(ParseError, match="is not a dateTime"):
+        parsing.parse_datetime(f"2024-03-05T07:08:09.{digits}", field="x")
