@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 
-import click
 import pytest
-from click.testing import CliRunner
 
-from notify_devino.cli import CliState, build_cli
-from notify_devino.plugins import PluginManager
+from notify_devino.testing import invoke_cli
 
 from .payloads import alert, body_v025
 
@@ -38,24 +34,11 @@ alertmanager:
 """
 
 
-@functools.cache
-def command_line() -> tuple[click.Group, PluginManager]:
-    # build_cli adds the plugins' commands to one group (until the CLI factory lands): once
-    manager = PluginManager()
-    return build_cli(manager), manager
-
-
 def invoke(tmp_path: Path, *args: str) -> tuple[int, str, str]:
+    """In process, through the kit's invoke_cli (it undoes the logging set-up afterwards)."""
     config = tmp_path / "config.yaml"
     config.write_text(CONFIG)
-    group, manager = command_line()
-    runner = CliRunner()
-    result = runner.invoke(
-        group,
-        ["--config", str(config), *args],
-        obj=CliState(None, manager, None, None),
-    )
-    return result.exit_code, result.stdout, result.stderr
+    return invoke_cli("--config", str(config), *args)
 
 
 def write_payload(tmp_path: Path, count: int, team: str = "db") -> str:
