@@ -315,8 +315,11 @@ async def post_notification(request: web.Request) -> web.StreamResponse:
             422, "idempotency_key_reused", str(exc), notification_id=exc.notification_id
         )
     except InvalidInputError as exc:
+        message = str(exc)
+        if exc.field == "to":  # a phone number or email put in `to` is the usual slip
+            message += "; `to` names contacts and groups, raw addresses go in `addresses`"
         return error_response(
-            400, "invalid_notification", str(exc), field=exc.field, expected=exc.expected
+            400, "invalid_notification", message, field=exc.field, expected=exc.expected
         )
     except StoreFull as exc:
         return error_response(503, "outbox_full", str(exc), headers=retry)
