@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from ...errors import ConfigError
 from .base import (
+    AlertCode,
     Applied,
     Change,
     Delivery,
@@ -25,6 +26,7 @@ from .base import (
     InboundRecord,
     NewDelivery,
     NewNotification,
+    NoFreeCode,
     Recovery,
     Store,
     StoredNotification,
@@ -99,6 +101,7 @@ def _redacted(url: str) -> str:
 
 __all__ = [
     "ENGINES",
+    "AlertCode",
     "Applied",
     "Change",
     "Delivery",
@@ -107,6 +110,7 @@ __all__ = [
     "InboundRecord",
     "NewDelivery",
     "NewNotification",
+    "NoFreeCode",
     "Recovery",
     "SqliteStore",
     "Store",

@@ -33,6 +33,7 @@ import contextlib
 import hashlib
 import json
 import math
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ from ...limits import LimiterFactory
 from .. import states
 from ..states import ACTIVE, FINAL, SendPolicy, State
 from .base import (
+    AlertCode,
     Applied,
     Change,
     Delivery,
@@ -57,6 +59,7 @@ from .base import (
     InboundRecord,
     NewDelivery,
     NewNotification,
+    NoFreeCode,
     Recovery,
     Store,
     StoredNotification,
@@ -84,6 +87,8 @@ MIGRATION_LOCK = 0x6E6F746966790001
 """The advisory lock taken while migrating ("notify" and 1)."""
 INBOX_LOCK = 0x6E6F746966790002
 """Taken by every inbox write, so sequence numbers commit in their order."""
+ALERT_LOCK = 0x6E6F746966790003
+"""Taken while an alert code is chosen, so two instances never choose one code at once."""
 
 SUBMIT_BATCH = 500
 """Submits committed in one transaction at most."""
@@ -954,6 +959,175 @@ class PostgresStore(Store):
                     limit,
                 )
             ]
+
+    # -- alert acknowledgement codes ---------------------------------------------------------
+
+    _CODE_COLUMNS = (
+        "alert_key, address, code, contact, labels, opened_at, acked_at, acked_by, silence_id, "
+        "closed_at"
+    )
+
+    @staticmethod
+    def _code(row: Mapping[str, Any]) -> AlertCode:
+        return AlertCode(
+            alert_key=row["alert_key"],
+            address=row["address"],
+            code=row["code"],
+            labels=row["labels"],
+            opened_at=row["opened_at"],
+            contact=row["contact"],
+            acked_at=row["acked_at"],
+            acked_by=row["acked_by"],
+            silence_id=row["silence_id"],
+            closed_at=row["closed_at"],
+        )
+
+    async def _codes(self, conn: Any, where: str, *args: Any) -> list[AlertCode]:
+        return [
+            self._code(r)
+            for r in await conn.fetch(
+                f"SELECT {self._CODE_COLUMNS} FROM alert_codes WHERE {where} "
+                "ORDER BY opened_at, seq",
+                *args,
+            )
+        ]
+
+    async def open_alert_code(
+        self,
+        alert_key: str,
+        recipients: Mapping[str, str | None],
+        labels: Mapping[str, str],
+        *,
+        digits: int = 4,
+        now: datetime | None = None,
+    ) -> str:
+        addresses = list(recipients)
+        if not addresses:
+            raise ValueError("an alert code needs at least one recipient")
+        async with self._tx() as conn:
+            # Instances opening codes at once would pick among the same free ones: one at a time.
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", ALERT_LOCK)
+            at: datetime = now or await conn.fetchval("SELECT now()")
+            used = {
+                r["code"]
+                for r in await conn.fetch(
+                    "SELECT code FROM alert_codes WHERE closed_at IS NULL AND alert_key <> $1 "
+                    "AND address = ANY($2::text[])",
+                    alert_key,
+                    addresses,
+                )
+            }
+            mine = [
+                r["code"]
+                for r in await conn.fetch(
+                    "SELECT code FROM alert_codes WHERE alert_key = $1 AND closed_at IS NULL "
+                    "ORDER BY seq",
+                    alert_key,
+                )
+            ]
+            code = next((c for c in mine if c not in used), None)
+            if code is None:
+                space = 10**digits
+                start = secrets.randbelow(space)
+                floor = 10 ** (digits - 1)
+                for step in range(space):
+                    candidate = (start + step) % space
+                    if candidate >= floor and str(candidate) not in used:
+                        code = str(candidate)
+                        break
+                else:
+                    raise NoFreeCode(
+                        f"no {digits}-digit acknowledgement code is free for "
+                        f"{len(addresses)} recipient(s)"
+                    )
+            # A closed row of this group is opened again (a group that fires again).
+            await conn.execute(
+                "UPDATE alert_codes SET code = $1, labels = $2, "
+                "opened_at = CASE WHEN closed_at IS NULL THEN opened_at ELSE $3 END, "
+                "acked_at = CASE WHEN closed_at IS NULL THEN acked_at END, "
+                "acked_by = CASE WHEN closed_at IS NULL THEN acked_by END, "
+                "silence_id = CASE WHEN closed_at IS NULL THEN silence_id END, "
+                "closed_at = NULL WHERE alert_key = $4",
+                code,
+                dict(labels),
+                at,
+                alert_key,
+            )
+            await conn.executemany(
+                "INSERT INTO alert_codes (alert_key, address, code, contact, labels, opened_at) "
+                "VALUES ($1, $2, $3, $4, $5, $6) "
+                "ON CONFLICT (alert_key, address) DO UPDATE SET contact = excluded.contact",
+                [
+                    (alert_key, address, code, contact, dict(labels), at)
+                    for address, contact in recipients.items()
+                ],
+            )
+        return code
+
+    async def open_alert_codes(self, address: str) -> list[AlertCode]:
+        async with self._read() as conn:
+            return await self._codes(conn, "address = $1 AND closed_at IS NULL", address)
+
+    async def alert_codes(self, alert_key: str) -> list[AlertCode]:
+        async with self._read() as conn:
+            return await self._codes(conn, "alert_key = $1", alert_key)
+
+    async def acknowledge_alert(
+        self, alert_key: str, by: str, now: datetime | None = None
+    ) -> tuple[bool, list[AlertCode]]:
+        async with self._tx() as conn:
+            status = await conn.execute(
+                "UPDATE alert_codes SET acked_at = COALESCE($1, now()), acked_by = $2 "
+                "WHERE alert_key = $3 AND closed_at IS NULL AND acked_at IS NULL",
+                now,
+                by,
+                alert_key,
+            )
+            rows = await self._codes(conn, "alert_key = $1", alert_key)
+        return int(status.rsplit(" ", 1)[1]) > 0, rows
+
+    async def set_alert_silence(self, alert_key: str, silence_id: str | None) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                "UPDATE alert_codes SET silence_id = $1 WHERE alert_key = $2",
+                silence_id,
+                alert_key,
+            )
+
+    async def close_alert(self, alert_key: str, now: datetime | None = None) -> list[AlertCode]:
+        async with self._tx() as conn:
+            rows = await conn.fetch(
+                "UPDATE alert_codes SET closed_at = COALESCE($1, now()) WHERE alert_key = $2 "
+                f"AND closed_at IS NULL RETURNING seq, {self._CODE_COLUMNS}",
+                now,
+                alert_key,
+            )
+        ordered = sorted(rows, key=lambda r: (r["opened_at"], r["seq"]))
+        return [self._code(r) for r in ordered]
+
+    async def acknowledged_alert_keys(self) -> set[str]:
+        async with self._read() as conn:
+            return {
+                r[0]
+                for r in await conn.fetch(
+                    "SELECT DISTINCT alert_key FROM alert_codes "
+                    "WHERE closed_at IS NULL AND acked_at IS NOT NULL"
+                )
+            }
+
+    async def cursor(self, name: str) -> int:
+        async with self._read() as conn:
+            value = await conn.fetchval("SELECT value FROM cursors WHERE name = $1", name)
+        return int(value) if value is not None else 0
+
+    async def set_cursor(self, name: str, value: int) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                "INSERT INTO cursors (name, value) VALUES ($1, $2) ON CONFLICT (name) "
+                "DO UPDATE SET value = GREATEST(cursors.value, excluded.value)",
+                name,
+                value,
+            )
 
     # -- singletons --------------------------------------------------------------------------
 
