@@ -207,8 +207,11 @@ class UnexpectedError(ChannelError):
         cls, exc: BaseException, *, channel: str | None = None, where: str | None = None
     ) -> UnexpectedError:
         """The error for ``exc`` raised in a send: ``unexpected TypeError: ...``, or, with
-        ``where``, ``<where> raised TypeError: ...``."""
-        what = f"{type(exc).__name__}: {exc}"
+        ``where``, ``<where> raised TypeError: ...``. The text masks every registered secret
+        (:func:`notify_devino.logconfig.redact`): a plugin's exception may quote a password."""
+        from .logconfig import redact  # structlog is imported only once an error needs it
+
+        what = redact(f"{type(exc).__name__}: {exc}")
         message = f"{where} raised {what}" if where else f"unexpected {what}"
         return cls(message, error_type=type(exc).__name__, cause=exc, channel=channel)
 
