@@ -692,7 +692,7 @@ def _line_map(root: yaml.Node) -> dict[Path_, int]:
 def _collector_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while a document's objects are built: they are all
     alive, and a large contacts list would otherwise trigger a full collection after full
-    collection (60,000 contacts load in half the time)."""
+    collection (``python -m benchmarks config`` measures the load)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
