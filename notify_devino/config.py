@@ -491,9 +491,13 @@ def _problems_error(
         (f"line {ln}: " if ln is not None else "") + f"{_dotted(p) or '(top level)'}: {t}"
         for p, ln, t in located
     )
-    error = ConfigError(f"{len(located)} problems:\n  {listing}", source=source)
-    error.path, error.line = _dotted(path), line
-    return error
+    return ConfigError(
+        f"{len(located)} problems:\n  {listing}",
+        path=_dotted(path),
+        line=line,
+        source=source,
+        located=True,
+    )
 
 
 def _dotted(path: Path_) -> str:
