@@ -117,7 +117,7 @@ def _normalize(value: str) -> str:
             ("not an assigned number range", "unassigned"),
         )
         raise _bad_number(value, f"is not a valid phone number ({why})", reason)
-    number = f"{parsed.country_code}{parsed.national_number}"
+    number = f"{parsed.country_code}{phonenumbers.national_significant_number(parsed)}"
     if len(number) == 11 and number[0] == "8":
         # The service reads 8 + 10 digits as a Russian number in trunk form (89031234567 is
         # 79031234567): Tokyo's 81312345678 would go to +7 131... Such a number keeps its '+'.
