@@ -1,7 +1,7 @@
 """Run every benchmark: ``python -m benchmarks`` (what ``tox -e bench`` runs).
 
 ``python -m benchmarks ceiling cpu`` runs only those named (ceiling, cpu, throughput, memory,
-config, startup).
+config, startup, serve).
 """
 
 from __future__ import annotations
@@ -10,7 +10,15 @@ import subprocess
 import sys
 import time
 
-from . import bench_ceiling, bench_config, bench_cpu, bench_memory, bench_startup, bench_throughput
+from . import (
+    bench_ceiling,
+    bench_config,
+    bench_cpu,
+    bench_memory,
+    bench_serve,
+    bench_startup,
+    bench_throughput,
+)
 
 BENCHMARKS = {
     "ceiling": bench_ceiling.run,
@@ -19,6 +27,7 @@ BENCHMARKS = {
     "memory": bench_memory.run,
     "config": bench_config.run,
     "startup": bench_startup.run,
+    "serve": bench_serve.run,
 }
 
 

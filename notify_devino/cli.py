@@ -62,6 +62,14 @@ CORE_COMMANDS: dict[str, str | tuple[str, str]] = {
     "stats": "notify_devino.cli:stats",
     "plugins": "notify_devino.cli:plugins",
     "config": "notify_devino.cli:config_group",
+    "serve": (
+        "notify_devino.service.commands:serve",
+        "Run the durable notification service: the HTTP API, the outbox and its workers.",
+    ),
+    "queue": (
+        "notify_devino.service.commands:queue",
+        "Show what the outbox holds (read-only, beside a running serve).",
+    ),
 }
 """The core's commands: name -> ``module:attribute`` of a click command, or (``module:attribute``,
 short help) to import it only when it runs. Adding a command is one line here."""

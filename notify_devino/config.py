@@ -51,6 +51,7 @@ from pydantic import (
 
 from .errors import ConfigError
 from .logconfig import SECRET_KEYS, register_secret
+from .service.settings import ServiceSettings
 
 CONFIG_ENV_VAR = "NOTIFY_DEVINO_CONFIG"
 """Names the configuration file when ``--config`` is not given."""
@@ -260,6 +261,8 @@ class Config(BaseModel):
     routes: dict[str, RouteConfig] = Field(default_factory=dict)
     """Routes by name, in the order they are tried: the first that matches takes the
     notification."""
+    service: ServiceSettings | None = None
+    """``notify-devino serve``'s section (see :mod:`notify_devino.service.settings`)."""
 
     _doc: YamlDocument = PrivateAttr(default_factory=lambda: YamlDocument(None))
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)

@@ -32,10 +32,13 @@ from .types import (
 )
 
 if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
     import aiohttp
     import click
     from pydantic import BaseModel  # not at run time: every CLI start imports this module
 
+    from .config import Config
     from .dispatcher import Dispatcher
 
 PROJECT_NAME = "notify_devino"
@@ -186,6 +189,18 @@ def notify_estimate(channel: Channel, text: str, recipients: int) -> Awaitable[E
     :param text: the message text.
     :param recipients: how many recipients the cost is for (at least 1).
     :return: an awaitable of the estimate.
+    """
+
+
+@hookspec(firstresult=True)
+def notify_embedded_setup() -> AbstractAsyncContextManager[Config] | None:
+    """Called when ``notify-devino serve`` starts with no configuration file, to run on a
+    self-contained setup a newcomer can try at once.
+
+    :return: from a plugin that can provide one (the Devino plugin: its sandbox, in-process, and
+        the demo configuration), an async context manager that starts what the setup needs and
+        yields the :class:`~notify_devino.config.Config` to use, and stops it on exit; None from
+        every other plugin.
     """
 
 

@@ -50,8 +50,11 @@ from .types import (
 )
 
 if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
     import click
 
+    from .config import Config
     from .dispatcher import Dispatcher
 
 log = get_logger(__name__)
@@ -463,6 +466,11 @@ class PluginManager:
                         plugins=(impl.plugin_name,),
                     )
                 cli.add_command(command, name)
+
+    def embedded_setup(self) -> AbstractAsyncContextManager[Config] | None:
+        """A plugin's self-contained setup for ``serve`` without configuration, or None."""
+        result: AbstractAsyncContextManager[Config] | None = self.hook.notify_embedded_setup()
+        return result
 
     # -- lifecycle and observer hooks ------------------------------------------------------------
 

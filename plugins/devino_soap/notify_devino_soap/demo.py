@@ -6,8 +6,9 @@ would use it; only the peer is the sandbox instead of Devino.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import aiohttp
 import click
 
 from notify_devino.cliapi import table
-from notify_devino.config import load_config
+from notify_devino.config import Config, load_config
 from notify_devino.dispatcher import Dispatcher
 from notify_devino.plugins import PluginManager
 from notify_devino.types import MessageStatus, SendResult
@@ -66,6 +67,15 @@ def _statuses(statuses: Sequence[MessageStatus]) -> str:
             for s in statuses
         ],
     )
+
+
+@contextlib.asynccontextmanager
+async def embedded_setup() -> AsyncIterator[Config]:
+    """The sandbox (packaged settings), in-process on a free loopback port, and the demo
+    configuration pointed at it: what ``notify-devino serve`` runs on without configuration."""
+    package = Path(__file__).parent / "config"
+    async with Sandbox(load_sandbox_config(package / "sandbox.yaml")) as box:
+        yield load_config(package / "demo.yaml", env={**os.environ, "DEVINO_SANDBOX_URL": box.url})
 
 
 async def run_demo(

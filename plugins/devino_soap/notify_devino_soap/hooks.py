@@ -25,7 +25,11 @@ from notify_devino.types import (
 )
 
 if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
     import click
+
+    from notify_devino.config import Config
 
     from .channel import DevinoChannel
 
@@ -97,3 +101,10 @@ def notify_statistics(
 @hookimpl
 def notify_estimate(channel: DevinoChannel, text: str, recipients: int) -> Awaitable[Estimate]:
     return channel.estimate(text, recipients)
+
+
+@hookimpl
+def notify_embedded_setup() -> AbstractAsyncContextManager[Config]:
+    from .demo import embedded_setup
+
+    return embedded_setup()

@@ -1,0 +1,1009 @@
+"""The SQLite engine: the embedded store, one file, one writer process.
+
+- Every statement runs on one dedicated thread (a single-thread executor) that owns the one
+  connection: SQLite has one writer anyway, and the event loop never blocks on the disk.
+- WAL journal and ``synchronous=FULL``: a commit that returned survives a power cut.
+- An exclusive ``flock`` on ``<file>.lock`` while open: a second process that opens the same
+  file as its store fails at once with :class:`StoreLocked` naming the file, instead of the
+  two sharing a queue they each think is theirs.
+- Submits that arrive while a commit is under way are committed together in the next
+  transaction (each in a savepoint of its own): the fsync is shared, the durability is not.
+- Versioned migrations: ``migrations/sqlite/NNNN_name.sql``, applied in order and recorded in
+  ``schema_version``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+
+from .. import states
+from ..states import ACTIVE, FINAL, SendPolicy, State
+from .base import (
+    Applied,
+    Change,
+    Delivery,
+    Depth,
+    Inbound,
+    InboundRecord,
+    NewDelivery,
+    NewNotification,
+    Recovery,
+    Store,
+    StoredNotification,
+    StoreError,
+    StoreFull,
+    StoreLocked,
+    StoreUnavailable,
+    SubmitKey,
+    SubmitOutcome,
+    SubmitResult,
+    Transition,
+    Work,
+)
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+BUSY_TIMEOUT_MS = 5000
+_ACTIVE = tuple(s.value for s in ACTIVE)
+
+
+def _ts(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
+
+
+def _dt(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _dt_(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """The SQLite migrations, in order: (version, name, SQL)."""
+    folder = resources.files(__package__).joinpath("migrations", "sqlite")
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            number, _, name = entry.name.removesuffix(".sql").partition("_")
+            found.append((int(number), name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    return found
+
+
+def _statements(sql: str) -> Iterator[str]:
+    """The statements of a migration script, whole (a ``;`` in a comment does not split)."""
+    buffer = ""
+    for line in sql.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer
+            buffer = ""
+    if buffer.strip() and not all(
+        part.strip().startswith("--") or not part.strip() for part in buffer.splitlines()
+    ):
+        raise StoreError(f"an incomplete statement ends a migration: {buffer.strip()[:60]!r}")
+
+
+_DELIVERY_COLUMNS = (
+    "id, notification_id, channel, address, contact, step, state, due_at, group_key, payload, "
+    "created_at, updated_at, attempts, message_ids, provider_state, error, lease_owner, "
+    "lease_expires_at, accepted_at, fallback_at, final_at"
+)
+
+
+def _update_of(change: Change, at: float) -> tuple[str, tuple[Any, ...]]:
+    """The UPDATE for one change and its arguments. Changes that set the same fields share the
+    statement, so many of them are one ``executemany``."""
+    sets = ["updated_at = ?"]
+    args: list[Any] = [at]
+    target = change.to if change.to is not None else change.expect
+    if change.to is not None and change.to is not change.expect:
+        sets.append("state = ?")
+        args.append(change.to.value)
+        if change.to is State.ACCEPTED:
+            sets.append("accepted_at = ?")
+            args.append(at)
+        if change.to in FINAL:
+            sets.append("final_at = ?")
+            args.append(at)
+    if change.message_ids is not None:
+        sets.append("message_ids = ?")
+        args.append(json.dumps(list(change.message_ids)))
+    if change.provider_state is not None:
+        sets.append("provider_state = ?")
+        args.append(change.provider_state)
+    if change.error is not None:
+        sets.append("error = ?")
+        args.append(change.error)
+    if change.sets_due_at:
+        sets.append("due_at = ?")
+        args.append(_ts(change.due_at))
+    elif target in FINAL:
+        sets.append("due_at = NULL")
+    if change.sets_fallback_at:
+        sets.append("fallback_at = ?")
+        args.append(_ts(change.fallback_at))
+    if change.release or target in FINAL:
+        sets.append("lease_owner = NULL, lease_expires_at = NULL")
+    args.append(change.delivery_id)
+    return f"UPDATE deliveries SET {', '.join(sets)} WHERE id = ?", tuple(args)
+
+
+def _is_simple(change: Change) -> bool:
+    """A move with no fields of its own (many such rows take one UPDATE)."""
+    return (
+        change.to is not None
+        and change.to is not change.expect
+        and change.message_ids is None
+        and change.provider_state is None
+        and change.error is None
+        and not change.sets_due_at
+        and not change.sets_fallback_at
+    )
+
+
+def _delivery(row: sqlite3.Row, payloads: dict[str, Any] | None = None) -> Delivery:
+    """A row as a record; ``payloads`` shares one decoded payload among rows that have the same
+    one (the recipients of one notification)."""
+    text = row["payload"]
+    if payloads is None:
+        payload = json.loads(text)
+    else:
+        payload = payloads.get(text)
+        if payload is None:
+            payload = payloads[text] = json.loads(text)
+    ids = row["message_ids"]
+    return Delivery(
+        id=row["id"],
+        notification_id=row["notification_id"],
+        channel=row["channel"],
+        address=row["address"],
+        contact=row["contact"],
+        step=row["step"],
+        state=State(row["state"]),
+        due_at=_dt(row["due_at"]),
+        group_key=row["group_key"],
+        payload=payload,
+        created_at=_dt_(row["created_at"]),
+        updated_at=_dt_(row["updated_at"]),
+        attempts=row["attempts"],
+        message_ids=() if ids == "[]" else tuple(json.loads(ids)),
+        provider_state=row["provider_state"],
+        error=row["error"],
+        lease_owner=row["lease_owner"],
+        lease_expires_at=_dt(row["lease_expires_at"]),
+        accepted_at=_dt(row["accepted_at"]),
+        fallback_at=_dt(row["fallback_at"]),
+        final_at=_dt(row["final_at"]),
+    )
+
+
+class SqliteStore(Store):
+    """The store in one SQLite file. See the module docstring.
+
+    :param path: the database file; its folder is created if missing.
+    """
+
+    exclusive = True
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.url = f"sqlite:///{self.path}"
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._lock_fd: int | None = None
+        self._pending: list[tuple[tuple[Any, ...], asyncio.Future[SubmitResult]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r})"
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._executor is None or self._conn is None:
+            raise StoreError(f"the store {self.path} is not open")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        assert self._conn is not None
+        return self._conn
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"the store {self.path} cannot commit: {exc}") from exc
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        try:
+            db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise StoreUnavailable(f"the store {self.path} cannot commit: {exc}") from exc
+
+    def _now(self, now: datetime | None) -> float:
+        return time.time() if now is None else now.timestamp()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._executor is not None:
+            raise StoreError(f"the store {self.path} is already open")
+        if self.readonly:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="notify-devino-store")
+            try:
+                await asyncio.get_running_loop().run_in_executor(self._executor, self._open_ro)
+            except BaseException:
+                await self.aclose()
+                raise
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreLocked(
+                f"the store {self.path} is in use by another process (it holds {lock_path}): "
+                "stop that process, or give this one a store of its own"
+            ) from None
+        self._lock_fd = fd
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="notify-devino-store")
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._open_sync)
+        except BaseException:
+            await self.aclose()
+            raise
+        log.info("store_opened", store=str(self.path))
+
+    def _open_ro(self) -> None:
+        if not self.path.is_file():
+            raise StoreUnavailable(f"there is no store at {self.path}")
+        try:
+            conn = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro",
+                uri=True,
+                isolation_level=None,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+            )
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open the store {self.path}: {exc}") from exc
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        self._conn = conn
+
+    def _open_sync(self) -> None:
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                isolation_level=None,
+                check_same_thread=True,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+            )
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open the store {self.path}: {exc}") from exc
+        conn.row_factory = sqlite3.Row
+        self._conn = conn
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise StoreError(f"the store {self.path} cannot use WAL (journal mode {mode})")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        self._migrate_sync()
+
+    def _migrate_sync(self) -> None:
+        db = self._db
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version "
+            "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+        )
+        current = db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
+        known = migrations()
+        latest = known[-1][0] if known else 0
+        if current > latest:
+            raise StoreError(
+                f"the store {self.path} has schema version {current}, newer than this "
+                f"notify-devino knows ({latest}): upgrade notify-devino"
+            )
+        for version, name, sql in known:
+            if version <= current:
+                continue
+            with self._transaction() as tx:
+                for statement in _statements(sql):
+                    tx.execute(statement)
+                tx.execute(
+                    "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
+                    (version, name, time.time()),
+                )
+            log.info("store_migrated", store=str(self.path), version=version, name=name)
+
+    async def aclose(self) -> None:
+        if self._flushing is not None:
+            with contextlib.suppress(Exception):
+                await self._flushing
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            if self._conn is not None:
+                conn, self._conn = self._conn, None
+                await asyncio.get_running_loop().run_in_executor(executor, conn.close)
+            executor.shutdown(wait=True)
+        if self._lock_fd is not None:
+            fd, self._lock_fd = self._lock_fd, None
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    async def schema_version(self) -> int:
+        def read() -> int:
+            return int(self._db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0])
+
+        return await self._run(read)
+
+    async def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def check_writable(self) -> None:
+        def write() -> None:
+            with self._transaction() as tx:
+                tx.execute(
+                    "INSERT INTO writable_check (id, at) VALUES (1, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+                    (time.time(),),
+                )
+
+        try:
+            await self._run(write)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"the store {self.path} cannot commit: {exc}") from exc
+
+    # -- intake ------------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        notification: NewNotification,
+        deliveries: Sequence[NewDelivery],
+        *,
+        key: SubmitKey | None = None,
+        response: Mapping[str, Any] | None = None,
+        max_active: int | None = None,
+    ) -> SubmitResult:
+        future: asyncio.Future[SubmitResult] = asyncio.get_running_loop().create_future()
+        self._pending.append(((notification, tuple(deliveries), key, response, max_active), future))
+        if self._flushing is None:
+            self._flushing = asyncio.create_task(self._flush())
+        return await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    results = await self._run(self._submit_many, [args for args, _ in batch])
+                except BaseException as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(
+                                exc if isinstance(exc, Exception) else StoreUnavailable(str(exc))
+                            )
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(result, BaseException):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            self._flushing = None
+
+    def _submit_many(self, batch: list[tuple[Any, ...]]) -> list[SubmitResult | Exception]:
+        results: list[SubmitResult | Exception] = []
+        try:
+            with self._transaction() as tx:
+                active: int | None = None
+                for notification, deliveries, key, response, max_active in batch:
+                    if max_active is not None and active is None:
+                        active = self._active_sync()
+                    tx.execute("SAVEPOINT one")
+                    try:
+                        result = self._submit_one(notification, deliveries, key, response)
+                        if result.outcome is SubmitOutcome.CREATED and max_active is not None:
+                            assert active is not None
+                            if active + len(deliveries) > max_active and active > 0:
+                                raise StoreFull(
+                                    f"the outbox holds {active} unsent deliveries "
+                                    f"(at most {max_active})"
+                                )
+                            active += len(deliveries)
+                    except Exception as exc:
+                        tx.execute("ROLLBACK TO one")
+                        tx.execute("RELEASE one")
+                        results.append(exc)
+                        continue
+                    tx.execute("RELEASE one")
+                    results.append(result)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"the store {self.path} cannot commit: {exc}") from exc
+        return results
+
+    def _active_sync(self) -> int:
+        marks = ",".join("?" * len(_ACTIVE))
+        return int(
+            self._db.execute(
+                f"SELECT COUNT(*) FROM deliveries WHERE state IN ({marks})", _ACTIVE
+            ).fetchone()[0]
+        )
+
+    def _submit_one(
+        self,
+        notification: NewNotification,
+        deliveries: Sequence[NewDelivery],
+        key: SubmitKey | None,
+        response: Mapping[str, Any] | None,
+    ) -> SubmitResult:
+        db = self._db
+        now = time.time()
+        if key is not None:
+            row = db.execute(
+                "SELECT request_hash, notification_id, response, expires_at FROM submit_keys "
+                "WHERE scope = ? AND key = ?",
+                (key.scope, key.key),
+            ).fetchone()
+            if row is not None and row["expires_at"] > now:
+                stored = json.loads(row["response"]) if row["response"] is not None else None
+                same = key.request_hash is None or row["request_hash"] == key.request_hash
+                return SubmitResult(
+                    SubmitOutcome.REPLAY if same else SubmitOutcome.CONFLICT,
+                    row["notification_id"],
+                    stored,
+                )
+            db.execute(
+                "INSERT INTO submit_keys (scope, key, request_hash, notification_id, response, "
+                "expires_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (scope, key) DO UPDATE SET "
+                "request_hash = excluded.request_hash, notification_id = excluded.notification_id, "
+                "response = excluded.response, expires_at = excluded.expires_at",
+                (
+                    key.scope,
+                    key.key,
+                    key.request_hash,
+                    notification.id,
+                    None if response is None else json.dumps(response),
+                    key.expires_at.timestamp(),
+                ),
+            )
+        db.execute(
+            "INSERT INTO notifications (id, text, request, route, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (
+                notification.id,
+                notification.text,
+                json.dumps(notification.request),
+                notification.route,
+                notification.created_at.timestamp(),
+            ),
+        )
+        texts: dict[int, str] = {}  # the recipients of a notification share one payload
+        db.executemany(
+            "INSERT INTO deliveries (notification_id, channel, address, contact, step, state, "
+            "due_at, group_key, payload, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+            [
+                (
+                    notification.id,
+                    d.channel,
+                    d.address,
+                    d.contact,
+                    d.step,
+                    d.due_at.timestamp(),
+                    d.group_key,
+                    texts.get(id(d.payload))
+                    or texts.setdefault(id(d.payload), json.dumps(d.payload)),
+                    now,
+                    now,
+                )
+                for d in deliveries
+            ],
+        )
+        db.execute(
+            "INSERT INTO transitions (delivery_id, from_state, to_state, at) "
+            "SELECT id, NULL, 'queued', ? FROM deliveries WHERE notification_id = ? ORDER BY id",
+            (now, notification.id),
+        )
+        return SubmitResult(SubmitOutcome.CREATED, notification.id, response)
+
+    def _insert_delivery(self, notification_id: str, d: NewDelivery, now: float) -> int:
+        cursor = self._db.execute(
+            "INSERT INTO deliveries (notification_id, channel, address, contact, step, state, "
+            "due_at, group_key, payload, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+            (
+                notification_id,
+                d.channel,
+                d.address,
+                d.contact,
+                d.step,
+                d.due_at.timestamp(),
+                d.group_key,
+                json.dumps(d.payload),
+                now,
+                now,
+            ),
+        )
+        delivery_id = cursor.lastrowid
+        assert delivery_id is not None
+        self._db.execute(
+            "INSERT INTO transitions (delivery_id, from_state, to_state, at) "
+            "VALUES (?, NULL, ?, ?)",
+            (delivery_id, State.QUEUED.value, now),
+        )
+        return delivery_id
+
+    async def get_notification(self, notification_id: str) -> StoredNotification | None:
+        def read() -> StoredNotification | None:
+            db = self._db
+            row = db.execute(
+                "SELECT id, text, request, route, created_at FROM notifications WHERE id = ?",
+                (notification_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            deliveries = tuple(
+                _delivery(r)
+                for r in db.execute(
+                    f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE notification_id = ? "
+                    "ORDER BY id",
+                    (notification_id,),
+                )
+            )
+            transitions = tuple(
+                Transition(
+                    delivery_id=t["delivery_id"],
+                    from_state=None if t["from_state"] is None else State(t["from_state"]),
+                    to_state=State(t["to_state"]),
+                    at=_dt_(t["at"]),
+                    detail=t["detail"],
+                )
+                for t in db.execute(
+                    "SELECT t.delivery_id, t.from_state, t.to_state, t.at, t.detail "
+                    "FROM transitions t JOIN deliveries d ON d.id = t.delivery_id "
+                    "WHERE d.notification_id = ? ORDER BY t.id",
+                    (notification_id,),
+                )
+            )
+            return StoredNotification(
+                id=row["id"],
+                text=row["text"],
+                request=json.loads(row["request"]),
+                route=row["route"],
+                created_at=_dt_(row["created_at"]),
+                deliveries=deliveries,
+                transitions=transitions,
+            )
+
+        return await self._run(read)
+
+    async def list_deliveries(
+        self,
+        *,
+        states: Sequence[State] | None = None,
+        notification_id: str | None = None,
+        limit: int = 100,
+        ids: Sequence[int] | None = None,
+    ) -> list[Delivery]:
+        if ids is not None and not ids:
+            return []
+        where: list[str] = []
+        args: list[Any] = []
+        if states is not None:
+            where.append(f"state IN ({','.join('?' * len(states))})")
+            args.extend(s.value for s in states)
+        if notification_id is not None:
+            where.append("notification_id = ?")
+            args.append(notification_id)
+        if ids is not None:
+            where.append(f"id IN ({','.join('?' * len(ids))})")
+            args.extend(ids)
+        sql = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id LIMIT ?"
+        args.append(limit)
+
+        def read() -> list[Delivery]:
+            payloads: dict[str, Any] = {}
+            return [_delivery(r, payloads) for r in self._db.execute(sql, args)]
+
+        return await self._run(read)
+
+    # -- workers -----------------------------------------------------------------------------
+
+    async def claim(
+        self,
+        work: Work,
+        *,
+        owner: str,
+        lease_seconds: float,
+        limit: int,
+        channels: Sequence[str] | None = None,
+        now: datetime | None = None,
+    ) -> list[Delivery]:
+        def claim() -> list[Delivery]:
+            at = self._now(now)
+            state = State.QUEUED if work is Work.SEND else State.ACCEPTED
+            sql = (
+                "SELECT id FROM deliveries WHERE state = ? AND due_at IS NOT NULL AND due_at <= ? "
+                "AND (lease_expires_at IS NULL OR lease_expires_at <= ?)"
+            )
+            args: list[Any] = [state.value, at, at]
+            if channels is not None:
+                sql += f" AND channel IN ({','.join('?' * len(channels))})"
+                args.extend(channels)
+            sql += " ORDER BY due_at, id LIMIT ?"
+            args.append(limit)
+            with self._transaction() as tx:
+                ids = [r[0] for r in tx.execute(sql, args)]
+                if not ids:
+                    return []
+                marks = ",".join("?" * len(ids))
+                expires = at + lease_seconds
+                if work is Work.SEND:
+                    tx.execute(
+                        "UPDATE deliveries SET state = 'claimed', attempts = attempts + 1, "
+                        "lease_owner = ?, lease_expires_at = ?, updated_at = ? "
+                        f"WHERE id IN ({marks})",
+                        (owner, expires, at, *ids),
+                    )
+                    tx.executemany(
+                        "INSERT INTO transitions (delivery_id, from_state, to_state, at) "
+                        "VALUES (?, 'queued', 'claimed', ?)",
+                        [(i, at) for i in ids],
+                    )
+                else:
+                    tx.execute(
+                        f"UPDATE deliveries SET lease_owner = ?, lease_expires_at = ? "
+                        f"WHERE id IN ({marks})",
+                        (owner, expires, *ids),
+                    )
+                payloads: dict[str, Any] = {}
+                return [
+                    _delivery(r, payloads)
+                    for r in tx.execute(
+                        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id IN ({marks}) "
+                        "ORDER BY due_at, id",
+                        ids,
+                    )
+                ]
+
+        return await self._run(claim)
+
+    async def extend_leases(
+        self, owner: str, delivery_ids: Sequence[int], lease_seconds: float
+    ) -> int:
+        def extend() -> int:
+            if not delivery_ids:
+                return 0
+            marks = ",".join("?" * len(delivery_ids))
+            with self._transaction() as tx:
+                cursor = tx.execute(
+                    f"UPDATE deliveries SET lease_expires_at = ? WHERE lease_owner = ? "
+                    f"AND id IN ({marks})",
+                    (time.time() + lease_seconds, owner, *delivery_ids),
+                )
+                return cursor.rowcount
+
+        return await self._run(extend)
+
+    async def apply(
+        self,
+        changes: Sequence[Change],
+        *,
+        owner: str | None = None,
+        create: Sequence[tuple[str, NewDelivery]] = (),
+        now: datetime | None = None,
+        returning: bool = True,
+    ) -> Applied:
+        def apply() -> Applied:
+            at = self._now(now)
+            for change in changes:  # before any write: a refused change applies nothing
+                if change.to is not None and change.to is not change.expect:
+                    states.check(change.delivery_id, change.expect, change.to)
+            current: dict[int, sqlite3.Row] = {}
+            ids = [c.delivery_id for c in changes]
+            with self._transaction() as tx:
+                for i in range(0, len(ids), 5000):
+                    part = ids[i : i + 5000]
+                    for row in tx.execute(
+                        "SELECT id, state, lease_owner, lease_expires_at FROM deliveries "
+                        f"WHERE id IN ({','.join('?' * len(part))})",
+                        part,
+                    ):
+                        current[row["id"]] = row
+                changed: list[int] = []
+                skipped: list[int] = []
+                simple: dict[tuple[State, State, str | None, bool], list[int]] = {}
+                shaped: dict[str, list[tuple[Any, ...]]] = {}
+                transitions: list[tuple[int, str, str, float, str | None]] = []
+                for change in changes:
+                    row = current.get(change.delivery_id)
+                    if row is None or row["state"] != change.expect.value:
+                        skipped.append(change.delivery_id)
+                        continue
+                    holder, expires = row["lease_owner"], row["lease_expires_at"]
+                    if (
+                        holder is not None
+                        and holder != owner
+                        and expires is not None
+                        and expires > at
+                    ):
+                        skipped.append(change.delivery_id)
+                        continue
+                    changed.append(change.delivery_id)
+                    if _is_simple(change):
+                        assert change.to is not None
+                        key = (change.expect, change.to, change.detail, change.release)
+                        simple.setdefault(key, []).append(change.delivery_id)
+                    else:
+                        sql, args = _update_of(change, at)
+                        shaped.setdefault(sql, []).append(args)
+                        if change.to is not None and change.to is not change.expect:
+                            transitions.append(
+                                (
+                                    change.delivery_id,
+                                    change.expect.value,
+                                    change.to.value,
+                                    at,
+                                    change.detail,
+                                )
+                            )
+                for sql, group_args in shaped.items():
+                    tx.executemany(sql, group_args)
+                for (expect, to, detail, release), group in simple.items():
+                    self._apply_many(expect, to, detail, release, group, at)
+                    transitions += [(i, expect.value, to.value, at, detail) for i in group]
+                if transitions:
+                    tx.executemany(
+                        "INSERT INTO transitions (delivery_id, from_state, to_state, at, detail) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        transitions,
+                    )
+                created = [self._insert_delivery(nid, new, at) for nid, new in create]
+                return Applied(
+                    changed=tuple(self._read_deliveries(changed)) if returning else (),
+                    created=tuple(self._read_deliveries(created)),
+                    skipped=tuple(skipped),
+                )
+
+        return await self._run(apply)
+
+    def _read_deliveries(self, ids: Sequence[int]) -> list[Delivery]:
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        payloads: dict[str, Any] = {}
+        rows = {
+            r["id"]: _delivery(r, payloads)
+            for r in self._db.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id IN ({marks})", list(ids)
+            )
+        }
+        return [rows[i] for i in ids]
+
+    def _apply_many(
+        self, expect: State, to: State, detail: str | None, release: bool, ids: list[int], at: float
+    ) -> None:
+        """One UPDATE for many rows making the same move with no fields of their own."""
+        sets = ["state = ?", "updated_at = ?"]
+        args: list[Any] = [to.value, at]
+        if to is State.ACCEPTED:
+            sets.append("accepted_at = ?")
+            args.append(at)
+        if to in FINAL:
+            sets.append("final_at = ?, due_at = NULL")
+            args.append(at)
+        if release or to in FINAL:
+            sets.append("lease_owner = NULL, lease_expires_at = NULL")
+        for i in range(0, len(ids), 5000):
+            part = ids[i : i + 5000]
+            marks = ",".join("?" * len(part))
+            self._db.execute(
+                f"UPDATE deliveries SET {', '.join(sets)} WHERE id IN ({marks})", (*args, *part)
+            )
+
+    def _apply_one(
+        self, change: Change, owner: str | None, at: float, *, record: bool = True
+    ) -> tuple[int, str, str, float, str | None] | None:
+        sql, args = _update_of(change, at)
+        self._db.execute(sql, args)
+        if change.to is None or change.to is change.expect:
+            return None
+        transition = (change.delivery_id, change.expect.value, change.to.value, at, change.detail)
+        if record:
+            self._db.execute(
+                "INSERT INTO transitions (delivery_id, from_state, to_state, at, detail) "
+                "VALUES (?, ?, ?, ?, ?)",
+                transition,
+            )
+        return transition
+
+    async def recover(
+        self, *, owner: str, policy: SendPolicy, now: datetime | None = None
+    ) -> Recovery:
+        def recover() -> Recovery:
+            at = self._now(now)
+            with self._transaction() as tx:
+                rows = tx.execute(
+                    "SELECT id, state FROM deliveries WHERE lease_owner IS NOT NULL "
+                    "AND lease_owner != ? AND state IN ('claimed', 'sending', 'accepted') "
+                    "ORDER BY id",
+                    (owner,),
+                ).fetchall()
+                # Rows left claimed or sending with no lease at all are a holder's too.
+                rows += tx.execute(
+                    "SELECT id, state FROM deliveries WHERE lease_owner IS NULL "
+                    "AND state IN ('claimed', 'sending') ORDER BY id"
+                ).fetchall()
+                requeued: list[int] = []
+                unknown: list[int] = []
+                resent: list[int] = []
+                followed: list[int] = []
+                for row in rows:
+                    state = State(row["state"])
+                    if state is State.CLAIMED:
+                        target, bucket, detail = State.QUEUED, requeued, "recovered: never sent"
+                    elif state is State.SENDING and policy is SendPolicy.AT_LEAST_ONCE:
+                        target, bucket, detail = State.QUEUED, resent, "recovered: resent"
+                    elif state is State.SENDING:
+                        target, bucket = State.UNKNOWN, unknown
+                        detail = "recovered: the request may have reached the provider"
+                    else:
+                        tx.execute(
+                            "UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL "
+                            "WHERE id = ?",
+                            (row["id"],),
+                        )
+                        followed.append(row["id"])
+                        continue
+                    change = Change(
+                        row["id"],
+                        expect=state,
+                        to=target,
+                        detail=detail,
+                        due_at=_dt(at) if target is State.QUEUED else None,
+                        error=detail if target is State.UNKNOWN else None,
+                    )
+                    self._apply_one(change, None, at)
+                    bucket.append(row["id"])
+            return Recovery(tuple(requeued), tuple(unknown), tuple(resent), tuple(followed))
+
+        return await self._run(recover)
+
+    async def next_due(self, work: Work) -> datetime | None:
+        def read() -> datetime | None:
+            state = State.QUEUED if work is Work.SEND else State.ACCEPTED
+            value = self._db.execute(
+                "SELECT MIN(due_at) FROM deliveries WHERE state = ? AND due_at IS NOT NULL "
+                "AND lease_owner IS NULL",
+                (state.value,),
+            ).fetchone()[0]
+            return _dt(value)
+
+        return await self._run(read)
+
+    # -- observability -----------------------------------------------------------------------
+
+    async def depth(self, now: datetime | None = None) -> list[Depth]:
+        def read() -> list[Depth]:
+            return [
+                Depth(State(r[0]), r[1], r[2], _dt(r[3]))
+                for r in self._db.execute(
+                    "SELECT state, channel, COUNT(*), MIN(created_at) FROM deliveries "
+                    "GROUP BY state, channel ORDER BY state, channel"
+                )
+            ]
+
+        return await self._run(read)
+
+    async def active_count(self) -> int:
+        return await self._run(self._active_sync)
+
+    async def purge_keys(self, now: datetime | None = None) -> int:
+        def purge() -> int:
+            with self._transaction() as tx:
+                return tx.execute(
+                    "DELETE FROM submit_keys WHERE expires_at <= ?", (self._now(now),)
+                ).rowcount
+
+        return await self._run(purge)
+
+    # -- inbox -------------------------------------------------------------------------------
+
+    async def inbox_position(self, channel: str) -> datetime | None:
+        def read() -> datetime | None:
+            row = self._db.execute(
+                "SELECT position FROM inbox_positions WHERE channel = ?", (channel,)
+            ).fetchone()
+            return None if row is None else _dt_(row[0])
+
+        return await self._run(read)
+
+    async def record_inbox(
+        self, channel: str, messages: Sequence[Inbound], position: datetime
+    ) -> list[InboundRecord]:
+        def record() -> list[InboundRecord]:
+            now = time.time()
+            new: list[int] = []
+            with self._transaction() as tx:
+                for m in messages:
+                    cursor = tx.execute(
+                        "INSERT INTO inbox (channel, sender, recipient, text, received_at, "
+                        "stored_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                        (m.channel, m.sender, m.recipient, m.text, m.received_at.timestamp(), now),
+                    )
+                    if cursor.rowcount:
+                        assert cursor.lastrowid is not None
+                        new.append(cursor.lastrowid)
+                tx.execute(
+                    "INSERT INTO inbox_positions (channel, position) VALUES (?, ?) "
+                    "ON CONFLICT (channel) DO UPDATE SET position = "
+                    "MAX(inbox_positions.position, excluded.position)",
+                    (channel, position.timestamp()),
+                )
+            if not new:
+                return []
+            marks = ",".join("?" * len(new))
+            return self._inbox_rows(f"seq IN ({marks})", new, len(new))
+
+        return await self._run(record)
+
+    def _inbox_rows(self, where: str, args: Sequence[Any], limit: int) -> list[InboundRecord]:
+        return [
+            InboundRecord(
+                seq=r["seq"],
+                channel=r["channel"],
+                sender=r["sender"],
+                recipient=r["recipient"],
+                text=r["text"],
+                received_at=_dt_(r["received_at"]),
+                stored_at=_dt_(r["stored_at"]),
+            )
+            for r in self._db.execute(
+                f"SELECT seq, channel, sender, recipient, text, received_at, stored_at FROM inbox "
+                f"WHERE {where} ORDER BY seq LIMIT ?",
+                (*args, limit),
+            )
+        ]
+
+    async def inbox(self, *, after: int = 0, limit: int = 100) -> list[InboundRecord]:
+        return await self._run(self._inbox_rows, "seq > ?", (after,), limit)
+
+
+__all__ = ["SqliteStore", "migrations"]

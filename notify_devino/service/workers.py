@@ -1,0 +1,682 @@
+"""The workers inside ``notify-devino serve``: they drain the outbox through the dispatcher.
+
+- **sender**: claims due deliveries, puts those with one text for one channel into one send of
+  up to the channel type's ``batch_size`` recipients, commits them ``sending`` *before* the
+  request leaves, sends through :meth:`Dispatcher.send` (so the channel's rate limit and retry
+  policy apply, and ``notify_after_send`` observers hear of it), and stores each recipient's
+  outcome and message IDs. A failed or unknown outcome moves a contact to the route's next
+  channel.
+- **follower**: reads the status of accepted messages (``notify_status_changed`` observers hear
+  of each change), backing off from ``status.poll_interval_seconds`` as a message ages, until it
+  is final; when a route's ``fallback_after_seconds`` runs out first, the delivery is ``late``
+  and the next channel is tried. The timers are ``due_at``/``fallback_at`` in the store, so they
+  survive a restart.
+- **inbox reader**: reads inbound messages from the stored read position on, stores each once
+  and moves the position in the same commit; ``notify_inbound_message`` observers hear of each
+  new message once.
+
+:meth:`Service.start` first recovers what a crashed run left (see
+:meth:`Store.recover <notify_devino.service.store.Store.recover>`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import uuid
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from ..config import Config
+from ..dispatcher import Dispatcher
+from ..errors import ConfigError, InvalidInputError, UnsupportedOperationError
+from ..hookspecs import ChannelType
+from ..streaming import DEFAULT_BATCH_SIZE
+from ..types import DeliveryState, InboundMessage, MessageStatus, Notification, SendOutcome, utc_now
+from .metrics import ServiceMetrics
+from .outbox import Outbox, first_step
+from .settings import ServiceSettings
+from .states import NEEDS_NEXT_STEP, State
+from .store import Change, Delivery, Inbound, NewDelivery, Store, Work
+
+log = structlog.get_logger(__name__)
+
+STATUS_CHUNK = 100
+
+
+def _duration(start: datetime, end: datetime) -> float:
+    return max(0.0, (end - start).total_seconds())
+
+
+class Service:
+    """The outbox and its workers over one store and one started dispatcher.
+
+    :param owner: this instance's lease owner name (default: a new unique one).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        settings: ServiceSettings,
+        store: Store,
+        dispatcher: Dispatcher,
+        *,
+        metrics: ServiceMetrics | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self.config = config
+        self.settings = settings
+        self.store = store
+        self.dispatcher = dispatcher
+        self.metrics = metrics or ServiceMetrics(config.channels, config.routes)
+        self.owner = owner or f"serve-{uuid.uuid4().hex[:12]}"
+        self.outbox = Outbox(
+            store,
+            config,
+            key_ttl=timedelta(hours=settings.idempotency_key_hours),
+            max_active=settings.limits.outbox_max_depth,
+            on_submit=self.wake,
+        )
+        known = dispatcher.plugins.channel_types()
+        self.types: dict[str, ChannelType] = {
+            name: known[channel.type]
+            for name, channel in config.channels.items()
+            if channel.type in known
+        }
+        self.operations: dict[str, frozenset[str]] = {
+            name: dispatcher.plugins.channel_hooks(config.channels[name].type).operations
+            for name in self.types
+        }
+        """The operations each channel answers (send, status, inbox, balance, ...)."""
+        self._wake = asyncio.Event()
+        self._follow_wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._sends: set[asyncio.Task[None]] = set()
+        self._slots = {
+            name: asyncio.Semaphore(settings.workers.max_in_flight) for name in config.channels
+        }
+        self._held: set[int] = set()
+        self._woken = False
+        self.started = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Recover what a crashed run left, then start the workers."""
+        recovery = await self.store.recover(owner=self.owner, policy=self.settings.send_policy)
+        if recovery.requeued or recovery.unknown or recovery.resent or recovery.followed:
+            log.warning(
+                "outbox_recovered",
+                requeued=len(recovery.requeued),
+                unknown=len(recovery.unknown),
+                resent=len(recovery.resent),
+                followed=len(recovery.followed),
+                policy=self.settings.send_policy.value,
+            )
+            for reason, ids in (("recovered", recovery.requeued), ("resent", recovery.resent)):
+                if ids:
+                    for d in await self._deliveries(ids):
+                        if self.metrics.channel_known(d.channel):
+                            self.metrics.retries.labels(d.channel, reason).inc()
+            if recovery.unknown:
+                for d in await self._deliveries(recovery.unknown):
+                    self._count_outcome(d, State.UNKNOWN)
+                    await self._after_final(d, State.UNKNOWN)
+        self._spawn(self._sender_loop, "sender")
+        for name, operations in self.operations.items():
+            if "status" in operations:
+                self._spawn(functools.partial(self._follower_loop, name), f"follower-{name}")
+        self._spawn(self._heartbeat_loop, "heartbeat")
+        self._spawn(self._maintenance_loop, "maintenance")
+        for name, operations in self.operations.items():
+            if "inbox" in operations:
+                self._spawn(functools.partial(self._inbox_loop, name), f"inbox-{name}")
+        self.started = True
+        log.info("workers_started", owner=self.owner, channels=sorted(self.types))
+
+    async def _deliveries(self, ids: Sequence[int]) -> list[Delivery]:
+        return await self.store.list_deliveries(ids=ids, limit=len(ids))
+
+    def _spawn(self, loop: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
+        self._tasks.append(asyncio.create_task(self._guard(loop, name), name=name))
+
+    async def _guard(self, loop: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
+        """Run a worker loop; when it fails (the store cannot commit, say), log it and start it
+        again after a pause, so one bad moment does not stop the service sending."""
+        pause = 0.5
+        while not self._stopping.is_set():
+            try:
+                await loop()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("worker_failed", worker=name, restart_in_s=pause)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), pause)
+                pause = min(pause * 2, 30.0)
+
+    async def stop(self) -> None:
+        """Stop claiming, let sends under way finish (up to the shutdown grace), and leave the
+        rest in the store for the next start."""
+        self._stopping.set()
+        self._wake.set()
+        self._follow_wake.set()
+        if self._sends:
+            _, pending = await asyncio.wait(
+                set(self._sends), timeout=self.settings.workers.shutdown_grace_seconds
+            )
+            for task in pending:  # still waiting on the provider: left 'sending' for recovery
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        log.info("workers_stopped", owner=self.owner)
+
+    def wake(self) -> None:
+        """Tell the sender there is new work (called by the outbox after a commit)."""
+        self._wake.set()
+
+    async def _sleep(self, event: asyncio.Event, work: Work) -> None:
+        timeout = self.settings.workers.idle_poll_seconds
+        due = await self.store.next_due(work)
+        if due is not None:
+            timeout = min(timeout, max(0.0, _duration(utc_now(), due)))
+        self._woken = False
+        try:
+            await asyncio.wait_for(event.wait(), timeout=max(timeout, 0.005))
+            self._woken = event is self._wake
+        except TimeoutError:
+            pass
+        event.clear()
+
+    async def _linger(self) -> None:
+        """Wait while notifications keep coming (see ``linger_seconds``)."""
+        workers = self.settings.workers
+        loop = asyncio.get_running_loop()
+        until = loop.time() + workers.max_linger_seconds
+        while not self._stopping.is_set():
+            left = until - loop.time()
+            if left <= 0 or workers.linger_seconds <= 0:
+                return
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), min(workers.linger_seconds, left))
+            except TimeoutError:
+                return
+
+    # -- sender ------------------------------------------------------------------------------
+
+    def _batch_size(self, channel: str) -> int:
+        spec = self.types.get(channel)
+        return (spec.batch_size if spec else None) or DEFAULT_BATCH_SIZE
+
+    def _in_flight_limit(self) -> int:
+        return self.settings.workers.max_in_flight * max(1, len(self.config.channels))
+
+    async def _sender_loop(self) -> None:
+        workers = self.settings.workers
+        while not self._stopping.is_set():
+            while len(self._sends) >= self._in_flight_limit() and not self._stopping.is_set():
+                await asyncio.wait(set(self._sends), return_when=asyncio.FIRST_COMPLETED)
+            if self._stopping.is_set():
+                break
+            self._wake.clear()
+            rows = await self.store.claim(
+                Work.SEND,
+                owner=self.owner,
+                lease_seconds=workers.lease_seconds,
+                limit=workers.claim_batch,
+            )
+            if not rows:
+                await self._sleep(self._wake, Work.SEND)
+                if self._wake.is_set() or self._woken:
+                    await self._linger()
+                continue
+            self._held.update(r.id for r in rows)
+            chunks = self._chunks(rows)
+            for index, chunk in enumerate(chunks):
+                slots = self._slots.setdefault(chunk[0].channel, asyncio.Semaphore(1))
+                await slots.acquire()
+                if self._stopping.is_set():
+                    slots.release()
+                    await self._release([r for c in chunks[index:] for r in c])
+                    return
+                task = asyncio.create_task(self._send_chunk(chunk, slots))
+                self._sends.add(task)
+                task.add_done_callback(self._sends.discard)
+
+    def _chunks(self, rows: Sequence[Delivery]) -> list[list[Delivery]]:
+        """Rows with one group key, in order, cut at the batch size; an address at most once
+        per chunk (a number given twice in one request would be sent once)."""
+        groups: dict[tuple[str, str], list[tuple[list[Delivery], set[str]]]] = {}
+        out: list[list[Delivery]] = []
+        for row in rows:
+            chunks = groups.setdefault((row.channel, row.group_key), [])
+            size = self._batch_size(row.channel)
+            for chunk, addresses in chunks:
+                if len(chunk) < size and row.address not in addresses:
+                    chunk.append(row)
+                    addresses.add(row.address)
+                    break
+            else:
+                chunk = [row]
+                chunks.append((chunk, {row.address}))
+                out.append(chunk)
+        return out
+
+    async def _release(self, rows: Sequence[Delivery]) -> None:
+        """Give claimed rows back to the queue (a graceful stop)."""
+        if rows:
+            await self.store.apply(
+                [
+                    Change(
+                        r.id,
+                        expect=State.CLAIMED,
+                        to=State.QUEUED,
+                        detail="released on stop",
+                        due_at=utc_now(),
+                    )
+                    for r in rows
+                ],
+                owner=self.owner,
+            )
+            self._held.difference_update(r.id for r in rows)
+
+    async def _send_chunk(self, rows: list[Delivery], slots: asyncio.Semaphore) -> None:
+        try:
+            await self._send(rows)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("send_failed_to_record", deliveries=[r.id for r in rows])
+        finally:
+            slots.release()
+            self._held.difference_update(r.id for r in rows)
+
+    async def _send(self, rows: list[Delivery]) -> None:
+        channel = rows[0].channel
+        marked = await self.store.apply(
+            [Change(r.id, expect=State.CLAIMED, to=State.SENDING, release=False) for r in rows],
+            owner=self.owner,
+            returning=False,
+        )
+        skipped = set(marked.skipped)
+        rows = [r for r in rows if r.id not in skipped]
+        if not rows:
+            return
+        payload = rows[0].payload
+        notification_ids = {r.notification_id for r in rows}
+        metadata = dict(payload.get("metadata") or {})
+        if len(notification_ids) > 1:
+            metadata.pop("notification_id", None)
+        started = utc_now()
+        addresses = [r.address for r in rows]
+        answers: list[tuple[SendOutcome, Sequence[str], Exception | None]]
+        try:
+            local = payload.get("local_send_at")
+            validity = payload.get("validity_seconds")
+            notification = Notification(
+                text=payload["text"],
+                recipients=tuple(addresses),
+                sender=payload.get("sender"),
+                channel=channel,
+                send_at=datetime.fromisoformat(local) if local else None,
+                recipient_local_time=bool(local),
+                validity=timedelta(seconds=validity) if validity else None,
+                metadata=metadata,
+            )
+            result = await self.dispatcher.send(notification)
+        except (InvalidInputError, UnsupportedOperationError, ConfigError, ValueError) as exc:
+            # Refused as a whole before any request (a text too long, a bad sender).
+            answers = [(SendOutcome.FAILED, (), exc) for _ in rows]
+            outcome = "refused"
+        except asyncio.CancelledError:
+            raise  # left 'sending': recovery decides, by the send policy
+        except Exception as exc:  # a plugin broke the hook's contract: it may have sent
+            log.exception("send_crashed", channel=channel, recipients=len(rows))
+            answers = [(SendOutcome.UNKNOWN, (), exc) for _ in rows]
+            outcome = "unknown"
+        else:
+            answers = [(a.outcome, a.message_ids, a.error) for a in result.recipients]
+            if len(answers) != len(rows):  # the plugin broke the contract: it may have sent
+                log.error(
+                    "send_results_mismatch",
+                    channel=channel,
+                    results=len(answers),
+                    recipients=len(rows),
+                )
+                error = RuntimeError(f"{len(answers)} results for {len(rows)} recipients")
+                answers = [(SendOutcome.UNKNOWN, (), error) for _ in rows]
+            outcome = self._request_outcome([a[0] for a in answers])
+        now = utc_now()
+        self.metrics.requests.labels(channel, outcome).inc()
+        self.metrics.request_recipients.labels(channel).inc(len(rows))
+        self.metrics.send_duration.labels(channel).observe(_duration(started, now))
+        await self._record_sends(rows, answers, now)
+
+    @staticmethod
+    def _request_outcome(outcomes: Sequence[SendOutcome]) -> str:
+        if all(o is SendOutcome.ACCEPTED for o in outcomes):
+            return "accepted"
+        if any(o is SendOutcome.ACCEPTED for o in outcomes):
+            return "partial"
+        if any(o is SendOutcome.UNKNOWN for o in outcomes):
+            return "unknown"
+        return "failed"
+
+    async def _record_sends(
+        self,
+        rows: Sequence[Delivery],
+        answers: Sequence[tuple[SendOutcome, Sequence[str], Exception | None]],
+        now: datetime,
+    ) -> None:
+        changes: list[Change] = []
+        create: list[tuple[str, NewDelivery]] = []
+        finals: list[tuple[Delivery, State]] = []
+        poll = self.config.status.poll_interval_seconds
+        to_accepted = self.metrics.to_accepted.labels(rows[0].channel)
+        accepted: dict[str | None, int] = {}  # by route: one chunk may carry several routes
+        for row, (outcome, message_ids, error) in zip(rows, answers, strict=True):
+            text = None if error is None else f"{type(error).__name__}: {error}"
+            if outcome is SendOutcome.ACCEPTED:
+                follows = "status" in self.operations.get(row.channel, frozenset())
+                fallback_at = None
+                after = row.payload.get("fallback_after")
+                if follows and after and self._next_step(row) is not None:
+                    fallback_at = now + timedelta(seconds=float(after))
+                due = now + timedelta(seconds=poll) if follows else None
+                if due is not None and fallback_at is not None:
+                    due = min(due, fallback_at)
+                changes.append(
+                    Change(
+                        row.id,
+                        expect=State.SENDING,
+                        to=State.ACCEPTED,
+                        message_ids=list(message_ids),
+                        due_at=due,
+                        fallback_at=fallback_at,
+                    )
+                )
+                to_accepted.observe(_duration(row.created_at, now))
+                accepted[row.payload.get("route")] = accepted.get(row.payload.get("route"), 0) + 1
+            else:
+                state = State.FAILED if outcome is SendOutcome.FAILED else State.UNKNOWN
+                changes.append(
+                    Change(
+                        row.id,
+                        expect=State.SENDING,
+                        to=state,
+                        error=text,
+                        message_ids=list(message_ids),
+                    )
+                )
+                finals.append((row, state))
+                step = self._next_delivery(row, now)
+                if step is not None:
+                    create.append((row.notification_id, step))
+        await self.store.apply(changes, owner=self.owner, create=create, returning=False)
+        channel = rows[0].channel
+        if accepted and self.metrics.channel_known(channel):
+            for route, count in accepted.items():
+                label = self.metrics.route_label(route)
+                self.metrics.deliveries.labels(channel, label, State.ACCEPTED.value).inc(count)
+            self.metrics.last_success.labels(channel).set(now.timestamp())
+        for row, state in finals:
+            self._count_outcome(row, state)
+        if create:
+            self.wake()
+        if any(c.to is State.ACCEPTED and c.due_at is not None for c in changes):
+            self._follow_wake.set()
+
+    def _count_outcome(self, row: Delivery, state: State) -> None:
+        if self.metrics.channel_known(row.channel):
+            route = self.metrics.route_label(row.payload.get("route"))
+            self.metrics.deliveries.labels(row.channel, route, state.value).inc()
+
+    async def _after_final(self, row: Delivery, state: State) -> None:
+        """A delivery that ended without a sender seeing it (recovery): the route goes on."""
+        if state in NEEDS_NEXT_STEP:
+            step = self._next_delivery(row, utc_now())
+            if step is not None:
+                await self.store.apply([], create=[(row.notification_id, step)])
+
+    def _next_step(self, row: Delivery) -> tuple[int, str, str] | None:
+        channels = row.payload.get("channels") or []
+        if row.contact is None or row.step + 1 >= len(channels):
+            return None
+        return first_step(self.config, row.contact, channels, row.step + 1)
+
+    def _next_delivery(self, row: Delivery, now: datetime) -> NewDelivery | None:
+        step = self._next_step(row)
+        if step is None:
+            return None
+        index, channel, address = step
+        from .outbox import group_key
+
+        log.info(
+            "route_next_step",
+            notification_id=row.notification_id,
+            contact=row.contact,
+            channel=channel,
+            after=row.channel,
+        )
+        return NewDelivery(
+            channel, address, now, group_key(channel, row.payload), row.payload, row.contact, index
+        )
+
+    async def _heartbeat_loop(self) -> None:
+        lease = self.settings.workers.lease_seconds
+        while True:
+            await asyncio.sleep(lease / 3)
+            if self._held:
+                await self.store.extend_leases(self.owner, sorted(self._held), lease)
+
+    # -- follower ----------------------------------------------------------------------------
+
+    async def _follower_loop(self, channel: str) -> None:
+        """Follow one channel's accepted messages, reading at most ``status_reads_per_second``
+        message IDs a second."""
+        workers = self.settings.workers
+        rate = workers.status_reads_per_second
+        chunk = max(1, min(STATUS_CHUNK, int(rate)))
+        loop = asyncio.get_running_loop()
+        while not self._stopping.is_set():
+            self._follow_wake.clear()
+            rows = await self.store.claim(
+                Work.FOLLOW,
+                owner=self.owner,
+                lease_seconds=workers.lease_seconds,
+                limit=chunk,
+                channels=[channel],
+            )
+            if not rows:
+                await self._sleep(self._follow_wake, Work.FOLLOW)
+                continue
+            started = loop.time()
+            await self._follow(channel, rows)
+            spent = sum(max(1, len(r.message_ids)) for r in rows) / rate
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._stopping.wait(), max(0.0, spent - (loop.time() - started))
+                )
+
+    async def _follow(self, channel: str, rows: Sequence[Delivery]) -> None:
+        ids = [i for r in rows for i in r.message_ids]
+        latest: dict[str, MessageStatus] = {}
+        ok = True
+        if ids:
+            try:
+                for status in await self.dispatcher.status(ids, channel=channel):
+                    latest[status.message_id] = status
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                ok = False
+                log.warning(
+                    "status_poll_failed", channel=channel, error=f"{type(exc).__name__}: {exc}"
+                )
+        self.metrics.status_polls.labels(channel, "ok" if ok else "error").inc()
+        now = utc_now()
+        changes: list[Change] = []
+        create: list[tuple[str, NewDelivery]] = []
+        finals: list[tuple[Delivery, State]] = []
+        workers = self.settings.workers
+        for row in rows:
+            statuses = [latest[i] for i in row.message_ids if i in latest]
+            final = (
+                self._final_state(statuses)
+                if ok and statuses and len(statuses) == len(row.message_ids)
+                else None
+            )
+            provider = ",".join(sorted({s.name or s.state.value for s in statuses})) or None
+            if final is not None:
+                changes.append(
+                    Change(row.id, expect=State.ACCEPTED, to=final, provider_state=provider)
+                )
+                finals.append((row, final))
+                if final is State.DELIVERED:
+                    self.metrics.to_delivered.labels(row.channel).observe(
+                        _duration(row.created_at, now)
+                    )
+                elif final in NEEDS_NEXT_STEP:
+                    step = self._next_delivery(row, now)
+                    if step is not None:
+                        create.append((row.notification_id, step))
+                continue
+            if row.fallback_at is not None and now >= row.fallback_at:
+                changes.append(
+                    Change(
+                        row.id,
+                        expect=State.ACCEPTED,
+                        to=State.LATE,
+                        provider_state=provider,
+                        detail="not delivered within the route's fallback time",
+                    )
+                )
+                finals.append((row, State.LATE))
+                step = self._next_delivery(row, now)
+                if step is not None:
+                    create.append((row.notification_id, step))
+                continue
+            accepted_at = row.accepted_at or row.created_at
+            age = _duration(accepted_at, now)
+            if age > workers.follow_for_seconds:
+                changes.append(
+                    Change(
+                        row.id,
+                        expect=State.ACCEPTED,
+                        provider_state=provider,
+                        due_at=None,
+                        error="no final state: no longer followed",
+                    )
+                )
+                continue
+            interval = min(
+                workers.status_max_interval_seconds,
+                max(self.config.status.poll_interval_seconds, age / 4),
+            )
+            due = now + timedelta(seconds=interval)
+            if row.fallback_at is not None:
+                due = min(due, row.fallback_at)
+            changes.append(
+                Change(row.id, expect=State.ACCEPTED, provider_state=provider, due_at=due)
+            )
+        await self.store.apply(changes, owner=self.owner, create=create, returning=False)
+        for row, state in finals:
+            self._count_outcome(row, state)
+        if create:
+            self.wake()
+
+    @staticmethod
+    def _final_state(statuses: Sequence[MessageStatus]) -> State | None:
+        if not all(s.final for s in statuses):
+            return None
+        if all(s.state is DeliveryState.DELIVERED for s in statuses):
+            return State.DELIVERED
+        if any(s.state is DeliveryState.EXPIRED for s in statuses):
+            return State.EXPIRED
+        return State.UNDELIVERED
+
+    # -- inbox -------------------------------------------------------------------------------
+
+    async def _inbox_loop(self, channel: str) -> None:
+        workers = self.settings.workers
+        while not self._stopping.is_set():
+            try:
+                await self.read_inbox(channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "inbox_read_failed", channel=channel, error=f"{type(exc).__name__}: {exc}"
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), workers.inbox_interval_seconds)
+
+    async def read_inbox(self, channel: str) -> int:
+        """Read one window of inbound messages; :return: how many were new."""
+        workers = self.settings.workers
+        now = utc_now()
+        until = now - timedelta(seconds=1)
+        position = await self.store.inbox_position(channel)
+        start = (
+            position
+            if position is not None
+            else now - timedelta(seconds=workers.inbox_lookback_seconds)
+        )
+        since = start - timedelta(seconds=workers.inbox_overlap_seconds)
+        target = self.dispatcher.channel(channel)
+        # The channel's own hook, not Dispatcher.inbox: observers hear only of the messages not
+        # stored before (the windows overlap on purpose).
+        hooks = self.dispatcher.plugins.channel_hooks(self.config.channels[channel].type)
+        messages = list(await hooks.inbox(target, since, until))
+        new = await self.store.record_inbox(
+            channel,
+            [
+                Inbound(m.channel, m.sender, m.recipient, m.text, m.received_at)
+                for m in messages
+                if m.received_at <= until
+            ],
+            until,
+        )
+        for record in new:
+            self.metrics.inbound.labels(channel).inc()
+            log.info("inbound_message_stored", channel=channel, seq=record.seq)
+            self.dispatcher.plugins.inbound_message(
+                InboundMessage(
+                    record.channel, record.sender, record.recipient, record.text, record.received_at
+                )
+            )
+        return len(new)
+
+    # -- maintenance -------------------------------------------------------------------------
+
+    async def _maintenance_loop(self) -> None:
+        while True:
+            try:
+                purged = await self.store.purge_keys()
+                if purged:
+                    log.info("idempotency_keys_purged", count=purged)
+                for name, operations in self.operations.items():
+                    if "balance" in operations:
+                        balance = await self.dispatcher.balance(channel=name)
+                        self.metrics.balance.labels(name).set(float(balance.amount))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("maintenance_failed", error=f"{type(exc).__name__}: {exc}")
+            await asyncio.sleep(60)
+
+
+__all__ = ["Service"]

@@ -1,0 +1,106 @@
+"""``serve`` and ``queue`` as a user runs them: ``serve`` with no configuration (the embedded
+sandbox, loopback, auth off, the store in the working directory) in a process of its own,
+since SIGTERM and the exit code are the point; ``queue`` beside it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from notify_devino.testing import run_cli
+
+from .harness import eventually
+from .test_soak import free_port
+
+pytestmark = pytest.mark.devino
+
+
+async def test_serve_without_configuration_runs_on_the_embedded_sandbox(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "NOTIFY_DEVINO_CONFIG": "", "HOME": str(tmp_path)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "notify_devino",
+        "serve",
+        "--port",
+        str(port),
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+
+            async def ready() -> bool:
+                try:
+                    async with session.get(f"{url}/-/ready") as r:
+                        return r.status == 200
+                except aiohttp.ClientError:
+                    return False
+
+            await eventually(ready, timeout=30)
+            async with session.post(
+                f"{url}/v1/notifications",
+                json={"text": "Disk full on db-1", "addresses": ["+79031234567"]},
+            ) as r:  # no token: auth is off
+                assert r.status == 202
+                nid = (await r.json())["id"]
+
+            async def delivered() -> bool:
+                async with session.get(f"{url}/v1/notifications/{nid}") as r:
+                    body = await r.json()
+                return body["deliveries"][0]["state"] == "delivered"
+
+            await eventually(delivered, timeout=30)
+        assert (tmp_path / "notify-devino-outbox.db").is_file()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0
+    text = stderr.decode()
+    assert "auth_disabled" in text
+    assert f"serving on http://127.0.0.1:{port}" in text
+    assert "Traceback" not in text
+
+
+async def test_serve_refuses_a_public_address_without_configuration(tmp_path: Path) -> None:
+    code, _, err = await run_cli("serve", "--host", "0.0.0.0", env={"HOME": str(tmp_path)})
+    assert code == 2
+    assert "loopback only" in err
+
+
+async def test_queue_reads_the_outbox(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from notify_devino.service.store import NewDelivery, NewNotification, SqliteStore
+
+    path = tmp_path / "o.db"
+    async with SqliteStore(path) as store:
+        now = datetime.now(UTC)
+        await store.submit(
+            NewNotification("n1", "t", {}, now),
+            [NewDelivery("sms", "+79031234567", now, "g", {"text": "t"})],
+        )
+        # Read while the writer holds the store, as beside a running serve.
+        code, out, err = await run_cli("queue", "--store", f"sqlite://{path}", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["depth"][0]["state"] == "queued"
+    assert data["depth"][0]["count"] == 1
+    assert [d["address"] for d in data["deliveries"]] == ["+79031234567"]
+    code, out, _ = await run_cli("queue", "--store", f"sqlite://{path}")
+    assert code == 0
+    assert "+79031234567" in out
+    code, _, err = await run_cli("queue", "--store", f"sqlite://{tmp_path}/missing.db")
+    assert code == 1
+    assert "there is no store" in err

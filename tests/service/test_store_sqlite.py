@@ -1,0 +1,100 @@
+"""What only the SQLite engine promises: its lock, WAL and full synchronous commits, URLs."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from notify_devino.errors import ConfigError
+from notify_devino.service.store import SqliteStore, StoreLocked, open_store
+from notify_devino.service.store.sqlite import migrations
+
+
+async def test_a_second_writer_is_refused_with_the_file_named(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    async with SqliteStore(path):
+        with pytest.raises(StoreLocked, match=str(path)):
+            await SqliteStore(path).open()
+        # Another process too (flock is per open file, so this is the real case).
+        code = (
+            "import asyncio, sys\n"
+            "from notify_devino.service.store import SqliteStore, StoreLocked\n"
+            "async def main():\n"
+            "    try:\n"
+            f"        await SqliteStore({str(path)!r}).open()\n"
+            "    except StoreLocked as exc:\n"
+            "        print(exc); sys.exit(3)\n"
+            "asyncio.run(main())\n"
+        )
+        done = subprocess.run(  # noqa: ASYNC221 - the other process is the point
+            [sys.executable, "-c", code], capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 3, done.stderr
+        assert str(path) in done.stdout
+    async with SqliteStore(path):  # released on close
+        pass
+
+
+async def test_wal_and_full_synchronous(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    async with SqliteStore(path) as store:
+
+        def pragmas() -> tuple[str, int, int]:
+            db = store._db
+            return (
+                db.execute("PRAGMA journal_mode").fetchone()[0],
+                db.execute("PRAGMA synchronous").fetchone()[0],
+                db.execute("PRAGMA busy_timeout").fetchone()[0],
+            )
+
+        mode, sync, busy = await store._run(pragmas)
+    assert (mode, sync) == ("wal", 2)  # 2 is FULL
+    assert busy > 0
+
+
+async def test_migrations_are_recorded_and_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    async with SqliteStore(path) as store:
+        assert await store.schema_version() == migrations()[-1][0]
+    db = sqlite3.connect(path)
+    db.execute("INSERT INTO schema_version VALUES (999, 'future', 0)")
+    db.commit()
+    db.close()
+    with pytest.raises(Exception, match="newer than this notify-devino knows"):
+        await SqliteStore(path).open()
+
+
+def test_open_store_urls(tmp_path: Path) -> None:
+    store = open_store(f"sqlite://{tmp_path}/a.db")
+    assert isinstance(store, SqliteStore)
+    assert store.path == tmp_path / "a.db"
+    relative = open_store("sqlite:///./b.db")
+    assert isinstance(relative, SqliteStore)
+    assert relative.path == Path("b.db")
+    assert isinstance(open_store("c.db"), SqliteStore)
+    with pytest.raises(ConfigError, match=r"'mysql'.*known: sqlite://"):
+        open_store("mysql://u:secret@host/db")
+    with pytest.raises(ConfigError) as info:
+        open_store("mysql://u:secret@host/db")
+    assert "secret" not in str(info.value)
+    with pytest.raises(ConfigError, match="no file path"):
+        open_store("sqlite://")
+
+
+async def test_a_reader_opens_beside_the_writer_without_the_lock(tmp_path: Path) -> None:
+    from notify_devino.service.store import NewNotification
+
+    path = tmp_path / "outbox.db"
+    async with SqliteStore(path) as writer:
+        from datetime import UTC, datetime
+
+        await writer.submit(NewNotification("n1", "t", {}, datetime.now(UTC)), [])
+        reader = open_store(f"sqlite://{path}", readonly=True)
+        async with reader:
+            assert (await reader.get_notification("n1")) is not None
+            with pytest.raises(Exception, match="readonly"):
+                await reader.check_writable()

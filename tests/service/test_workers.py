@@ -1,0 +1,239 @@
+"""The workers against the Devino sandbox over HTTP, on a real SQLite file: batching, the state
+machine end to end, crash recovery, route fallback timers and the inbox across restarts."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from notify_devino.dispatcher import Dispatcher
+from notify_devino.plugins import PluginManager
+from notify_devino.service.outbox import NotificationRequest, Outbox
+from notify_devino.service.settings import ServiceSettings
+from notify_devino.service.states import SendPolicy, State
+from notify_devino.service.store import Change, Delivery, SqliteStore, Store, StoreUnavailable, Work
+from notify_devino.service.workers import Service
+from notify_devino.testing import EventRecorder
+
+from .harness import eventually, running, sandbox_config
+
+if TYPE_CHECKING:
+    from notify_devino_soap.emulator import Sandbox
+
+pytestmark = pytest.mark.devino
+
+
+@pytest.fixture
+def plugins(notify_events: EventRecorder, notify_plugin_manager: PluginManager) -> PluginManager:
+    notify_plugin_manager.load_entrypoints()
+    return notify_plugin_manager
+
+
+def sends(sandbox: Sandbox) -> list[object]:
+    return [r for r in sandbox.requests if r.operation == "SendMessage"]
+
+
+async def all_final(store: Store, count: int | None = None) -> bool:
+    rows = await store.list_deliveries(limit=100_000)
+    return bool(rows) and (count is None or len(rows) == count) and all(d.state.final for d in rows)
+
+
+async def test_identical_texts_due_together_share_one_request_and_are_followed_to_delivery(
+    devino_sandbox: Sandbox, plugins: PluginManager, tmp_path: Path
+) -> None:
+    config = sandbox_config(devino_sandbox.url)
+    path = tmp_path / "outbox.db"
+    async with running(config, path, plugins, start=False) as service:
+        for i in range(5):
+            await service.outbox.submit(
+                NotificationRequest(
+                    text="db-1 down", addresses=[f"+7903000000{i}", f"+7903111000{i}"]
+                )
+            )
+        await service.start()
+        await eventually(lambda: all_final(service.store, 10))
+        rows = await service.store.list_deliveries()
+    assert len(sends(devino_sandbox)) == 1  # 5 notifications, 10 numbers: one request
+    assert {d.state for d in rows} == {State.DELIVERED}
+    assert all(len(d.message_ids) == 1 for d in rows)
+    stored = {m.destination for m in devino_sandbox.state.messages()}
+    assert stored == {d.address.lstrip("+") for d in rows}
+    async with SqliteStore(path) as store:
+        note = await store.get_notification(rows[0].notification_id)
+        assert note is not None
+        assert [t.to_state for t in note.transitions if t.delivery_id == rows[0].id] == [
+            State.QUEUED,
+            State.CLAIMED,
+            State.SENDING,
+            State.ACCEPTED,
+            State.DELIVERED,
+        ]
+
+
+async def test_a_number_twice_in_one_notification_is_sent_once_and_bad_numbers_fail(
+    devino_sandbox: Sandbox, plugins: PluginManager, tmp_path: Path
+) -> None:
+    config = sandbox_config(devino_sandbox.url)
+    async with running(config, tmp_path / "o.db", plugins) as service:
+        await service.outbox.submit(
+            NotificationRequest(
+                text="x", addresses=["+79031234567", "+79031234567", "7903123", "+79990000001"]
+            )
+        )
+        await eventually(lambda: all_final(service.store, 3))
+        states = {d.address: d.state for d in await service.store.list_deliveries()}
+    assert states == {
+        "+79031234567": State.DELIVERED,
+        "7903123": State.FAILED,
+        "+79990000001": State.UNDELIVERED,
+    }
+
+
+async def _leave_crashed(path: Path) -> tuple[int, int]:
+    """A store as a killed run leaves it: one claimed row, one sending, one accepted."""
+    async with SqliteStore(path) as store:
+        outbox = Outbox(store, sandbox_config("http://127.0.0.1:9/unused"))
+        await outbox.submit(
+            NotificationRequest(text="crash", addresses=["+79030000001", "+79030000002"])
+        )
+        a, b = await store.claim(Work.SEND, owner="dead", lease_seconds=600, limit=5)
+        await store.apply(
+            [Change(b.id, expect=State.CLAIMED, to=State.SENDING, release=False)], owner="dead"
+        )
+        return a.id, b.id
+
+
+@pytest.mark.parametrize("policy", list(SendPolicy))
+async def test_recovery_requeues_claimed_rows_and_never_resends_under_at_most_once(
+    devino_sandbox: Sandbox, plugins: PluginManager, tmp_path: Path, policy: SendPolicy
+) -> None:
+    path = tmp_path / "o.db"
+    claimed, sending = await _leave_crashed(path)
+    config = sandbox_config(devino_sandbox.url)
+    async with running(
+        config, path, plugins, settings=ServiceSettings(send_policy=policy)
+    ) as service:
+        await eventually(lambda: all_final(service.store, 2))
+        states = {d.id: d.state for d in await service.store.list_deliveries()}
+    destinations = sorted(m.destination for m in devino_sandbox.state.messages())
+    assert states[claimed] is State.DELIVERED
+    if policy is SendPolicy.AT_MOST_ONCE:
+        assert states[sending] is State.UNKNOWN
+        assert destinations == ["79030000001"]
+    else:
+        assert states[sending] is State.DELIVERED
+        assert destinations == ["79030000001", "79030000002"]
+
+
+async def test_a_waiting_route_fallback_survives_a_restart_and_fires_on_time(
+    devino_sandbox: Sandbox, plugins: PluginManager, tmp_path: Path
+) -> None:
+    config = sandbox_config(devino_sandbox.url)
+    path = tmp_path / "o.db"
+    async with running(config, path, plugins) as service:
+        await service.outbox.submit(
+            NotificationRequest(text="db-1 down", to=["stuck"], severity="critical")
+        )
+
+        async def accepted() -> list[object]:
+            return await service.store.list_deliveries(states=[State.ACCEPTED])
+
+        (first,) = await eventually(accepted)
+    assert first.fallback_at is not None
+    assert first.accepted_at is not None
+    assert abs((first.fallback_at - first.accepted_at).total_seconds() - 2) < 0.5
+    # Stopped (a restart) while the timer waits; the next run fires it from the store.
+    async with running(config, path, plugins) as service:
+
+        async def backup() -> list[object]:
+            return await service.store.list_deliveries(states=[State.DELIVERED])
+
+        (done,) = await eventually(backup)
+        rows = {d.channel: d for d in await service.store.list_deliveries()}
+    assert rows["sms"].state is State.LATE
+    assert done.channel == "backup"
+    assert done.step == 1
+    # Fired on time: not before the timer, and within a poll of it.
+    assert done.created_at >= first.fallback_at
+    assert done.created_at - first.fallback_at < timedelta(seconds=1.5)
+    logins = sorted(m.login for m in devino_sandbox.state.messages())
+    assert logins == ["demo", "other"]
+
+
+async def test_replies_injected_across_restarts_are_read_exactly_once(
+    devino_sandbox: Sandbox,
+    plugins: PluginManager,
+    notify_events: EventRecorder,
+    tmp_path: Path,
+) -> None:
+    config = sandbox_config(devino_sandbox.url)
+    path = tmp_path / "o.db"
+    settings = ServiceSettings.model_validate({"workers": {"inbox_interval_seconds": 0.1}})
+    texts = []
+    for run in range(3):
+        async with running(config, path, plugins, settings=settings) as service:
+            for i in range(3):
+                text = f"ACK {run}-{i}"
+                texts.append(text)
+                devino_sandbox.state.inject_incoming("79031234567", "ALERTS", text, login="demo")
+                devino_sandbox.state.inject_incoming("79031234567", "BACKUP", text, login="other")
+
+            async def read_all() -> bool:
+                return len(await service.store.inbox(limit=1000)) == 2 * len(texts)
+
+            await eventually(read_all)
+    async with SqliteStore(path) as store:
+        stored = await store.inbox(limit=1000)
+    assert sorted((m.channel, m.text) for m in stored) == sorted(
+        [("sms", t) for t in texts] + [("backup", t) for t in texts]
+    )
+    assert sorted((m.channel, m.text) for m in notify_events.inbound) == sorted(
+        (m.channel, m.text) for m in stored
+    )
+
+
+async def test_a_scheduled_notification_waits_in_the_outbox(
+    devino_sandbox: Sandbox, plugins: PluginManager, tmp_path: Path
+) -> None:
+    config = sandbox_config(devino_sandbox.url)
+    at = datetime.now(UTC) + timedelta(seconds=1.5)
+    async with running(config, tmp_path / "o.db", plugins) as service:
+        await service.outbox.submit(
+            NotificationRequest(text="later", addresses=["+79031234567"], send_at=at)
+        )
+        await asyncio.sleep(0.5)
+        assert sends(devino_sandbox) == []
+        await eventually(lambda: all_final(service.store, 1))
+    (request,) = sends(devino_sandbox)
+    assert request.at >= at  # type: ignore[attr-defined]
+
+
+class _FlakyStore(SqliteStore):
+    """A store whose first claim cannot commit (a full disk, a moment): a seam we own."""
+
+    failed = False
+
+    async def claim(self, *args: Any, **kwargs: Any) -> list[Delivery]:
+        if not self.failed:
+            self.failed = True
+            raise StoreUnavailable("the disk is full, for a moment")
+        return await super().claim(*args, **kwargs)
+
+
+async def test_a_worker_that_fails_starts_again(
+    devino_sandbox: Sandbox, plugins: PluginManager, tmp_path: Path
+) -> None:
+    config = sandbox_config(devino_sandbox.url)
+    async with _FlakyStore(tmp_path / "o.db") as store, Dispatcher(config, plugins=plugins) as d:
+        service = Service(config, ServiceSettings(), store, d)
+        await service.outbox.submit(NotificationRequest(text="x", addresses=["+79031234567"]))
+        await service.start()
+        try:
+            await eventually(lambda: all_final(store, 1))
+        finally:
+            await service.stop()
+    assert store.failed
