@@ -81,6 +81,7 @@ def test_the_main_examples_are_run() -> None:
     assert where.count("README.md") >= 1
     assert where.count("docs/library.md") >= 4  # send/wait/inbox, notify, send_stream, logging
     assert "docs/devino.md" in where
+    assert "docs/service.md" in where
 
 
 CONFIGURES_LOGGING = re.compile(r"configure_logging\(|logging\.basicConfig\(")
