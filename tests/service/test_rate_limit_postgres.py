@@ -20,7 +20,6 @@ from notify_devino.dispatcher import Dispatcher
 from notify_devino.limits import LimiterFactory, RateLimiter
 from notify_devino.plugins import PluginManager
 from notify_devino.types import SendOutcome
-from notify_devino_soap.ratelimit import AccountLimiter
 
 from .harness import sandbox_config
 
@@ -105,6 +104,8 @@ async def test_instances_sharing_one_account_keep_to_10_per_second_at_the_provid
 async def test_control_instances_with_limiters_of_their_own_exceed_the_limit(
     devino_sandbox: Sandbox,
 ) -> None:
+    from notify_devino_soap.ratelimit import AccountLimiter  # not at the top: see pytestmark
+
     devino_sandbox.config.rate_limit.enabled = False  # count what would arrive
 
     def own() -> LimiterFactory:
