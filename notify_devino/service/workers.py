@@ -37,7 +37,7 @@ from ..errors import ConfigError, InvalidInputError, UnsupportedOperationError
 from ..hookspecs import ChannelType
 from ..streaming import DEFAULT_BATCH_SIZE
 from ..types import DeliveryState, InboundMessage, MessageStatus, Notification, SendOutcome, utc_now
-from .metrics import ServiceMetrics
+from .metrics import ServiceMetrics, observe_many
 from .outbox import Outbox, first_step
 from .settings import ServiceSettings
 from .states import NEEDS_NEXT_STEP, State
@@ -387,6 +387,7 @@ class Service:
         poll = self.config.status.poll_interval_seconds
         to_accepted = self.metrics.to_accepted.labels(rows[0].channel)
         accepted: dict[str | None, int] = {}  # by route: one chunk may carry several routes
+        waited: dict[datetime, int] = {}  # by creation time: a notification's rows share one
         for row, (outcome, message_ids, error) in zip(rows, answers, strict=True):
             text = None if error is None else f"{type(error).__name__}: {error}"
             if outcome is SendOutcome.ACCEPTED:
@@ -408,7 +409,7 @@ class Service:
                         fallback_at=fallback_at,
                     )
                 )
-                to_accepted.observe(_duration(row.created_at, now))
+                waited[row.created_at] = waited.get(row.created_at, 0) + 1
                 accepted[row.payload.get("route")] = accepted.get(row.payload.get("route"), 0) + 1
             else:
                 state = State.FAILED if outcome is SendOutcome.FAILED else State.UNKNOWN
@@ -426,6 +427,8 @@ class Service:
                 if step is not None:
                     create.append((row.notification_id, step))
         await self.store.apply(changes, owner=self.owner, create=create, returning=False)
+        for created_at, count in waited.items():
+            observe_many(to_accepted, _duration(created_at, now), count)
         channel = rows[0].channel
         if accepted and self.metrics.channel_known(channel):
             for route, count in accepted.items():
