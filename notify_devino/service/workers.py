@@ -46,6 +46,10 @@ from .store import Change, Delivery, Inbound, NewDelivery, Store, Work
 log = structlog.get_logger(__name__)
 
 STATUS_CHUNK = 100
+YIELD_TO_SENDER_SECONDS = 30.0
+"""How long the follower and the inbox reader hold back, at most, while the sender has work:
+the provider's request budget (Devino: 10 requests/s per account) goes to sends first, a
+burst's status reads come after it (or after this long, if the sends never stop)."""
 
 
 def _duration(start: datetime, end: datetime) -> float:
@@ -102,6 +106,9 @@ class Service:
         }
         self._held: set[int] = set()
         self._woken = False
+        self._backlog = False
+        self._send_idle = asyncio.Event()
+        self._send_idle.set()
         self.started = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -165,6 +172,7 @@ class Service:
         """Stop claiming, let sends under way finish (up to the shutdown grace), and leave the
         rest in the store for the next start."""
         self._stopping.set()
+        self._send_idle.set()
         self._wake.set()
         self._follow_wake.set()
         if self._sends:
@@ -239,10 +247,15 @@ class Service:
                 limit=workers.claim_batch,
             )
             if not rows:
+                self._backlog = False
+                if not self._sends:
+                    self._send_idle.set()
                 await self._sleep(self._wake, Work.SEND)
                 if self._wake.is_set() or self._woken:
                     await self._linger()
                 continue
+            self._backlog = True
+            self._send_idle.clear()
             self._held.update(r.id for r in rows)
             chunks = self._chunks(rows)
             for index, chunk in enumerate(chunks):
@@ -254,7 +267,18 @@ class Service:
                     return
                 task = asyncio.create_task(self._send_chunk(chunk, slots))
                 self._sends.add(task)
-                task.add_done_callback(self._sends.discard)
+                task.add_done_callback(self._send_done)
+
+    def _send_done(self, task: asyncio.Task[None]) -> None:
+        self._sends.discard(task)
+        if not self._sends and not self._backlog:
+            self._send_idle.set()
+
+    async def _yield_to_sender(self) -> None:
+        """Wait while the sender has deliveries due or requests under way (at most
+        ``YIELD_TO_SENDER_SECONDS``), so reads do not take the sends' request budget."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._send_idle.wait(), YIELD_TO_SENDER_SECONDS)
 
     def _chunks(self, rows: Sequence[Delivery]) -> list[list[Delivery]]:
         """Rows with one group key, in order, cut at the batch size; an address at most once
@@ -495,6 +519,7 @@ class Service:
         chunk = max(1, min(STATUS_CHUNK, int(rate)))
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
+            await self._yield_to_sender()
             self._follow_wake.clear()
             rows = await self.store.claim(
                 Work.FOLLOW,
@@ -616,6 +641,7 @@ class Service:
     async def _inbox_loop(self, channel: str) -> None:
         workers = self.settings.workers
         while not self._stopping.is_set():
+            await self._yield_to_sender()
             try:
                 await self.read_inbox(channel)
             except asyncio.CancelledError:
