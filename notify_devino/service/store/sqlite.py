@@ -734,34 +734,32 @@ class SqliteStore(Store):
                     return []
                 marks = ",".join("?" * len(ids))
                 expires = at + lease_seconds
+                cursor = tx.cursor()
+                cursor.row_factory = None
                 if work is Work.SEND:
-                    tx.execute(
+                    cursor.execute(
                         "UPDATE deliveries SET state = 'claimed', attempts = attempts + 1, "
                         "lease_owner = ?, lease_expires_at = ?, updated_at = ? "
-                        f"WHERE id IN ({marks})",
+                        f"WHERE id IN ({marks}) RETURNING {_DELIVERY_COLUMNS}",
                         (owner, expires, at, *ids),
                     )
+                else:
+                    cursor.execute(
+                        f"UPDATE deliveries SET lease_owner = ?, lease_expires_at = ? "
+                        f"WHERE id IN ({marks}) RETURNING {_DELIVERY_COLUMNS}",
+                        (owner, expires, *ids),
+                    )
+                rows = cursor.fetchall()  # the rows as updated, read by the UPDATE itself
+                rows.sort(key=lambda r: (r[7], r[0]))  # due_at, id: the order claimed in
+                if work is Work.SEND:
                     tx.executemany(
                         "INSERT INTO transitions (delivery_id, from_state, to_state, at) "
                         "VALUES (?, 'queued', 'claimed', ?)",
                         [(i, at) for i in ids],
                     )
-                else:
-                    tx.execute(
-                        f"UPDATE deliveries SET lease_owner = ?, lease_expires_at = ? "
-                        f"WHERE id IN ({marks})",
-                        (owner, expires, *ids),
-                    )
                 payloads: dict[str, Any] = {}
                 stamps: dict[float, datetime] = {}
-                return [
-                    _delivery(r, payloads, stamps)
-                    for r in tx.execute(
-                        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id IN ({marks}) "
-                        "ORDER BY due_at, id",
-                        ids,
-                    )
-                ]
+                return [_delivery(r, payloads, stamps) for r in rows]
 
         return await self._run(claim)
 
