@@ -70,6 +70,10 @@ CORE_COMMANDS: dict[str, str | tuple[str, str]] = {
         "notify_devino.service.commands:queue",
         "Show what the outbox holds (read-only, beside a running serve).",
     ),
+    "template": (
+        "notify_devino.alertmanager.commands:template_group",
+        "Alert SMS templates: what an Alertmanager payload becomes.",
+    ),
 }
 """The core's commands: name -> ``module:attribute`` of a click command, or (``module:attribute``,
 short help) to import it only when it runs. Adding a command is one line here."""

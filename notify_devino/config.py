@@ -49,6 +49,8 @@ from pydantic import (
     model_validator,
 )
 
+from .alertmanager.matchers import MatcherError, parse_matcher_lines
+from .alertmanager.settings import AlertmanagerSettings
 from .errors import ConfigError
 from .logconfig import SECRET_KEYS, register_secret
 from .service.settings import ServiceSettings
@@ -231,6 +233,19 @@ class RouteConfig(BaseModel):
     never followed: there is nothing to fall back to, or nothing to read."""
     fallback_after_seconds: float | None = Field(default=None, gt=0)
     """How long a followed message has to be delivered; default ``status.wait_timeout_seconds``."""
+    matchers: list[str] = Field(default_factory=list)
+    """Alertmanager label matchers (``severity="critical"``, ``team=~"db|infra"``): the route takes
+    an alert group whose labels match them all. A route with matchers and no ``match:`` takes
+    alerts only."""
+
+    @field_validator("matchers")
+    @classmethod
+    def _check_matchers(cls, value: list[str]) -> list[str]:
+        try:
+            parse_matcher_lines(value)
+        except MatcherError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -263,6 +278,8 @@ class Config(BaseModel):
     notification."""
     service: ServiceSettings | None = None
     """``notify-devino serve``'s section (see :mod:`notify_devino.service.settings`)."""
+    alertmanager: AlertmanagerSettings = Field(default_factory=AlertmanagerSettings)
+    """The Alertmanager receiver of ``serve``: recipients, templates, acks, silences."""
 
     _doc: YamlDocument = PrivateAttr(default_factory=lambda: YamlDocument(None))
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
@@ -301,7 +318,7 @@ class Config(BaseModel):
         names the YAML line when the YAML document is in the validation context."""
         problems = list(self._routing_problems())
         for name, route in self.routes.items():
-            if route.match is None:
+            if route.match is None and not route.matchers:
                 route.match = RouteMatch(severity=[name])
         if problems:
             doc = (info.context or {}).get("yaml")

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     import click
     from pydantic import BaseModel  # not at run time: every CLI start imports this module
 
+    from .alertmanager.acks import Acknowledgement
     from .config import Config
     from .dispatcher import Dispatcher
 
@@ -231,3 +232,12 @@ def notify_status_changed(change: StatusChange) -> None:
 @hookspec
 def notify_inbound_message(message: InboundMessage) -> None:
     """Observer: called for every inbound message the dispatcher reads, once per read."""
+
+
+@hookspec
+def notify_alert_acknowledged(ack: Acknowledgement) -> None:
+    """Observer: called once when someone acknowledges an alert group by SMS reply (the
+    Alertmanager receiver of ``serve``), after the acknowledgement is stored.
+
+    :param ack: the group, its code, who acknowledged it from which address, and when.
+    """

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
     import click
 
+    from .alertmanager.acks import Acknowledgement
     from .config import Config
     from .dispatcher import Dispatcher
 
@@ -502,3 +503,6 @@ class PluginManager:
 
     def inbound_message(self, message: InboundMessage) -> None:
         self._observe("notify_inbound_message", message=message)
+
+    def alert_acknowledged(self, ack: Acknowledgement) -> None:
+        self._observe("notify_alert_acknowledged", ack=ack)

@@ -38,6 +38,7 @@ import yaml
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..alertmanager import integration as alertmanager
 from ..config import Config
 from ..dispatcher import Dispatcher
 from ..errors import InvalidInputError, NotifyError, UnsupportedOperationError
@@ -314,8 +315,11 @@ async def post_notification(request: web.Request) -> web.StreamResponse:
             422, "idempotency_key_reused", str(exc), notification_id=exc.notification_id
         )
     except InvalidInputError as exc:
+        message = str(exc)
+        if exc.field == "to":  # a phone number or email put in `to` is the usual slip
+            message += "; `to` names contacts and groups, raw addresses go in `addresses`"
         return error_response(
-            400, "invalid_notification", str(exc), field=exc.field, expected=exc.expected
+            400, "invalid_notification", message, field=exc.field, expected=exc.expected
         )
     except StoreFull as exc:
         return error_response(503, "outbox_full", str(exc), headers=retry)
@@ -393,7 +397,11 @@ async def get_notification(request: web.Request) -> web.StreamResponse:
     found = await store.get_notification(request.match_info["id"])
     if found is None:
         return error_response(404, "not_found", "no notification with this id")
-    return json_response(notification_json(found))
+    body = notification_json(found)
+    acks = await alertmanager.acknowledgements(store, found)
+    if acks:
+        body["acknowledgements"] = acks
+    return json_response(body)
 
 
 @requires(Scope.READ)
@@ -607,7 +615,8 @@ def make_app(
         await service.start()
         state.service = service
         try:
-            yield
+            async with alertmanager.running(app, service):
+                yield
         finally:
             await service.stop()
 
@@ -626,6 +635,7 @@ def make_app(
     v1.router.add_get("/inbox", get_inbox, allow_head=False)
     v1.router.add_get("/openapi.json", openapi_json, allow_head=False)
     v1.router.add_get("/openapi.yaml", openapi_yaml, allow_head=False)
+    alertmanager.add_routes(app, v1, config, retry_after=settings.limits.retry_after_seconds)
     app.add_subapp("/v1", v1)
     app.router.add_get("/-/healthy", healthy, allow_head=False)
     app.router.add_get("/-/ready", ready, allow_head=False)

@@ -239,6 +239,7 @@ AUTH_ERRORS = (401, 403)
 
 @functools.cache
 def _document() -> dict[str, Any]:
+    from ..alertmanager.receiver import openapi_paths as alertmanager_paths
     from .app import EstimateRequest
     from .outbox import NotificationRequest
 
@@ -272,7 +273,10 @@ def _document() -> dict[str, Any]:
         },
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "basic": {"type": "http", "scheme": "basic"},
+            },
         },
         "paths": {
             "/v1/notifications": {
@@ -426,6 +430,7 @@ def _document() -> dict[str, Any]:
                     },
                 }
             },
+            **alertmanager_paths(),
         },
     }
 

@@ -109,6 +109,8 @@ class Service:
         self._backlog = False
         self._send_idle = asyncio.Event()
         self._send_idle.set()
+        self.halted: set[str] = set()
+        """Alert groups (``metadata["alert_key"]``) whose routes stop: acknowledged alerts."""
         self.started = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -479,6 +481,8 @@ class Service:
                 await self.store.apply([], create=[(row.notification_id, step)])
 
     def _next_step(self, row: Delivery) -> tuple[int, str, str] | None:
+        if (row.payload.get("metadata") or {}).get("alert_key") in self.halted:
+            return None  # acknowledged: no fallback, no next channel
         channels = row.payload.get("channels") or []
         if row.contact is None or row.step + 1 >= len(channels):
             return None

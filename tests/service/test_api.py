@@ -231,6 +231,7 @@ async def test_every_answer_has_a_request_id_and_no_trace(api: Api) -> None:
     )
     assert status == 400
     assert "'nobody' is neither a contact nor a group" in body["error"]["message"]
+    assert "raw addresses go in `addresses`" in body["error"]["message"]
     status, body, _ = await api.call("POST", "/v1/notifications", json={"text": ""})
     assert {p["field"] for p in body["error"]["problems"]} >= {"text"}
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from ...errors import ConfigError
 from .base import (
+    AlertCode,
     Applied,
     Change,
     Delivery,
@@ -24,6 +25,7 @@ from .base import (
     InboundRecord,
     NewDelivery,
     NewNotification,
+    NoFreeCode,
     Recovery,
     Store,
     StoredNotification,
@@ -87,6 +89,7 @@ def _redacted(url: str) -> str:
 
 __all__ = [
     "ENGINES",
+    "AlertCode",
     "Applied",
     "Change",
     "Delivery",
@@ -95,6 +98,7 @@ __all__ = [
     "InboundRecord",
     "NewDelivery",
     "NewNotification",
+    "NoFreeCode",
     "Recovery",
     "SqliteStore",
     "Store",

@@ -52,6 +52,10 @@ class StoreFull(StoreError):
     """The outbox holds as many unsent deliveries as it may (``max_active``)."""
 
 
+class NoFreeCode(StoreError):
+    """No acknowledgement code of the asked length is free for every recipient."""
+
+
 class Work(enum.StrEnum):
     """What a worker claims deliveries for."""
 
@@ -282,6 +286,32 @@ class Applied:
     """IDs not changed: no longer in ``expect``, or leased to another owner."""
 
 
+@dataclass(frozen=True, slots=True)
+class AlertCode:
+    """The acknowledgement code of one open alert group for one recipient's address.
+
+    A code is unique among the open alerts of its address, and free again once the alert is
+    closed (resolved). Every recipient of one notification has the same code.
+
+    :param alert_key: the alert group (the Alertmanager receiver and group key, hashed).
+    :param address: the recipient's address on the channel replies come back on (a phone).
+    :param labels: the labels a silence for this alert matches on.
+    :param acked_by: who acknowledged it (a contact's name, else the address that replied).
+    :param silence_id: the Alertmanager silence the ack created, once created.
+    """
+
+    alert_key: str
+    address: str
+    code: str
+    labels: Mapping[str, str]
+    opened_at: datetime
+    contact: str | None = None
+    acked_at: datetime | None = None
+    acked_by: str | None = None
+    silence_id: str | None = None
+    closed_at: datetime | None = None
+
+
 class Store(abc.ABC):
     """The durable state of the service. See the module docstring for the model.
 
@@ -466,8 +496,70 @@ class Store(abc.ABC):
     async def inbox(self, *, after: int = 0, limit: int = 100) -> list[InboundRecord]:
         """Stored inbound messages with ``seq > after``, in order."""
 
+    # -- alert acknowledgement codes ---------------------------------------------------------
+
+    @abc.abstractmethod
+    async def open_alert_code(
+        self,
+        alert_key: str,
+        recipients: Mapping[str, str | None],
+        labels: Mapping[str, str],
+        *,
+        digits: int = 4,
+        now: datetime | None = None,
+    ) -> str:
+        """The code of an alert group for its recipients (address -> contact name), in one
+        transaction: the group's open code when it has one and it is free for every recipient,
+        else a new one free among the open alerts of every recipient (the old rows of the group
+        take it too). Rows are created for recipients that had none; ``labels`` are updated.
+
+        :raises NoFreeCode: no code of ``digits`` digits is free for all recipients.
+        """
+
+    @abc.abstractmethod
+    async def open_alert_codes(self, address: str) -> list[AlertCode]:
+        """The open (not closed) alert codes of an address, oldest first."""
+
+    @abc.abstractmethod
+    async def alert_codes(self, alert_key: str) -> list[AlertCode]:
+        """Every row of an alert group, open or closed, oldest first."""
+
+    @abc.abstractmethod
+    async def acknowledge_alert(
+        self, alert_key: str, by: str, now: datetime | None = None
+    ) -> tuple[bool, list[AlertCode]]:
+        """Mark an open alert group acknowledged (every recipient's row).
+
+        :return: whether this call acknowledged it (False: it was already, or it is closed),
+            and the group's rows as they are now.
+        """
+
+    @abc.abstractmethod
+    async def set_alert_silence(self, alert_key: str, silence_id: str | None) -> None:
+        """Remember (or forget, with None) the silence an acknowledgement created."""
+
+    @abc.abstractmethod
+    async def close_alert(self, alert_key: str, now: datetime | None = None) -> list[AlertCode]:
+        """Close an alert group (it resolved): its codes are free again.
+
+        :return: the rows it closed now (none when it was closed or unknown).
+        """
+
+    @abc.abstractmethod
+    async def acknowledged_alert_keys(self) -> set[str]:
+        """The open alert groups that are acknowledged."""
+
+    @abc.abstractmethod
+    async def cursor(self, name: str) -> int:
+        """A named read position of the caller's (0 when never set)."""
+
+    @abc.abstractmethod
+    async def set_cursor(self, name: str, value: int) -> None:
+        """Store a named read position (it never moves back)."""
+
 
 __all__ = [
+    "AlertCode",
     "Applied",
     "Change",
     "Delivery",
@@ -476,6 +568,7 @@ __all__ = [
     "InboundRecord",
     "NewDelivery",
     "NewNotification",
+    "NoFreeCode",
     "Recovery",
     "Store",
     "StoreError",

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -33,6 +35,7 @@ import structlog
 from .. import states
 from ..states import ACTIVE, FINAL, SendPolicy, State
 from .base import (
+    AlertCode,
     Applied,
     Change,
     Delivery,
@@ -41,6 +44,7 @@ from .base import (
     InboundRecord,
     NewDelivery,
     NewNotification,
+    NoFreeCode,
     Recovery,
     Store,
     StoredNotification,
@@ -1100,6 +1104,184 @@ class SqliteStore(Store):
 
     async def inbox(self, *, after: int = 0, limit: int = 100) -> list[InboundRecord]:
         return await self._run(self._inbox_rows, "seq > ?", (after,), limit)
+
+    # -- alert acknowledgement codes ---------------------------------------------------------
+
+    _CODE_COLUMNS = (
+        "alert_key, address, code, contact, labels, opened_at, acked_at, acked_by, silence_id, "
+        "closed_at"
+    )
+
+    @staticmethod
+    def _code(row: sqlite3.Row) -> AlertCode:
+        return AlertCode(
+            alert_key=row["alert_key"],
+            address=row["address"],
+            code=row["code"],
+            labels=json.loads(row["labels"]),
+            opened_at=_dt_(row["opened_at"]),
+            contact=row["contact"],
+            acked_at=_dt(row["acked_at"]),
+            acked_by=row["acked_by"],
+            silence_id=row["silence_id"],
+            closed_at=_dt(row["closed_at"]),
+        )
+
+    def _codes(self, where: str, args: Sequence[Any]) -> list[AlertCode]:
+        return [
+            self._code(r)
+            for r in self._db.execute(
+                f"SELECT {self._CODE_COLUMNS} FROM alert_codes WHERE {where} "
+                "ORDER BY opened_at, rowid",
+                tuple(args),
+            )
+        ]
+
+    async def open_alert_code(
+        self,
+        alert_key: str,
+        recipients: Mapping[str, str | None],
+        labels: Mapping[str, str],
+        *,
+        digits: int = 4,
+        now: datetime | None = None,
+    ) -> str:
+        at = self._now(now)
+        addresses = list(recipients)
+        if not addresses:
+            raise ValueError("an alert code needs at least one recipient")
+
+        def run() -> str:
+            with self._transaction() as tx:
+                marks = ",".join("?" * len(addresses))
+                taken = {
+                    (r["address"], r["code"])
+                    for r in tx.execute(
+                        f"SELECT address, code FROM alert_codes WHERE closed_at IS NULL "
+                        f"AND alert_key != ? AND address IN ({marks})",
+                        (alert_key, *addresses),
+                    )
+                }
+                mine = [
+                    r["code"]
+                    for r in tx.execute(
+                        "SELECT code FROM alert_codes WHERE alert_key = ? AND closed_at IS NULL",
+                        (alert_key,),
+                    )
+                ]
+                used = {code for _, code in taken}
+                code = next((c for c in mine if c not in used), None)
+                if code is None:
+                    space = 10**digits
+                    start = secrets.randbelow(space)
+                    floor = 10 ** (digits - 1)
+                    for step in range(space):
+                        candidate = (start + step) % space
+                        if candidate >= floor and str(candidate) not in used:
+                            code = str(candidate)
+                            break
+                    else:
+                        raise NoFreeCode(
+                            f"no {digits}-digit acknowledgement code is free for "
+                            f"{len(addresses)} recipient(s)"
+                        )
+                # A closed row of this group is opened again (a group that fires again).
+                tx.execute(
+                    "UPDATE alert_codes SET code = ?, labels = ?, "
+                    "opened_at = CASE WHEN closed_at IS NULL THEN opened_at ELSE ? END, "
+                    "acked_at = CASE WHEN closed_at IS NULL THEN acked_at END, "
+                    "acked_by = CASE WHEN closed_at IS NULL THEN acked_by END, "
+                    "silence_id = CASE WHEN closed_at IS NULL THEN silence_id END, "
+                    "closed_at = NULL WHERE alert_key = ?",
+                    (code, json.dumps(dict(labels)), at, alert_key),
+                )
+                for address, contact in recipients.items():
+                    tx.execute(
+                        "INSERT INTO alert_codes (alert_key, address, code, contact, labels, "
+                        "opened_at) VALUES (?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT (alert_key, address) DO UPDATE SET contact = excluded.contact",
+                        (alert_key, address, code, contact, json.dumps(dict(labels)), at),
+                    )
+                return code
+
+        return await self._run(run)
+
+    async def open_alert_codes(self, address: str) -> list[AlertCode]:
+        return await self._run(self._codes, "address = ? AND closed_at IS NULL", (address,))
+
+    async def alert_codes(self, alert_key: str) -> list[AlertCode]:
+        return await self._run(self._codes, "alert_key = ?", (alert_key,))
+
+    async def acknowledge_alert(
+        self, alert_key: str, by: str, now: datetime | None = None
+    ) -> tuple[bool, list[AlertCode]]:
+        at = self._now(now)
+
+        def run() -> tuple[bool, list[AlertCode]]:
+            with self._transaction() as tx:
+                changed = tx.execute(
+                    "UPDATE alert_codes SET acked_at = ?, acked_by = ? "
+                    "WHERE alert_key = ? AND closed_at IS NULL AND acked_at IS NULL",
+                    (at, by, alert_key),
+                ).rowcount
+            return changed > 0, self._codes("alert_key = ?", (alert_key,))
+
+        return await self._run(run)
+
+    async def set_alert_silence(self, alert_key: str, silence_id: str | None) -> None:
+        def run() -> None:
+            with self._transaction() as tx:
+                tx.execute(
+                    "UPDATE alert_codes SET silence_id = ? WHERE alert_key = ?",
+                    (silence_id, alert_key),
+                )
+
+        await self._run(run)
+
+    async def close_alert(self, alert_key: str, now: datetime | None = None) -> list[AlertCode]:
+        at = self._now(now)
+
+        def run() -> list[AlertCode]:
+            with self._transaction() as tx:
+                rows = self._codes("alert_key = ? AND closed_at IS NULL", (alert_key,))
+                tx.execute(
+                    "UPDATE alert_codes SET closed_at = ? WHERE alert_key = ? "
+                    "AND closed_at IS NULL",
+                    (at, alert_key),
+                )
+            return [dataclasses.replace(r, closed_at=_dt_(at)) for r in rows]
+
+        return await self._run(run)
+
+    async def acknowledged_alert_keys(self) -> set[str]:
+        def run() -> set[str]:
+            return {
+                r[0]
+                for r in self._db.execute(
+                    "SELECT DISTINCT alert_key FROM alert_codes "
+                    "WHERE closed_at IS NULL AND acked_at IS NOT NULL"
+                )
+            }
+
+        return await self._run(run)
+
+    async def cursor(self, name: str) -> int:
+        def run() -> int:
+            row = self._db.execute("SELECT value FROM cursors WHERE name = ?", (name,)).fetchone()
+            return int(row[0]) if row else 0
+
+        return await self._run(run)
+
+    async def set_cursor(self, name: str, value: int) -> None:
+        def run() -> None:
+            with self._transaction() as tx:
+                tx.execute(
+                    "INSERT INTO cursors (name, value) VALUES (?, ?) ON CONFLICT (name) "
+                    "DO UPDATE SET value = MAX(value, excluded.value)",
+                    (name, value),
+                )
+
+        await self._run(run)
 
 
 __all__ = ["SqliteStore", "migrations"]

@@ -1,0 +1,2 @@
+"""Real peers the tests run against that are not Python packages (Alertmanager).
+``python -m tests.peers install`` fetches what is missing, when it may."""
