@@ -1,7 +1,7 @@
 """Run every benchmark: ``python -m benchmarks`` (what ``tox -e bench`` runs).
 
 ``python -m benchmarks ceiling cpu`` runs only those named (ceiling, cpu, throughput, memory,
-config, startup, serve).
+config, startup, serve, serve_pg).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from . import (
     bench_cpu,
     bench_memory,
     bench_serve,
+    bench_serve_pg,
     bench_startup,
     bench_throughput,
 )
@@ -28,6 +29,7 @@ BENCHMARKS = {
     "config": bench_config.run,
     "startup": bench_startup.run,
     "serve": bench_serve.run,
+    "serve_pg": bench_serve_pg.run,
 }
 
 

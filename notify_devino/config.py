@@ -511,9 +511,13 @@ def _problems_error(
         (f"line {ln}: " if ln is not None else "") + f"{_dotted(p) or '(top level)'}: {t}"
         for p, ln, t in located
     )
-    error = ConfigError(f"{len(located)} problems:\n  {listing}", source=source)
-    error.path, error.line = _dotted(path), line
-    return error
+    return ConfigError(
+        f"{len(located)} problems:\n  {listing}",
+        path=_dotted(path),
+        line=line,
+        source=source,
+        located=True,
+    )
 
 
 def _dotted(path: Path_) -> str:
@@ -712,7 +716,7 @@ def _line_map(root: yaml.Node) -> dict[Path_, int]:
 def _collector_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while a document's objects are built: they are all
     alive, and a large contacts list would otherwise trigger a full collection after full
-    collection (60,000 contacts load in half the time)."""
+    collection (``python -m benchmarks config`` measures the load)."""
     enabled = gc.isenabled()
     gc.disable()
     try:

@@ -47,6 +47,7 @@ from . import routing
 from .config import Config, load_config
 from .errors import ConfigError, DispatcherStateError, UnknownChannelError
 from .hookspecs import Channel, ChannelContext, ChannelType
+from .limits import LimiterFactory
 from .logconfig import get_logger
 from .plugins import ChannelHooks, PluginManager
 from .recent import RecentDict
@@ -92,6 +93,8 @@ class Dispatcher:
         long-running service sending millions keeps flat memory; for a forgotten ID pass
         ``channel=`` (with several channels), and a status read for it counts as a first read.
         0 remembers nothing.
+    :param limiters: rate limiters of provider accounts for the channels to use instead of
+        their own (see :mod:`notify_devino.limits`); the service passes shared ones.
     """
 
     def __init__(
@@ -101,8 +104,10 @@ class Dispatcher:
         plugins: PluginManager | None = None,
         session: aiohttp.ClientSession | None = None,
         track_messages: int = 10_000,
+        limiters: LimiterFactory | None = None,
     ) -> None:
         self.config = config
+        self._limiters = limiters
         self.plugins = plugins if plugins is not None else PluginManager()
         self._session = session
         self._owns_session = session is None
@@ -192,7 +197,8 @@ class Dispatcher:
                 )
             for name, spec in self._types.items():
                 channel = spec.factory(
-                    ChannelContext(name=name, session=self._session), settings[name]
+                    ChannelContext(name=name, session=self._session, limiters=self._limiters),
+                    settings[name],
                 )
                 self._channels[name] = channel
                 await channel.start()

@@ -63,7 +63,10 @@ class ConfigError(NotifyError):
         path: str | None = None,
         line: int | None = None,
         source: str | None = None,
+        located: bool = False,
     ) -> None:
+        """:param located: the message already says where (a list of problems, each with its
+        line): only the file is put before it; ``path`` and ``line`` are the first problem's."""
         from .logconfig import redact  # here: importing errors.py stays free of structlog
 
         message = redact(message)
@@ -72,10 +75,10 @@ class ConfigError(NotifyError):
         self.source = source
         where = ""
         if source is not None:
-            where = source + (f":{line}" if line is not None else "") + ": "
-        elif line is not None:
+            where = source + (f":{line}" if line is not None and not located else "") + ": "
+        elif line is not None and not located:
             where = f"line {line}: "
-        at = f"{path}: " if path else ""
+        at = f"{path}: " if path and not located else ""
         super().__init__(f"{where}{at}{message}")
         self.message = message
 
@@ -207,8 +210,11 @@ class UnexpectedError(ChannelError):
         cls, exc: BaseException, *, channel: str | None = None, where: str | None = None
     ) -> UnexpectedError:
         """The error for ``exc`` raised in a send: ``unexpected TypeError: ...``, or, with
-        ``where``, ``<where> raised TypeError: ...``."""
-        what = f"{type(exc).__name__}: {exc}"
+        ``where``, ``<where> raised TypeError: ...``. The text masks every registered secret
+        (:func:`notify_devino.logconfig.redact`): a plugin's exception may quote a password."""
+        from .logconfig import redact  # structlog is imported only once an error needs it
+
+        what = redact(f"{type(exc).__name__}: {exc}")
         message = f"{where} raised {what}" if where else f"unexpected {what}"
         return cls(message, error_type=type(exc).__name__, cause=exc, channel=channel)
 

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .alertmanager.acks import Acknowledgement
     from .config import Config
     from .dispatcher import Dispatcher
+    from .limits import LimiterFactory
 
 PROJECT_NAME = "notify_devino"
 """The pluggy marker name and the entry-point group plugins register under."""
@@ -55,10 +56,14 @@ class ChannelContext:
 
     :param name: the channel's name in the configuration (``sms``).
     :param session: the dispatcher's one aiohttp session; the channel must not close it.
+    :param limiters: when given, a channel that keeps a provider account's request rate asks
+        it for the account's limiter instead of making its own (several processes sharing
+        one account; see :mod:`notify_devino.limits`).
     """
 
     name: str
     session: aiohttp.ClientSession
+    limiters: LimiterFactory | None = None
 
 
 @runtime_checkable

@@ -267,7 +267,7 @@ def configure_logging(
     :param level: the lowest level shown.
     :param stream: where logs go; stderr by default, so stdout stays for the command's output.
     :param cache: let each logger keep this configuration once it has logged (structlog's
-        ``cache_logger_on_first_use``: a logger otherwise rebuilds itself on every event, ~10 us).
+        ``cache_logger_on_first_use``: a logger otherwise rebuilds itself on every event).
         Call it once, at start. The CLI passes False: it configures again once it has read the
         configuration file, and a test process runs many commands.
     """

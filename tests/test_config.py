@@ -125,6 +125,8 @@ def test_plugin_settings_errors_name_the_settings_path_and_line() -> None:
     assert "'soon'" in message
     assert "line 11: channels.sms.settings.colour: is not a known setting" in message
     assert message.startswith("c.yaml: 2 problems:")
+    # the first problem's place, for programs; the text says where each one is
+    assert (info.value.path, info.value.line) == ("channels.sms.settings.timeout_seconds", 10)
 
 
 def test_missing_file_and_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -94,6 +94,47 @@ async def test_a_host_that_configures_no_logging_hears_nothing(devino_sandbox: S
     assert (code, out, err) == (0, "", "")
 
 
+IN_PROCESS_SANDBOX = """\
+import asyncio
+
+from notify_devino.config import parse_config
+from notify_devino.dispatcher import Dispatcher
+from notify_devino_soap.emulator import Sandbox, SandboxConfig
+
+TEMPLATE = '''
+version: 1
+channels:
+  sms: {type: devino_soap, settings: {url: "%s", login: demo, password: demo-password,
+        sender: ALERTS}}
+'''
+
+
+async def main():
+    async with Sandbox(SandboxConfig()) as sandbox:  # started, session opened, accepted, ...
+        sandbox.state.inject_incoming("79031234567", "ALERTS", "ack")
+        async with Dispatcher(parse_config(TEMPLATE % sandbox.url, env={})) as dispatcher:
+            await dispatcher.send("hello", to=["+79031234567", "12"])
+            assert len(await dispatcher.inbox()) == 1
+
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.devino
+async def test_a_host_that_runs_the_sandbox_in_process_hears_nothing() -> None:
+    """The sandbox is a library too (tests and the demo embed it): silent until configured."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        IN_PROCESS_SANDBOX,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert (process.returncode, out.decode(), err.decode()) == (0, "", "")
+
+
 @pytest.mark.devino
 @pytest.mark.parametrize("mode", ["stdlib", "structlog"])
 async def test_a_host_that_configures_logging_gets_events_without_secrets(

@@ -339,3 +339,21 @@ def test_each_plugins_settings_hide_their_secrets(
         repr(config),
         config.model_dump_json(),
     )
+
+
+def test_an_unexpected_error_masks_the_secrets_its_cause_names() -> None:
+    """UnexpectedError.of is what the core's send guard and the SMTP and webhook channels make of
+    an exception outside the tree: its text, built from the exception's, masks every secret."""
+    from notify_devino.errors import UnexpectedError
+
+    secret = "Unexpected-S3cret-4242"
+    register_secret(secret)
+    cause = RuntimeError(f"login {secret!r} refused by the relay")
+    for error in (
+        UnexpectedError.of(cause, channel="email"),
+        UnexpectedError.of(cause, channel="email", where="the plugin's notify_send"),
+    ):
+        assert secret not in str(error)
+        assert REDACTED in str(error)
+        assert error.error_type == "RuntimeError"
+        assert error.__cause__ is cause  # the cause itself is the caller's, kept as raised

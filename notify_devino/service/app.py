@@ -25,6 +25,7 @@ import asyncio
 import contextvars
 import itertools
 import json
+import os
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -597,7 +598,9 @@ def make_app(
             await target.aclose()
 
     async def dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
-        dispatcher = Dispatcher(config, plugins=plugins)
+        assert state.store is not None
+        limiters = state.store.rate_limiters(owner or f"serve-{os.getpid()}")
+        dispatcher = Dispatcher(config, plugins=plugins, limiters=limiters)
         await dispatcher.start()
         state.dispatcher = dispatcher
         try:

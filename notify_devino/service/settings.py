@@ -136,8 +136,11 @@ class ServiceSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     listen: ListenSettings = Field(default_factory=ListenSettings)
-    store: str = "sqlite:///./notify-devino-outbox.db"
-    """Where the outbox is: ``sqlite:///absolute/path.db``, ``sqlite:///./relative.db``."""
+    store: str = Field(default="sqlite:///./notify-devino-outbox.db", repr=False)
+    """Where the outbox is: ``sqlite:///absolute/path.db``, ``sqlite:///./relative.db``,
+    ``postgresql://user:password@host/database`` (not in the repr: it may hold a password)."""
+    store_file: Path | None = Field(default=None, repr=False)
+    """A file holding ``store`` (a DSN with its password, as a secret), instead of it."""
     tokens: list[TokenSettings] = Field(default_factory=list)
     """Bearer tokens; none configured means no authentication (only sensible on loopback)."""
     auth: bool = True
@@ -147,6 +150,23 @@ class ServiceSettings(BaseModel):
     """How long an ``Idempotency-Key`` is remembered."""
     limits: LimitSettings = Field(default_factory=LimitSettings)
     workers: WorkerSettings = Field(default_factory=WorkerSettings)
+
+    @model_validator(mode="after")
+    def _store_from_file(self, info: ValidationInfo) -> ServiceSettings:
+        if self.store_file is None:
+            return self
+        if "store" in self.model_fields_set:
+            raise ValueError("give store or store_file, not both")
+        path = self.store_file.expanduser()
+        if not path.is_absolute():
+            path = _base_dir(info) / path
+        try:
+            self.store = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"cannot read store_file {str(path)!r}: {exc.strerror}") from None
+        if not self.store:
+            raise ValueError(f"store_file {str(path)!r} is empty: expected the store's URL")
+        return self
 
     @model_validator(mode="after")
     def _unique_token_names(self) -> ServiceSettings:

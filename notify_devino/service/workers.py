@@ -47,9 +47,12 @@ log = structlog.get_logger(__name__)
 
 STATUS_CHUNK = 100
 YIELD_TO_SENDER_SECONDS = 30.0
-"""How long the follower and the inbox reader hold back, at most, while the sender has work:
-the provider's request budget (Devino: 10 requests/s per account) goes to sends first, a
-burst's status reads come after it (or after this long, if the sends never stop)."""
+"""How long the follower holds back, at most, while the sender has work: the provider's
+request budget (Devino: 10 requests/s per account) goes to sends first, a burst's status reads
+come after it (or after this long, if the sends never stop)."""
+LEADER_LEASE_SECONDS = 5.0
+"""How long a singleton's holder (the inbox reader of a channel) keeps it without renewing:
+a stopped or dead instance's singleton moves to another within about this long."""
 
 
 def _duration(start: datetime, end: datetime) -> float:
@@ -117,6 +120,38 @@ class Service:
 
     async def start(self) -> None:
         """Recover what a crashed run left, then start the workers."""
+        await self._recover()
+        self.store.subscribe(self._heard)
+        self._spawn(self._sender_loop, "sender")
+        for name, operations in self.operations.items():
+            if "status" in operations:
+                self._spawn(functools.partial(self._follower_loop, name), f"follower-{name}")
+        self._spawn(self._heartbeat_loop, "heartbeat")
+        self._spawn(self._maintenance_loop, "maintenance")
+        if not self.store.exclusive:  # other instances may die holding leases
+            self._spawn(self._recovery_loop, "recovery")
+        for name, operations in self.operations.items():
+            if "inbox" in operations:
+                self._spawn(functools.partial(self._inbox_loop, name), f"inbox-{name}")
+        self.started = True
+        log.info("workers_started", owner=self.owner, channels=sorted(self.types))
+
+    def _heard(self, work: Work) -> None:
+        """Another instance made work due (a shared store told us)."""
+        (self._wake if work is Work.SEND else self._follow_wake).set()
+
+    async def _recovery_loop(self) -> None:
+        """Take back, every third of a lease, what instances that died were holding."""
+        while True:
+            await asyncio.sleep(self.settings.workers.lease_seconds / 3)
+            try:
+                await self._recover()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("recovery_failed", error=f"{type(exc).__name__}: {exc}")
+
+    async def _recover(self) -> None:
         recovery = await self.store.recover(owner=self.owner, policy=self.settings.send_policy)
         if recovery.requeued or recovery.unknown or recovery.resent or recovery.followed:
             log.warning(
@@ -136,17 +171,10 @@ class Service:
                 for d in await self._deliveries(recovery.unknown):
                     self._count_outcome(d, State.UNKNOWN)
                     await self._after_final(d, State.UNKNOWN)
-        self._spawn(self._sender_loop, "sender")
-        for name, operations in self.operations.items():
-            if "status" in operations:
-                self._spawn(functools.partial(self._follower_loop, name), f"follower-{name}")
-        self._spawn(self._heartbeat_loop, "heartbeat")
-        self._spawn(self._maintenance_loop, "maintenance")
-        for name, operations in self.operations.items():
-            if "inbox" in operations:
-                self._spawn(functools.partial(self._inbox_loop, name), f"inbox-{name}")
-        self.started = True
-        log.info("workers_started", owner=self.owner, channels=sorted(self.types))
+            if recovery.requeued or recovery.resent:
+                self._wake.set()
+            if recovery.followed:
+                self._follow_wake.set()
 
     async def _deliveries(self, ids: Sequence[int]) -> list[Delivery]:
         return await self.store.list_deliveries(ids=ids, limit=len(ids))
@@ -643,19 +671,42 @@ class Service:
     # -- inbox -------------------------------------------------------------------------------
 
     async def _inbox_loop(self, channel: str) -> None:
+        """Read the inbox every ``inbox_interval_seconds``, on one instance at a time: the one
+        holding the store's lease of ``inbox:<channel>`` (renewed every third of
+        :data:`LEADER_LEASE_SECONDS`); when it dies, another takes over from the stored
+        read position once the lease runs out."""
         workers = self.settings.workers
-        while not self._stopping.is_set():
-            await self._yield_to_sender()
-            try:
-                await self.read_inbox(channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning(
-                    "inbox_read_failed", channel=channel, error=f"{type(exc).__name__}: {exc}"
-                )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), workers.inbox_interval_seconds)
+        name = f"inbox:{channel}"
+        loop = asyncio.get_running_loop()
+        leading = False
+        next_read = loop.time()
+        try:
+            while not self._stopping.is_set():
+                try:
+                    now_leading = await self.store.lead(name, self.owner, LEADER_LEASE_SECONDS)
+                    if now_leading != leading:
+                        log.info(
+                            "inbox_leader" if now_leading else "inbox_follower", channel=channel
+                        )
+                    leading = now_leading
+                    if leading and loop.time() >= next_read:
+                        next_read = loop.time() + workers.inbox_interval_seconds
+                        await self.read_inbox(channel)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning(
+                        "inbox_read_failed", channel=channel, error=f"{type(exc).__name__}: {exc}"
+                    )
+                wait = max(0.0, next_read - loop.time()) if leading else LEADER_LEASE_SECONDS / 3
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._stopping.wait(), min(wait, LEADER_LEASE_SECONDS / 3)
+                    )
+        finally:
+            if leading:
+                with contextlib.suppress(Exception):
+                    await self.store.resign(name, self.owner)
 
     async def read_inbox(self, channel: str) -> int:
         """Read one window of inbound messages; :return: how many were new."""

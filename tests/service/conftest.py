@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from notify_devino.service.store import SqliteStore, Store
+from tests.peers.postgres import new_database, postgres  # noqa: F401 - fixtures
 
-ENGINES = ["sqlite"]
+ENGINES = ["sqlite", "postgresql"]
 
 StoreFactory = Callable[..., Awaitable[Store]]
 
@@ -25,10 +26,15 @@ async def store_factory(
     """``await store_factory()`` opens a store on this test's database; called again after
     the first is closed, it opens the same database (a restart)."""
     opened: list[Store] = []
+    dsn = request.getfixturevalue("new_database") if request.param == "postgresql" else ""
 
     async def make() -> Store:
         if request.param == "sqlite":
             store: Store = SqliteStore(tmp_path / "outbox.db")
+        elif request.param == "postgresql":
+            from notify_devino.service.store.postgres import PostgresStore
+
+            store = PostgresStore(dsn)
         else:  # pragma: no cover - an engine listed without a factory
             raise AssertionError(f"no factory for the {request.param} engine")
         await store.open()

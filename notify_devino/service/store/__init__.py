@@ -6,6 +6,7 @@ built in::
 
     sqlite:///var/lib/notify-devino/outbox.db   an absolute path
     sqlite:///./outbox.db, or a bare path        relative to the working directory
+    postgresql://user:password@host/database     shared by several instances (asyncpg)
 """
 
 from __future__ import annotations
@@ -55,7 +56,18 @@ def _sqlite(url: str) -> Store:
     return SqliteStore(Path(path))
 
 
-ENGINES: dict[str, Callable[[str], Store]] = {"sqlite": _sqlite, "": _sqlite}
+def _postgresql(url: str) -> Store:
+    from .postgres import PostgresStore
+
+    return PostgresStore(url)
+
+
+ENGINES: dict[str, Callable[[str], Store]] = {
+    "sqlite": _sqlite,
+    "": _sqlite,
+    "postgresql": _postgresql,
+    "postgres": _postgresql,
+}
 """URL scheme -> factory of an unopened store. The PostgreSQL engine adds ``postgresql``."""
 
 
@@ -68,7 +80,7 @@ def open_store(url: str, *, readonly: bool = False) -> Store:
     scheme = urlsplit(url).scheme if "://" in url else ""
     factory = ENGINES.get(scheme.lower())
     if factory is None:
-        known = ", ".join(f"{s}://" for s in sorted(ENGINES) if s)
+        known = ", ".join(f"{s}://" for s in ENGINES if s)  # in registration order
         raise ConfigError(
             f"the store URL {_redacted(url)!r} has the scheme {scheme!r}, which no store engine "
             f"provides (known: {known}, or a plain file path for SQLite)"

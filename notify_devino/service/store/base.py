@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
 from ...errors import NotifyError
+from ...limits import LimiterFactory
 from ..states import SendPolicy, State
 
 
@@ -556,6 +557,28 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def set_cursor(self, name: str, value: int) -> None:
         """Store a named read position (it never moves back)."""
+
+    # -- shared between processes (defaults for an ``exclusive`` store) ---------------------
+
+    def subscribe(self, listener: Callable[[Work], None]) -> None:  # noqa: B027 - a default
+        """Call ``listener`` (in the event loop) when another process may have made work due.
+        An exclusive store has no other process: the default never calls it."""
+
+    async def lead(self, name: str, owner: str, lease_seconds: float) -> bool:
+        """Take or keep the lease of the singleton ``name`` (work that must run in one process
+        at a time, such as reading a channel's inbox) for ``lease_seconds``; :return: whether
+        ``owner`` holds it now. Call it again well within the lease to keep it. An exclusive
+        store has one process: the default says yes."""
+        return True
+
+    async def resign(self, name: str, owner: str) -> None:  # noqa: B027 - a default
+        """Give up the singleton ``name`` if ``owner`` holds it (a graceful stop)."""
+
+    def rate_limiters(self, owner: str) -> LimiterFactory | None:
+        """Rate limiters of provider accounts shared by every process of this store (see
+        :mod:`notify_devino.limits`), or None: the channels keep their own (an exclusive
+        store has one process, whose limiters see every request)."""
+        return None
 
 
 __all__ = [

@@ -59,6 +59,13 @@ class DevinoChannel:
             retry=settings.retry,
             rate_limit=settings.rate_limit_per_second,
             channel=self.name,
+            limiter=(
+                None
+                if context.limiters is None
+                else context.limiters(
+                    f"devino_soap {settings.url} {settings.login}", settings.rate_limit_per_second
+                )
+            ),
         )
         self._checking = asyncio.Lock()
 

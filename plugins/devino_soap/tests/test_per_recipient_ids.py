@@ -61,6 +61,8 @@ def service_texts(draw: st.DrawFn) -> str:
     text = draw(st.text(chars, min_size=max(1, size - 2), max_size=size))
     while text_length(text) > 2000:
         text = text[:-1]
+    if not text.strip():  # a text of only whitespace is refused before any request
+        text = "x" + text[1:]
     return text or "x"
 
 

@@ -120,6 +120,7 @@ numbers = st.one_of(
 @given(numbers, st.sampled_from(["", "+"]))
 @example("80010000000", "+")  # International Freephone: 800 + 8 digits
 @example("81312345678", "+")
+@example("4702000", "")  # Norway's 02000: its leading zero is part of the number
 def test_every_number_the_client_sends_the_sandbox_reads_as_the_same_number(
     number: str, plus: str
 ) -> None:
@@ -137,6 +138,8 @@ def test_every_number_the_client_sends_the_sandbox_reads_as_the_same_number(
         ("+81 3 1234 5678", "81312345678"),  # Tokyo
         ("+82 2 1234 5678", "82212345678"),  # Seoul
         ("+84 91 234 5678", "84912345678"),  # Vietnam
+        ("+39 06 1234 5678", "390612345678"),  # Rome: the leading 0 is dialled from abroad
+        ("+47 02000", "4702000"),  # Norway
         ("+7 903 123-45-67", "79031234567"),
         ("89031234567", "79031234567"),  # the Russian trunk form stays Russian
     ],

@@ -3,9 +3,10 @@ the rate limit, the fault texts and the faults to inject.
 
 ``SandboxConfig()`` is a working sandbox with one account (``demo`` / ``demo-password``, balance
 1000). ``config/sandbox.yaml`` in the repository is the same, commented, plus a second account
-and the demo's fast timings. What the live service does is documented in ``API.md``; everything
-it leaves undocumented (fault texts, the rate-limit response, how a number maps to a time
-zone) is a setting here, and none of the defaults claims to be the real thing.
+and the demo's fast timings. What the live service does is documented in the repository's
+``docs/devino-api.md``; everything it leaves undocumented (fault texts, the rate-limit response,
+how a number maps to a time zone) is a setting here, and none of the defaults claims to be the
+real thing.
 
 A file looks like this (every key optional)::
 
@@ -155,7 +156,7 @@ def _default_failing_numbers() -> dict[str, FailureKind]:
 
 # ILLUSTRATIVE, not authoritative. Russia's numbering plan assigns mobile (DEF) ranges to
 # regions, but a number keeps its code when its owner moves operator or region, so any offline
-# prefix table is approximate (API.md, "How the service finds a recipient's time zone").
+# prefix table is approximate (docs/devino-api.md, "How the service finds a recipient's time zone").
 # A +7 number that matches no longer prefix gets `default_time_zone` (Moscow); a number of any
 # other country that matches nothing gets `foreign_time_zone` (UTC).
 def _default_time_zones() -> dict[str, str]:

@@ -71,8 +71,9 @@ from datetime import datetime
 from importlib import resources
 from typing import Any
 
-import structlog
 from aiohttp import web
+
+from notify_devino.logconfig import get_logger
 
 from . import injected as injected_faults
 from .admin import AdminRoutes
@@ -103,7 +104,7 @@ from .wire import (
     xml_escape,
 )
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 # -- the request log -----------------------------------------------------------------------------

@@ -32,14 +32,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal, TypeVar
 
-import structlog
+from notify_devino.logconfig import get_logger
 
 from ..segments import count_segments
 from . import rules
 from .clock import Clock, SystemClock
 from .config import FailureKind, SandboxConfig
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _In = TypeVar("_In")
 _Out = TypeVar("_Out")

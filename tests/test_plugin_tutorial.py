@@ -1,4 +1,4 @@
-"""The README's "Writing a channel plugin" works as written: its blocks become a project,
+"""docs/plugins.md, the plugin tutorial, works as written: its blocks become a project,
 installed the way pip lays one out; its own tests pass, the command line lists it, and a
 configuration routes a notification through it."""
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from notify_devino.testing import run_cli
 
-README = Path(__file__).parents[1] / "README.md"
+TUTORIAL = Path(__file__).parents[1] / "docs" / "plugins.md"
 BLOCK = re.compile(r"^```\w+ file=(\S+)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 
 
@@ -41,8 +41,8 @@ def install(project: Path, site: Path) -> dict[str, str]:
     return {"PYTHONPATH": path}
 
 
-async def test_the_readme_plugin_works_from_nothing(tmp_path: Path) -> None:
-    files = dict(BLOCK.findall(README.read_text()))
+async def test_the_tutorial_plugin_works_from_nothing(tmp_path: Path) -> None:
+    files = dict(BLOCK.findall(TUTORIAL.read_text()))
     assert set(files) == {
         "pyproject.toml",
         "notify_devino_jsonl/channel.py",

@@ -1,0 +1,43 @@
+"""The seam for request rate limits a channel may be given instead of its own.
+
+A provider channel keeps its account's rate limit with a limiter of its own, in the process
+(the Devino channel's counts a request until one second after its answer began). When several
+processes share one account (``notify-devino serve`` instances on one PostgreSQL store), the
+limit must be counted where they all see it: the service then hands the dispatcher a
+:data:`LimiterFactory`, the dispatcher hands it to each channel in its
+:class:`~notify_devino.hookspecs.ChannelContext`, and a channel that supports it asks the
+factory for its account's limiter instead of making its own. A channel that does not keep
+its own limit ignores it; the core never names a channel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class RequestSlot(Protocol):
+    """A request's hold on a limiter, while the request runs."""
+
+    def answered(self) -> None:
+        """The provider's answer began (its status line arrived): the request was seen."""
+
+
+@runtime_checkable
+class RateLimiter(Protocol):
+    """Lets requests go at the account's rate: ``async with limiter.slot() as slot:`` waits
+    for a slot and holds it while the request runs (and for as long after as the limiter's
+    rule says)."""
+
+    def slot(self) -> AbstractAsyncContextManager[RequestSlot]: ...
+
+
+LimiterFactory = Callable[[str, float], RateLimiter]
+"""``factory(account, requests_per_second)``: the limiter of one provider account (a key the
+channel makes from its endpoint and login, so every channel of one account gets the same
+limiter). The first rate asked for an account is kept unless a later one is stricter."""
+
+
+__all__ = ["LimiterFactory", "RateLimiter", "RequestSlot"]
