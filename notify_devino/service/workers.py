@@ -37,7 +37,7 @@ from ..errors import ConfigError, InvalidInputError, UnsupportedOperationError
 from ..hookspecs import ChannelType
 from ..streaming import DEFAULT_BATCH_SIZE
 from ..types import DeliveryState, InboundMessage, MessageStatus, Notification, SendOutcome, utc_now
-from .metrics import ServiceMetrics
+from .metrics import ServiceMetrics, observe_many
 from .outbox import Outbox, first_step
 from .settings import ServiceSettings
 from .states import NEEDS_NEXT_STEP, State
@@ -46,6 +46,10 @@ from .store import Change, Delivery, Inbound, NewDelivery, Store, Work
 log = structlog.get_logger(__name__)
 
 STATUS_CHUNK = 100
+YIELD_TO_SENDER_SECONDS = 30.0
+"""How long the follower holds back, at most, while the sender has work: the provider's
+request budget (Devino: 10 requests/s per account) goes to sends first, a burst's status reads
+come after it (or after this long, if the sends never stop)."""
 LEADER_LEASE_SECONDS = 5.0
 """How long a singleton's holder (the inbox reader of a channel) keeps it without renewing:
 a stopped or dead instance's singleton moves to another within about this long."""
@@ -105,6 +109,9 @@ class Service:
         }
         self._held: set[int] = set()
         self._woken = False
+        self._backlog = False
+        self._send_idle = asyncio.Event()
+        self._send_idle.set()
         self.halted: set[str] = set()
         """Alert groups (``metadata["alert_key"]``) whose routes stop: acknowledged alerts."""
         self.started = False
@@ -195,6 +202,7 @@ class Service:
         """Stop claiming, let sends under way finish (up to the shutdown grace), and leave the
         rest in the store for the next start."""
         self._stopping.set()
+        self._send_idle.set()
         self._wake.set()
         self._follow_wake.set()
         if self._sends:
@@ -269,10 +277,15 @@ class Service:
                 limit=workers.claim_batch,
             )
             if not rows:
+                self._backlog = False
+                if not self._sends:
+                    self._send_idle.set()
                 await self._sleep(self._wake, Work.SEND)
                 if self._wake.is_set() or self._woken:
                     await self._linger()
                 continue
+            self._backlog = True
+            self._send_idle.clear()
             self._held.update(r.id for r in rows)
             chunks = self._chunks(rows)
             for index, chunk in enumerate(chunks):
@@ -284,7 +297,18 @@ class Service:
                     return
                 task = asyncio.create_task(self._send_chunk(chunk, slots))
                 self._sends.add(task)
-                task.add_done_callback(self._sends.discard)
+                task.add_done_callback(self._send_done)
+
+    def _send_done(self, task: asyncio.Task[None]) -> None:
+        self._sends.discard(task)
+        if not self._sends and not self._backlog:
+            self._send_idle.set()
+
+    async def _yield_to_sender(self) -> None:
+        """Wait while the sender has deliveries due or requests under way (at most
+        ``YIELD_TO_SENDER_SECONDS``), so reads do not take the sends' request budget."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._send_idle.wait(), YIELD_TO_SENDER_SECONDS)
 
     def _chunks(self, rows: Sequence[Delivery]) -> list[list[Delivery]]:
         """Rows with one group key, in order, cut at the batch size; an address at most once
@@ -417,6 +441,7 @@ class Service:
         poll = self.config.status.poll_interval_seconds
         to_accepted = self.metrics.to_accepted.labels(rows[0].channel)
         accepted: dict[str | None, int] = {}  # by route: one chunk may carry several routes
+        waited: dict[datetime, int] = {}  # by creation time: a notification's rows share one
         for row, (outcome, message_ids, error) in zip(rows, answers, strict=True):
             text = None if error is None else f"{type(error).__name__}: {error}"
             if outcome is SendOutcome.ACCEPTED:
@@ -438,7 +463,7 @@ class Service:
                         fallback_at=fallback_at,
                     )
                 )
-                to_accepted.observe(_duration(row.created_at, now))
+                waited[row.created_at] = waited.get(row.created_at, 0) + 1
                 accepted[row.payload.get("route")] = accepted.get(row.payload.get("route"), 0) + 1
             else:
                 state = State.FAILED if outcome is SendOutcome.FAILED else State.UNKNOWN
@@ -456,6 +481,8 @@ class Service:
                 if step is not None:
                     create.append((row.notification_id, step))
         await self.store.apply(changes, owner=self.owner, create=create, returning=False)
+        for created_at, count in waited.items():
+            observe_many(to_accepted, _duration(created_at, now), count)
         channel = rows[0].channel
         if accepted and self.metrics.channel_known(channel):
             for route, count in accepted.items():
@@ -524,6 +551,7 @@ class Service:
         chunk = max(1, min(STATUS_CHUNK, int(rate)))
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
+            await self._yield_to_sender()
             self._follow_wake.clear()
             rows = await self.store.claim(
                 Work.FOLLOW,

@@ -237,3 +237,28 @@ async def test_a_worker_that_fails_starts_again(
         finally:
             await service.stop()
     assert store.failed
+
+
+async def test_status_reads_wait_while_the_sender_has_work(
+    devino_sandbox: Sandbox, plugins: PluginManager, tmp_path: Path
+) -> None:
+    """Sends and status reads share the account's request budget: a burst's sends go first,
+    its status reads after them (the follower would otherwise poll between the sends)."""
+    config = sandbox_config(devino_sandbox.url, poll=0.01)
+    settings = ServiceSettings.model_validate(
+        {"workers": {"max_in_flight": 1, "status_reads_per_second": 100}}
+    )
+    async with running(
+        config, tmp_path / "outbox.db", plugins, settings=settings, start=False
+    ) as s:
+        for i in range(30):  # 30 texts: 30 requests, one after another
+            await s.outbox.submit(
+                NotificationRequest(text=f"check {i}", addresses=[f"+7903000{i:04d}"])
+            )
+        await s.start()
+        await eventually(lambda: all_final(s.store, 30))
+    operations = [r.operation for r in devino_sandbox.requests]
+    assert operations.count("SendMessage") == 30
+    last_send = max(i for i, op in enumerate(operations) if op == "SendMessage")
+    assert "GetMessageState" not in operations[:last_send]
+    assert "GetMessageState" in operations[last_send:]

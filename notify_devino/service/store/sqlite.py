@@ -163,39 +163,97 @@ def _is_simple(change: Change) -> bool:
     )
 
 
-def _delivery(row: sqlite3.Row, payloads: dict[str, Any] | None = None) -> Delivery:
-    """A row as a record; ``payloads`` shares one decoded payload among rows that have the same
-    one (the recipients of one notification)."""
-    text = row["payload"]
+def _uniform(changes: Sequence[Change]) -> tuple[State, State, str | None, bool] | None:
+    """The one move every change makes, when they are all simple and alike; else None."""
+    if not changes:
+        return None
+    first = changes[0]
+    if not _is_simple(first):
+        return None
+    assert first.to is not None
+    key = (first.expect, first.to, first.detail, first.release)
+    for change in changes:
+        if (
+            change.expect is not key[0]
+            or change.to is not key[1]
+            or change.detail != key[2]
+            or change.release is not key[3]
+            or not _is_simple(change)
+        ):
+            return None
+    return key
+
+
+def _move_sets(to: State, release: bool, at: float) -> tuple[str, list[Any]]:
+    """The SET clause and its arguments of a move with no fields of its own."""
+    sets = ["state = ?", "updated_at = ?"]
+    args: list[Any] = [to.value, at]
+    if to is State.ACCEPTED:
+        sets.append("accepted_at = ?")
+        args.append(at)
+    if to in FINAL:
+        sets.append("final_at = ?, due_at = NULL")
+        args.append(at)
+    if release or to in FINAL:
+        sets.append("lease_owner = NULL, lease_expires_at = NULL")
+    return ", ".join(sets), args
+
+
+_STATES = {s.value: s for s in State}
+
+
+def _delivery(
+    row: sqlite3.Row | tuple[Any, ...],
+    payloads: dict[str, Any] | None = None,
+    stamps: dict[float, datetime] | None = None,
+) -> Delivery:
+    """A row of ``_DELIVERY_COLUMNS`` as a record; ``payloads`` shares one decoded payload among
+    rows that have the same one (the recipients of one notification), ``stamps`` one datetime
+    among rows with the same time (a notification's recipients were created together)."""
+    text = row[9]
     if payloads is None:
         payload = json.loads(text)
     else:
         payload = payloads.get(text)
         if payload is None:
             payload = payloads[text] = json.loads(text)
-    ids = row["message_ids"]
+    if stamps is None:
+        stamps = {}
+
+    def at(value: float | None) -> datetime | None:
+        if value is None:
+            return None
+        moment = stamps.get(value)
+        if moment is None:
+            moment = stamps[value] = datetime.fromtimestamp(value, UTC)
+        return moment
+
+    ids = row[13]
+    created, updated = at(row[10]), at(row[11])
+    assert created is not None
+    assert updated is not None
     return Delivery(
-        id=row["id"],
-        notification_id=row["notification_id"],
-        channel=row["channel"],
-        address=row["address"],
-        contact=row["contact"],
-        step=row["step"],
-        state=State(row["state"]),
-        due_at=_dt(row["due_at"]),
-        group_key=row["group_key"],
-        payload=payload,
-        created_at=_dt_(row["created_at"]),
-        updated_at=_dt_(row["updated_at"]),
-        attempts=row["attempts"],
-        message_ids=() if ids == "[]" else tuple(json.loads(ids)),
-        provider_state=row["provider_state"],
-        error=row["error"],
-        lease_owner=row["lease_owner"],
-        lease_expires_at=_dt(row["lease_expires_at"]),
-        accepted_at=_dt(row["accepted_at"]),
-        fallback_at=_dt(row["fallback_at"]),
-        final_at=_dt(row["final_at"]),
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        _STATES[row[6]],
+        at(row[7]),
+        row[8],
+        payload,
+        created,
+        updated,
+        row[12],
+        () if ids == "[]" else tuple(json.loads(ids)),
+        row[14],
+        row[15],
+        row[16],
+        at(row[17]),
+        at(row[18]),
+        at(row[19]),
+        at(row[20]),
     )
 
 
@@ -644,7 +702,8 @@ class SqliteStore(Store):
 
         def read() -> list[Delivery]:
             payloads: dict[str, Any] = {}
-            return [_delivery(r, payloads) for r in self._db.execute(sql, args)]
+            stamps: dict[float, datetime] = {}
+            return [_delivery(r, payloads, stamps) for r in self._db.execute(sql, args)]
 
         return await self._run(read)
 
@@ -679,33 +738,32 @@ class SqliteStore(Store):
                     return []
                 marks = ",".join("?" * len(ids))
                 expires = at + lease_seconds
+                cursor = tx.cursor()
+                cursor.row_factory = None
                 if work is Work.SEND:
-                    tx.execute(
+                    cursor.execute(
                         "UPDATE deliveries SET state = 'claimed', attempts = attempts + 1, "
                         "lease_owner = ?, lease_expires_at = ?, updated_at = ? "
-                        f"WHERE id IN ({marks})",
+                        f"WHERE id IN ({marks}) RETURNING {_DELIVERY_COLUMNS}",
                         (owner, expires, at, *ids),
                     )
+                else:
+                    cursor.execute(
+                        f"UPDATE deliveries SET lease_owner = ?, lease_expires_at = ? "
+                        f"WHERE id IN ({marks}) RETURNING {_DELIVERY_COLUMNS}",
+                        (owner, expires, *ids),
+                    )
+                rows = cursor.fetchall()  # the rows as updated, read by the UPDATE itself
+                rows.sort(key=lambda r: (r[7], r[0]))  # due_at, id: the order claimed in
+                if work is Work.SEND:
                     tx.executemany(
                         "INSERT INTO transitions (delivery_id, from_state, to_state, at) "
                         "VALUES (?, 'queued', 'claimed', ?)",
                         [(i, at) for i in ids],
                     )
-                else:
-                    tx.execute(
-                        f"UPDATE deliveries SET lease_owner = ?, lease_expires_at = ? "
-                        f"WHERE id IN ({marks})",
-                        (owner, expires, *ids),
-                    )
                 payloads: dict[str, Any] = {}
-                return [
-                    _delivery(r, payloads)
-                    for r in tx.execute(
-                        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id IN ({marks}) "
-                        "ORDER BY due_at, id",
-                        ids,
-                    )
-                ]
+                stamps: dict[float, datetime] = {}
+                return [_delivery(r, payloads, stamps) for r in rows]
 
         return await self._run(claim)
 
@@ -737,68 +795,23 @@ class SqliteStore(Store):
     ) -> Applied:
         def apply() -> Applied:
             at = self._now(now)
+            allowed: set[tuple[State, State]] = set()
             for change in changes:  # before any write: a refused change applies nothing
-                if change.to is not None and change.to is not change.expect:
-                    states.check(change.delivery_id, change.expect, change.to)
-            current: dict[int, sqlite3.Row] = {}
+                to = change.to
+                if (
+                    to is not None
+                    and to is not change.expect
+                    and (change.expect, to) not in allowed
+                ):
+                    states.check(change.delivery_id, change.expect, to)
+                    allowed.add((change.expect, to))
             ids = [c.delivery_id for c in changes]
-            with self._transaction() as tx:
-                for i in range(0, len(ids), 5000):
-                    part = ids[i : i + 5000]
-                    for row in tx.execute(
-                        "SELECT id, state, lease_owner, lease_expires_at FROM deliveries "
-                        f"WHERE id IN ({','.join('?' * len(part))})",
-                        part,
-                    ):
-                        current[row["id"]] = row
-                changed: list[int] = []
-                skipped: list[int] = []
-                simple: dict[tuple[State, State, str | None, bool], list[int]] = {}
-                shaped: dict[str, list[tuple[Any, ...]]] = {}
-                transitions: list[tuple[int, str, str, float, str | None]] = []
-                for change in changes:
-                    row = current.get(change.delivery_id)
-                    if row is None or row["state"] != change.expect.value:
-                        skipped.append(change.delivery_id)
-                        continue
-                    holder, expires = row["lease_owner"], row["lease_expires_at"]
-                    if (
-                        holder is not None
-                        and holder != owner
-                        and expires is not None
-                        and expires > at
-                    ):
-                        skipped.append(change.delivery_id)
-                        continue
-                    changed.append(change.delivery_id)
-                    if _is_simple(change):
-                        assert change.to is not None
-                        key = (change.expect, change.to, change.detail, change.release)
-                        simple.setdefault(key, []).append(change.delivery_id)
-                    else:
-                        sql, args = _update_of(change, at)
-                        shaped.setdefault(sql, []).append(args)
-                        if change.to is not None and change.to is not change.expect:
-                            transitions.append(
-                                (
-                                    change.delivery_id,
-                                    change.expect.value,
-                                    change.to.value,
-                                    at,
-                                    change.detail,
-                                )
-                            )
-                for sql, group_args in shaped.items():
-                    tx.executemany(sql, group_args)
-                for (expect, to, detail, release), group in simple.items():
-                    self._apply_many(expect, to, detail, release, group, at)
-                    transitions += [(i, expect.value, to.value, at, detail) for i in group]
-                if transitions:
-                    tx.executemany(
-                        "INSERT INTO transitions (delivery_id, from_state, to_state, at, detail) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        transitions,
-                    )
+            with self._transaction():
+                uniform = _uniform(changes)
+                if uniform is not None and len(set(ids)) == len(ids):
+                    changed, skipped = self._apply_uniform(uniform, ids, owner, at)
+                else:
+                    changed, skipped = self._apply_each(changes, ids, owner, at)
                 created = [self._insert_delivery(nid, new, at) for nid, new in create]
                 return Applied(
                     changed=tuple(self._read_deliveries(changed)) if returning else (),
@@ -808,13 +821,107 @@ class SqliteStore(Store):
 
         return await self._run(apply)
 
+    def _apply_uniform(
+        self,
+        key: tuple[State, State, str | None, bool],
+        ids: list[int],
+        owner: str | None,
+        at: float,
+    ) -> tuple[list[int], list[int]]:
+        """Many rows making one move with no fields of their own (a chunk marked ``sending``):
+        the compare and set is the UPDATE's own WHERE, with no row read into Python first."""
+        expect, to, detail, release = key
+        sets, args = _move_sets(to, release, at)
+        done: set[int] = set()
+        for i in range(0, len(ids), 5000):
+            part = ids[i : i + 5000]
+            marks = ",".join("?" * len(part))
+            cursor = self._db.execute(
+                f"UPDATE deliveries SET {sets} WHERE id IN ({marks}) AND state = ? "
+                "AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires_at IS NULL "
+                "OR lease_expires_at <= ?) RETURNING id",
+                (*args, *part, expect.value, owner, at),
+            )
+            done.update(r[0] for r in cursor.fetchall())
+        changed = [i for i in ids if i in done]
+        skipped = [i for i in ids if i not in done]
+        if changed:
+            self._db.executemany(
+                "INSERT INTO transitions (delivery_id, from_state, to_state, at, detail) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(i, expect.value, to.value, at, detail) for i in changed],
+            )
+        return changed, skipped
+
+    def _apply_each(
+        self, changes: Sequence[Change], ids: list[int], owner: str | None, at: float
+    ) -> tuple[list[int], list[int]]:
+        """Each change compared with its row as read, then the UPDATEs grouped by shape."""
+        db = self._db
+        current: dict[int, tuple[Any, ...]] = {}
+        for i in range(0, len(ids), 5000):
+            part = ids[i : i + 5000]
+            cursor = db.cursor()
+            cursor.row_factory = None
+            for row in cursor.execute(
+                "SELECT id, state, lease_owner, lease_expires_at FROM deliveries "
+                f"WHERE id IN ({','.join('?' * len(part))})",
+                part,
+            ):
+                current[row[0]] = row
+        changed: list[int] = []
+        skipped: list[int] = []
+        simple: dict[tuple[State, State, str | None, bool], list[int]] = {}
+        shaped: dict[str, list[tuple[Any, ...]]] = {}
+        transitions: list[tuple[int, str, str, float, str | None]] = []
+        for change in changes:
+            row = current.get(change.delivery_id)
+            if row is None or row[1] != change.expect.value:
+                skipped.append(change.delivery_id)
+                continue
+            holder, expires = row[2], row[3]
+            if holder is not None and holder != owner and expires is not None and expires > at:
+                skipped.append(change.delivery_id)
+                continue
+            changed.append(change.delivery_id)
+            if _is_simple(change):
+                assert change.to is not None
+                key = (change.expect, change.to, change.detail, change.release)
+                simple.setdefault(key, []).append(change.delivery_id)
+            else:
+                sql, args = _update_of(change, at)
+                shaped.setdefault(sql, []).append(args)
+                if change.to is not None and change.to is not change.expect:
+                    transitions.append(
+                        (
+                            change.delivery_id,
+                            change.expect.value,
+                            change.to.value,
+                            at,
+                            change.detail,
+                        )
+                    )
+        for sql, group_args in shaped.items():
+            db.executemany(sql, group_args)
+        for (expect, to, detail, release), group in simple.items():
+            self._apply_many(expect, to, detail, release, group, at)
+            transitions += [(i, expect.value, to.value, at, detail) for i in group]
+        if transitions:
+            db.executemany(
+                "INSERT INTO transitions (delivery_id, from_state, to_state, at, detail) "
+                "VALUES (?, ?, ?, ?, ?)",
+                transitions,
+            )
+        return changed, skipped
+
     def _read_deliveries(self, ids: Sequence[int]) -> list[Delivery]:
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
         payloads: dict[str, Any] = {}
+        stamps: dict[float, datetime] = {}
         rows = {
-            r["id"]: _delivery(r, payloads)
+            r["id"]: _delivery(r, payloads, stamps)
             for r in self._db.execute(
                 f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id IN ({marks})", list(ids)
             )
@@ -825,22 +932,11 @@ class SqliteStore(Store):
         self, expect: State, to: State, detail: str | None, release: bool, ids: list[int], at: float
     ) -> None:
         """One UPDATE for many rows making the same move with no fields of their own."""
-        sets = ["state = ?", "updated_at = ?"]
-        args: list[Any] = [to.value, at]
-        if to is State.ACCEPTED:
-            sets.append("accepted_at = ?")
-            args.append(at)
-        if to in FINAL:
-            sets.append("final_at = ?, due_at = NULL")
-            args.append(at)
-        if release or to in FINAL:
-            sets.append("lease_owner = NULL, lease_expires_at = NULL")
+        sets, args = _move_sets(to, release, at)
         for i in range(0, len(ids), 5000):
             part = ids[i : i + 5000]
             marks = ",".join("?" * len(part))
-            self._db.execute(
-                f"UPDATE deliveries SET {', '.join(sets)} WHERE id IN ({marks})", (*args, *part)
-            )
+            self._db.execute(f"UPDATE deliveries SET {sets} WHERE id IN ({marks})", (*args, *part))
 
     def _apply_one(
         self, change: Change, owner: str | None, at: float, *, record: bool = True

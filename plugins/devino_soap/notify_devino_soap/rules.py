@@ -68,6 +68,15 @@ _VALIDATION_REASONS = {
 }
 
 
+class _Checked(str):
+    """A number as :func:`normalize_phone` returned it (wire form, valid): checking it again
+    returns it as it is. The channel checks a batch's numbers and the client checks them again
+    on the way out (it is a public API of its own); with this, each number is parsed once, also
+    when a run has more distinct numbers than the cache holds."""
+
+    __slots__ = ()
+
+
 def normalize_phone(value: str) -> str:
     """Return the number as it goes on the wire: country code and number, digits only, except
     that a number of 11 digits whose country code begins with 8 (Japan's +81 3..., Korea's
@@ -84,6 +93,8 @@ def normalize_phone(value: str) -> str:
         with the number, and a short ``reason`` code (``empty``, ``not_digits``, ``too_short``,
         ``too_long``, ``invalid_country_code``, ``invalid_length``, ``unassigned``).
     """
+    if type(value) is _Checked:
+        return value
     if not isinstance(value, str):
         raise _bad_number(value, "is not a string", "not_digits")
     return _normalize(value)
@@ -91,8 +102,7 @@ def normalize_phone(value: str) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _normalize(value: str) -> str:
-    # Cached: the channel checks a batch's numbers and the client checks them again on the way
-    # out (it is a public API of its own); the second check of each number is a lookup.
+    # Cached: a caller that sends the same numbers often (an on-call list) parses them once.
     compact = _SEPARATORS.sub("", value)
     digits = compact[1:] if compact.startswith("+") else compact
     if not digits:
@@ -121,8 +131,8 @@ def _normalize(value: str) -> str:
     if len(number) == 11 and number[0] == "8":
         # The service reads 8 + 10 digits as a Russian number in trunk form (89031234567 is
         # 79031234567): Tokyo's 81312345678 would go to +7 131... Such a number keeps its '+'.
-        return "+" + number
-    return number
+        return _Checked("+" + number)
+    return _Checked(number)
 
 
 def _parse_international(digits: str) -> phonenumbers.PhoneNumber:

@@ -380,3 +380,27 @@ async def test_estimate_counts_parts_and_cost_without_sending(
         with pytest.raises(ValueError, match="at least 1"):
             await dispatcher.estimate("x", recipients=0)
     assert len(devino_sandbox.state.messages()) == sent_before
+
+
+async def test_each_number_of_a_bulk_send_is_checked_once(
+    devino_sandbox: Sandbox, devino_plugins: PluginManager, make_config: Callable[..., Config]
+) -> None:
+    """More distinct numbers than the check's cache holds: the channel checks each one, and the
+    client does not check it again on the way out (that doubled a bulk send's CPU)."""
+    from notify_devino_soap import rules
+
+    devino_sandbox.config.rate_limit.enabled = False
+    devino_sandbox.state.accounts["demo"].balance = Decimal(10_000)
+    numbers = [f"7903{n:07d}" for n in range(5000)] + ["7903123"]  # the last one too short
+    rules._normalize.cache_clear()
+    async with Dispatcher(make_config(devino_sandbox.url), plugins=devino_plugins) as dispatcher:
+        result = await dispatcher.send("maintenance tonight", to=numbers)
+    info = rules._normalize.cache_info()
+    assert (info.misses, info.hits) == (5001, 0)
+    assert [r.outcome for r in result.recipients].count(SendOutcome.ACCEPTED) == 5000
+    bad = result.recipients[-1]
+    assert bad.outcome is SendOutcome.FAILED
+    assert isinstance(bad.error, InvalidInputError)
+    assert "too short" in str(bad.error)
+    sends = [r for r in devino_sandbox.requests if r.operation == "SendMessage"]
+    assert sorted(len(r.destinations) for r in sends) == [1000] * 5

@@ -161,3 +161,13 @@ def test_the_plus7_shortcut_is_what_phonenumbers_parse_makes(digits: str) -> Non
     assert phonenumbers.is_possible_number_with_reason(
         short
     ) == phonenumbers.is_possible_number_with_reason(full)
+
+
+def test_a_normalised_number_is_not_checked_again() -> None:
+    from notify_devino_soap import rules
+
+    rules._normalize.cache_clear()
+    once = normalize_phone("+7 903 123-45-67")
+    seen = rules._normalize.cache_info()
+    assert normalize_phone(once) == once == "79031234567"
+    assert rules._normalize.cache_info() == seen  # neither parsed nor looked up again
