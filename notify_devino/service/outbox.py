@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -200,10 +200,8 @@ def plan(
         assert channel is not None
         key = group_key(channel, payload)
         addresses = list(dict.fromkeys(a.strip() for a in request.addresses))
-        return None, [
-            NewDelivery(channel, address, due, key, {**payload, "channels": [channel]})
-            for address in addresses
-        ]
+        shared = {**payload, "channels": [channel]}  # one object: the store writes it once
+        return None, [NewDelivery(channel, address, due, key, shared) for address in addresses]
     try:
         contacts = routing.resolve_contacts(config, request.to)
     except ValueError as exc:
@@ -277,7 +275,8 @@ class Outbox:
     :param key_ttl: how long an idempotency key is remembered.
     :param max_active: refuse (:class:`~notify_devino.service.store.StoreFull`) past this many
         unsent deliveries.
-    :param on_submit: called after each commit that created something (wakes the sender).
+    :param on_submit: called after each commit that created something, with the deliveries it
+        queued (wakes the sender).
     """
 
     def __init__(
@@ -287,15 +286,17 @@ class Outbox:
         *,
         key_ttl: timedelta = timedelta(hours=24),
         max_active: int | None = None,
-        on_submit: Callable[[], None] | None = None,
+        on_submit: Callable[[Sequence[NewDelivery]], None] | None = None,
     ) -> None:
         self.store = store
         self.config = config
         self.key_ttl = key_ttl
         self.max_active = max_active
-        self._listeners: list[Callable[[], None]] = [on_submit] if on_submit else []
+        self._listeners: list[Callable[[Sequence[NewDelivery]], None]] = (
+            [on_submit] if on_submit else []
+        )
 
-    def add_listener(self, listener: Callable[[], None]) -> None:
+    def add_listener(self, listener: Callable[[Sequence[NewDelivery]], None]) -> None:
         self._listeners.append(listener)
 
     async def submit(
@@ -348,7 +349,7 @@ class Outbox:
             raise IdempotencyConflict(key.key if key else "", result.notification_id)
         if result.outcome is SubmitOutcome.CREATED:
             for listener in self._listeners:
-                listener()
+                listener(deliveries)
         return Submitted(
             result.notification_id,
             result.outcome is SubmitOutcome.REPLAY,

@@ -109,7 +109,8 @@ class WorkerSettings(BaseModel):
     max_linger_seconds: float = Field(default=1.0, ge=0)
     """Woken from idle by new notifications, the sender waits until none has come for
     ``linger_seconds`` (at most ``max_linger_seconds``) before it claims, so a burst of one
-    text goes out in as few provider requests as the batch size allows."""
+    text goes out in as few provider requests as the batch size allows. It stops waiting as
+    soon as a channel's full batch is due: waiting longer would merge nothing into it."""
     idle_poll_seconds: float = Field(default=1.0, gt=0)
     """How often an idle worker looks at the store (a submit in this process wakes it at once)."""
     status_max_interval_seconds: float = Field(default=300.0, gt=0)

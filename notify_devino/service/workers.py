@@ -109,6 +109,9 @@ class Service:
         }
         self._held: set[int] = set()
         self._woken = False
+        self._due_since_claim: dict[str, int] = {}
+        """Deliveries due now that this process queued since the sender last claimed, by
+        channel."""
         self._backlog = False
         self._send_idle = asyncio.Event()
         self._send_idle.set()
@@ -221,9 +224,21 @@ class Service:
         self._tasks.clear()
         log.info("workers_stopped", owner=self.owner)
 
-    def wake(self) -> None:
-        """Tell the sender there is new work (called by the outbox after a commit)."""
+    def wake(self, deliveries: Sequence[NewDelivery] = ()) -> None:
+        """Tell the sender there is new work (the outbox calls it after a commit, with the
+        deliveries it queued: those due now count towards a full batch, which ends a linger)."""
+        if deliveries:
+            now = utc_now()
+            due = self._due_since_claim
+            for delivery in deliveries:
+                if delivery.due_at <= now:
+                    due[delivery.channel] = due.get(delivery.channel, 0) + 1
         self._wake.set()
+
+    def _full_batch_due(self) -> bool:
+        """Enough came since the last claim to fill a provider request of some channel:
+        waiting longer would merge nothing more into it."""
+        return any(n >= self._batch_size(c) for c, n in self._due_since_claim.items())
 
     async def _sleep(self, event: asyncio.Event, work: Work) -> None:
         timeout = self.settings.workers.idle_poll_seconds
@@ -239,13 +254,14 @@ class Service:
         event.clear()
 
     async def _linger(self) -> None:
-        """Wait while notifications keep coming (see ``linger_seconds``)."""
+        """Wait while notifications keep coming (see ``linger_seconds``), until a full batch
+        is due."""
         workers = self.settings.workers
         loop = asyncio.get_running_loop()
         until = loop.time() + workers.max_linger_seconds
         while not self._stopping.is_set():
             left = until - loop.time()
-            if left <= 0 or workers.linger_seconds <= 0:
+            if left <= 0 or workers.linger_seconds <= 0 or self._full_batch_due():
                 return
             self._wake.clear()
             try:
@@ -270,6 +286,7 @@ class Service:
             if self._stopping.is_set():
                 break
             self._wake.clear()
+            self._due_since_claim.clear()
             rows = await self.store.claim(
                 Work.SEND,
                 owner=self.owner,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import subprocess
 import sys
@@ -98,3 +99,32 @@ async def test_a_reader_opens_beside_the_writer_without_the_lock(tmp_path: Path)
             assert (await reader.get_notification("n1")) is not None
             with pytest.raises(Exception, match="readonly"):
                 await reader.check_writable()
+
+
+async def test_a_claim_does_not_wait_behind_a_whole_burst_of_submits(tmp_path: Path) -> None:
+    """Every statement takes its turn on the store's one thread: a burst of large submits is
+    committed in groups of a bounded size, so the sender's claim runs between two groups."""
+    from datetime import UTC, datetime
+
+    from notify_devino.service.store import NewDelivery, NewNotification, Work
+    from notify_devino.service.store.sqlite import SUBMIT_BATCH_DELIVERIES
+
+    now = datetime.now(UTC)
+    per = 1000
+    count = 4 * SUBMIT_BATCH_DELIVERIES // per
+    async with SqliteStore(tmp_path / "outbox.db") as store:
+
+        async def submit(n: int) -> None:
+            deliveries = [
+                NewDelivery("sms", f"+7903{n * per + i:07d}", now, "k", {"text": "x"})
+                for i in range(per)
+            ]
+            await store.submit(NewNotification(f"n{n}", "x", {}, now, None), deliveries)
+
+        burst = [asyncio.create_task(submit(n)) for n in range(count)]
+        await asyncio.wait(burst, return_when=asyncio.FIRST_COMPLETED)
+        claimed = await store.claim(Work.SEND, owner="o", lease_seconds=60, limit=10_000)
+        committed = sum(task.done() for task in burst)
+        await asyncio.gather(*burst)
+    assert 0 < len(claimed) < count * per
+    assert committed < count

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +73,43 @@ async def test_identical_texts_due_together_share_one_request_and_are_followed_t
             State.ACCEPTED,
             State.DELIVERED,
         ]
+
+
+async def test_a_full_batch_due_ends_the_linger_and_a_partial_one_waits(
+    devino_sandbox: Sandbox, plugins: PluginManager, tmp_path: Path
+) -> None:
+    """The sender waits for a burst to end so that one text shares a request, but not once a
+    whole request's worth is due: then waiting merges nothing and only delays the send."""
+    from notify_devino_soap.rules import MAX_ADDRESSES_PER_CALL
+
+    config = sandbox_config(devino_sandbox.url)
+    settings = ServiceSettings.model_validate(
+        {"workers": {"linger_seconds": 3, "max_linger_seconds": 6}}
+    )
+    loop = asyncio.get_running_loop()
+
+    async def sent(count: int) -> bool:
+        return len(sends(devino_sandbox)) >= count
+
+    devino_sandbox.state.accounts["demo"].balance = Decimal(100_000)
+    async with running(config, tmp_path / "o.db", plugins, settings=settings) as service:
+        await asyncio.sleep(0.2)  # the sender is idle, waiting for work
+        started = loop.time()
+        full = [f"+7903{i:07d}" for i in range(MAX_ADDRESSES_PER_CALL)]
+        await service.outbox.submit(NotificationRequest(text="db-1 down", addresses=full))
+        await eventually(lambda: sent(1), timeout=10)
+        assert loop.time() - started < 2  # not the 3 s linger
+
+        async def answered() -> set[State]:
+            states = {d.state for d in await service.store.list_deliveries(limit=2000)}
+            return states if states <= {State.ACCEPTED, State.DELIVERED} else set()
+
+        await eventually(answered)  # every recipient accepted by the sandbox
+
+        started = loop.time()
+        await service.outbox.submit(NotificationRequest(text="db-2 down", addresses=full[:10]))
+        await eventually(lambda: sent(2), timeout=10)
+        assert loop.time() - started >= 2.5  # a partial batch waits out the linger
 
 
 async def test_a_number_twice_in_one_notification_is_sent_once_and_bad_numbers_fail(

@@ -64,6 +64,8 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 5000
+SUBMIT_BATCH_DELIVERIES = 2000
+"""Deliveries committed in one group commit at most (a single larger submit is not cut)."""
 _ACTIVE = tuple(s.value for s in ACTIVE)
 
 
@@ -465,7 +467,7 @@ class SqliteStore(Store):
     async def _flush(self) -> None:
         try:
             while self._pending:
-                batch, self._pending = self._pending, []
+                batch = self._take_batch()
                 try:
                     results = await self._run(self._submit_many, [args for args, _ in batch])
                 except BaseException as exc:
@@ -486,6 +488,21 @@ class SqliteStore(Store):
                         future.set_result(result)
         finally:
             self._flushing = None
+
+    def _take_batch(self) -> list[tuple[tuple[Any, ...], asyncio.Future[SubmitResult]]]:
+        """The next submits to commit together: all that wait, up to ``SUBMIT_BATCH_DELIVERIES``
+        deliveries (at least one submit). Every statement waits its turn on the one thread, so
+        an uncapped batch (a burst of large notifications) would hold a sender's claim back for
+        as long as it takes to write."""
+        count = 0
+        for taken, (args, _) in enumerate(self._pending):
+            count += len(args[1])
+            if count > SUBMIT_BATCH_DELIVERIES and taken:
+                break
+        else:
+            taken = len(self._pending)
+        batch, self._pending = self._pending[:taken], self._pending[taken:]
+        return batch
 
     def _submit_many(self, batch: list[tuple[Any, ...]]) -> list[SubmitResult | Exception]:
         results: list[SubmitResult | Exception] = []
