@@ -23,9 +23,7 @@ import asyncio
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,9 +31,10 @@ from typing import Any
 
 import aiohttp
 
+from . import apt_install, free_port
+
 PACKAGE = "prometheus-alertmanager"
 ENV_BINARY = "NOTIFY_DEVINO_ALERTMANAGER"
-POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 
 
 def find_binary() -> Path | None:
@@ -53,53 +52,18 @@ def find_binary() -> Path | None:
 def install(*, quiet: bool = False) -> Path | None:
     """Make sure a binary is at hand (see the module docstring). :return: its path, or None
     when there is none and this process may not install it (not root, no apt)."""
-
-    def say(text: str) -> None:
-        if not quiet:
-            print(text, file=sys.stderr)
-
-    found = find_binary()
-    if found is not None:
-        say(f"alertmanager: {found}")
-        return found
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        why = "not root" if os.geteuid() != 0 else "no apt-get"
-        say(
-            f"alertmanager: not found and not installed ({why}): install Debian's {PACKAGE}, "
-            f"or set {ENV_BINARY} to an Alertmanager binary"
-        )
-        return None
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    known = subprocess.run(
-        ["apt-cache", "show", PACKAGE], capture_output=True, text=True, env=env, check=False
+    return apt_install(
+        "alertmanager",
+        PACKAGE,
+        find_binary,
+        f"install Debian's {PACKAGE}, or set {ENV_BINARY} to an Alertmanager binary",
+        quiet=quiet,
     )
-    if known.returncode != 0 or not known.stdout.strip():
-        say("alertmanager: apt-get update")
-        subprocess.run(["apt-get", "update"], check=True, env=env)
-    ours = not POLICY_RC_D.exists()
-    if ours:
-        POLICY_RC_D.write_text("#!/bin/sh\n# notify-devino tests: no service starts\nexit 101\n")
-        POLICY_RC_D.chmod(0o755)
-    try:
-        say(f"alertmanager: apt-get install {PACKAGE}")
-        subprocess.run(
-            ["apt-get", "install", "-y", "--no-install-recommends", PACKAGE], check=True, env=env
-        )
-    finally:
-        if ours:
-            POLICY_RC_D.unlink()
-    return find_binary()
 
 
 def version(binary: Path) -> str:
     out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, check=False)
     return (out.stdout or out.stderr).splitlines()[0] if (out.stdout or out.stderr) else "?"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def webhook_config(

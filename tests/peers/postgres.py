@@ -30,7 +30,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -38,9 +37,10 @@ from pathlib import Path
 
 import pytest
 
+from . import apt_install, free_port
+
 PACKAGE = "postgresql"
 ENV_BIN = "NOTIFY_DEVINO_PG_BIN"
-POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 SUPERUSER = "notify"
 
 
@@ -72,42 +72,13 @@ def find_bindir() -> Path | None:
 def install(*, quiet: bool = False) -> Path | None:
     """Make sure the binaries are at hand (see the module docstring). :return: their folder, or
     None when there are none and this process may not install them (not root, no apt)."""
-
-    def say(text: str) -> None:
-        if not quiet:
-            print(text, file=sys.stderr)
-
-    found = find_bindir()
-    if found is not None:
-        say(f"postgresql: {found}")
-        return found
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        why = "not root" if os.geteuid() != 0 else "no apt-get"
-        say(
-            f"postgresql: not found and not installed ({why}): install Debian's {PACKAGE}, "
-            f"or set {ENV_BIN} to the folder of initdb and postgres"
-        )
-        return None
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    known = subprocess.run(
-        ["apt-cache", "show", PACKAGE], capture_output=True, text=True, env=env, check=False
+    return apt_install(
+        "postgresql",
+        PACKAGE,
+        find_bindir,
+        f"install Debian's {PACKAGE}, or set {ENV_BIN} to the folder of initdb and postgres",
+        quiet=quiet,
     )
-    if known.returncode != 0 or not known.stdout.strip():
-        say("postgresql: apt-get update")
-        subprocess.run(["apt-get", "update"], check=True, env=env)
-    ours = not POLICY_RC_D.exists()
-    if ours:
-        POLICY_RC_D.write_text("#!/bin/sh\n# notify-devino tests: no service starts\nexit 101\n")
-        POLICY_RC_D.chmod(0o755)
-    try:
-        say(f"postgresql: apt-get install {PACKAGE}")
-        subprocess.run(
-            ["apt-get", "install", "-y", "--no-install-recommends", PACKAGE], check=True, env=env
-        )
-    finally:
-        if ours:
-            POLICY_RC_D.unlink()
-    return find_bindir()
 
 
 def version(bindir: Path) -> str:
@@ -115,12 +86,6 @@ def version(bindir: Path) -> str:
         [str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=False
     )
     return out.stdout.strip() or out.stderr.strip() or "?"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _server_user() -> pwd.struct_passwd | None:
