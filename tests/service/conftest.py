@@ -1,7 +1,8 @@
 """Fixtures of the service tests.
 
-``store_factory`` is parametrised over the store engines: an engine joins the contract suite by
-adding its name to ``ENGINES`` and a branch to ``_make`` (a fresh, empty database per test).
+``new_store`` (and ``store_factory`` on it) is parametrised over the store engines: an engine
+joins the contract suite and the API tests by adding its name to ``ENGINES`` and a branch to
+``new_store`` (a fresh, empty database per test).
 """
 
 from __future__ import annotations
@@ -20,23 +21,31 @@ StoreFactory = Callable[..., Awaitable[Store]]
 
 
 @pytest.fixture(params=ENGINES)
-async def store_factory(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[StoreFactory]:
+def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
+    """``new_store()`` makes an unopened store on this test's database (for a service that
+    opens its own); called again, another on the same database (a restart)."""
+    dsn = request.getfixturevalue("new_database") if request.param == "postgresql" else ""
+
+    def make() -> Store:
+        if request.param == "sqlite":
+            return SqliteStore(tmp_path / "outbox.db")
+        if request.param == "postgresql":
+            from notify_devino.service.store.postgres import PostgresStore
+
+            return PostgresStore(dsn)
+        raise AssertionError(f"no factory for the {request.param} engine")  # pragma: no cover
+
+    return make
+
+
+@pytest.fixture
+async def store_factory(new_store: Callable[[], Store]) -> AsyncIterator[StoreFactory]:
     """``await store_factory()`` opens a store on this test's database; called again after
     the first is closed, it opens the same database (a restart)."""
     opened: list[Store] = []
-    dsn = request.getfixturevalue("new_database") if request.param == "postgresql" else ""
 
     async def make() -> Store:
-        if request.param == "sqlite":
-            store: Store = SqliteStore(tmp_path / "outbox.db")
-        elif request.param == "postgresql":
-            from notify_devino.service.store.postgres import PostgresStore
-
-            store = PostgresStore(dsn)
-        else:  # pragma: no cover - an engine listed without a factory
-            raise AssertionError(f"no factory for the {request.param} engine")
+        store = new_store()
         await store.open()
         opened.append(store)
         return store

@@ -1,4 +1,5 @@
-"""The HTTP API over a real socket, backed by a real SQLite file and the Devino sandbox."""
+"""The HTTP API over a real socket, backed by each store engine (a real SQLite file, a
+throw-away PostgreSQL database) and the Devino sandbox."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import re
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from notify_devino.plugins import PluginManager
 from notify_devino.service.app import STATE, make_app
 from notify_devino.service.settings import ServiceSettings
-from notify_devino.service.store import SqliteStore
+from notify_devino.service.store import Store
 
 from .harness import eventually, sandbox_config
 
@@ -68,7 +68,7 @@ class Api:
             return r.status, body, r
 
     @property
-    def store(self) -> SqliteStore:
+    def store(self) -> Store:
         store = self.app[STATE].store
         assert store is not None
         return store
@@ -79,7 +79,7 @@ ApiFactory = Callable[..., Any]
 
 @pytest.fixture
 async def make_api(
-    devino_sandbox: Sandbox, notify_plugin_manager: PluginManager, tmp_path: Path
+    devino_sandbox: Sandbox, notify_plugin_manager: PluginManager, new_store: Callable[[], Store]
 ) -> AsyncIterator[ApiFactory]:
     notify_plugin_manager.load_entrypoints()
     servers: list[TestServer] = []
@@ -90,7 +90,7 @@ async def make_api(
         app = make_app(
             config,
             service or settings(),
-            store=SqliteStore(tmp_path / "outbox.db"),
+            store=new_store(),
             plugins=notify_plugin_manager,
         )
         server = TestServer(app, host="127.0.0.1")
