@@ -29,6 +29,8 @@ from notify_devino.service.store import (
 from notify_devino.service.store.postgres import PostgresStore, migrations
 from tests.peers.postgres import PostgresPeer
 
+from .harness import eventually
+
 Opener = Callable[[], Awaitable[PostgresStore]]
 
 
@@ -159,6 +161,30 @@ async def test_a_submit_on_one_instance_wakes_the_others_listeners(instances: Op
         owner="w",
     )
     assert await asyncio.wait_for(heard.get(), 5) is Work.FOLLOW
+
+
+async def test_a_listener_whose_connection_drops_connects_again_and_hears_on(
+    instances: Opener,
+) -> None:
+    intake, worker = await instances(), await instances()
+    heard: asyncio.Queue[Work] = asyncio.Queue()
+    worker.subscribe(heard.put_nowait)
+
+    async def pid() -> int | None:  # of the backend the listener is connected to
+        return None if worker._listener is None else int(worker._listener.get_server_pid())
+
+    first = await eventually(pid, timeout=5)
+    async with intake._tx() as conn:  # what a server restart or an operator does to it
+        assert await conn.fetchval("SELECT pg_terminate_backend($1)", first)
+
+    async def reconnected() -> bool:  # gone, then back on a new backend
+        return (await pid()) not in (None, first)
+
+    await eventually(reconnected, timeout=10)
+    woken = {await asyncio.wait_for(heard.get(), 5), await asyncio.wait_for(heard.get(), 5)}
+    assert woken == {Work.SEND, Work.FOLLOW}  # a wake-up may have been missed: both woken
+    await intake.submit(note("n1"), [dlv("+7901")])
+    assert await asyncio.wait_for(heard.get(), 5) is Work.SEND
 
 
 async def test_one_leader_at_a_time_and_another_takes_over_when_its_lease_runs_out(

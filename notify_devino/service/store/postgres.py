@@ -93,6 +93,9 @@ ALERT_LOCK = 0x6E6F746966790003
 SUBMIT_BATCH = 500
 """Submits committed in one transaction at most."""
 
+LISTEN_RETRY_SECONDS = (0.5, 30.0)
+"""The wake-up listener's reconnection delay: first, and at most (doubling in between)."""
+
 _ACTIVE = [s.value for s in ACTIVE]
 _FINAL = [s.value for s in FINAL]
 
@@ -332,7 +335,8 @@ class PostgresStore(Store):
             await limiter.aclose()
         self._limiters.clear()
         if self._listening is not None:
-            with contextlib.suppress(Exception):
+            self._listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._listening
             self._listening = None
         listener, self._listener = self._listener, None
@@ -373,22 +377,50 @@ class PostgresStore(Store):
             self._listening = asyncio.get_running_loop().create_task(self._listen())
 
     async def _listen(self) -> None:
-        if self._listener is not None:
-            return
-        try:
-            conn = await asyncpg.connect(self._dsn)
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("store_listen_failed", store=self.url, error=type(exc).__name__)
-            return
-        self._listener = conn
+        """Hold a connection that LISTENs for the other instances' wake-ups. When it drops (a
+        server restart, a terminated backend), connect again with backoff, and then wake every
+        listener once: a wake-up may have come while nobody listened."""
+        delay = LISTEN_RETRY_SECONDS[0]
+        resumed = False
 
         def heard(_conn: object, _pid: int, _channel: str, payload: str) -> None:
             with contextlib.suppress(ValueError):
-                work = Work(payload)
-                for listener in list(self._listeners):
-                    listener(work)
+                self._wake_all(Work(payload))
 
-        await conn.add_listener(WORK_CHANNEL, heard)
+        while True:
+            lost = asyncio.Event()
+            try:
+                conn = await asyncpg.connect(self._dsn)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning(
+                    "store_listen_failed", store=self.url, error=type(exc).__name__, retry_in=delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, LISTEN_RETRY_SECONDS[1])
+                continue
+            try:
+                conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
+                await conn.add_listener(WORK_CHANNEL, heard)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("store_listen_failed", store=self.url, error=type(exc).__name__)
+                conn.terminate()
+                await asyncio.sleep(delay)
+                continue
+            self._listener = conn
+            delay = LISTEN_RETRY_SECONDS[0]
+            if resumed:
+                log.info("store_listen_resumed", store=self.url)
+                for work in Work:
+                    self._wake_all(work)
+            resumed = True
+            await lost.wait()
+            self._listener = None
+            log.warning("store_listen_lost", store=self.url, retry_in=delay)
+            await asyncio.sleep(delay)
+
+    def _wake_all(self, work: Work) -> None:
+        for listener in list(self._listeners):
+            listener(work)
 
     @staticmethod
     async def _notify(conn: Any, work: Work) -> None:
