@@ -12,8 +12,8 @@ builds one per invocation and runs it in-process. A core command is one line of
 is built (it must import only click at the top, as this module does), and
 ``"name": ("module:attribute", "short help")`` imports it only when that command runs, with the
 short help shown by ``--help`` meanwhile: the form for a module with heavy imports (aiohttp's web
-server, a database driver). ``notify-devino --help`` imports click, pluggy, structlog and the
-plugins' ``hooks`` modules, nothing more.
+server, a database driver). ``notify-devino --help`` imports click, pluggy and the plugins'
+``hooks`` modules, nothing more (structlog comes with the first command that sets up logging).
 """
 
 from __future__ import annotations
@@ -348,9 +348,9 @@ def build_cli(plugins: PluginManager | None = None) -> click.Group:
 def main(argv: Sequence[str] | None = None) -> None:
     """The ``notify-devino`` console script."""
     from .errors import NotifyError
-    from .logconfig import configure_logging
+    from .logconfig import configure_stdlib_logging
 
-    configure_logging(None, "warning", cache=False)  # until a command knows what to use
+    configure_stdlib_logging("warning")  # until a command knows what to use
     try:
         group = build_cli()
     except NotifyError as exc:

@@ -30,8 +30,6 @@ import traceback
 from collections.abc import MutableMapping
 from typing import Any, Literal, TextIO, TypeVar
 
-import structlog
-
 E = TypeVar("E", bound=BaseException)
 
 REDACTED = "[redacted]"
@@ -183,10 +181,11 @@ class LibraryLogger:
     structlog logger, going to structlog once the host has configured it and to the standard
     library's :mod:`logging` before (see the module's docstring)."""
 
-    __slots__ = ("_proxy", "_stdlib")
+    __slots__ = ("_name", "_proxy", "_stdlib")
 
     def __init__(self, name: str) -> None:
-        self._proxy = structlog.get_logger(name)
+        self._name = name
+        self._proxy: Any = None  # structlog's logger, made when first needed
         self._stdlib = logging.getLogger(name)
         package = name.partition(".")[0]
         if package not in _quieted:  # a library's loggers stay silent until the host says
@@ -194,7 +193,13 @@ class LibraryLogger:
             logging.getLogger(package).addHandler(logging.NullHandler())
 
     def _log(self, method: str, event: str, args: tuple[Any, ...], kw: dict[str, Any]) -> None:
-        if structlog.is_configured():
+        # structlog is imported only by a host that uses it (importing it costs a tenth of a
+        # second where rich is installed, which `notify-devino --help` need not pay): a
+        # structlog nobody imported is one nobody configured.
+        imported = sys.modules.get("structlog")
+        if imported is not None and imported.is_configured():
+            if self._proxy is None:
+                self._proxy = imported.get_logger(self._name)
             getattr(self._proxy, method)(event, *args, **kw)
             return
         level = _LEVELS[method]
@@ -271,6 +276,8 @@ def configure_logging(
         Call it once, at start. The CLI passes False: it configures again once it has read the
         configuration file, and a test process runs many commands.
     """
+    import structlog
+
     stream = stream or sys.stderr
     if format is None:
         format = "console" if stream.isatty() else "json"
@@ -304,7 +311,19 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=cache,
     )
-    logging.basicConfig(level=max(numeric, logging.WARNING), stream=stream, force=True)
+    configure_stdlib_logging(logging.getLevelName(max(numeric, logging.WARNING)), stream)
+
+
+def configure_stdlib_logging(level: str = "warning", stream: TextIO | None = None) -> None:
+    """Send the standard library's records (aiohttp's, and the library's own while structlog
+    is not configured) to ``stream`` as plain lines, secrets masked.
+
+    :func:`configure_logging` calls it; the CLI calls it alone at its start, until a command
+    knows which format to use: it costs no import (structlog's, with rich beside it, costs a
+    tenth of a second, which ``notify-devino --help`` need not pay).
+    """
+    numeric = logging.getLevelNamesMapping()[level.upper()]
+    logging.basicConfig(level=numeric, stream=stream or sys.stderr, force=True)
     for handler in logging.getLogger().handlers:
         handler.setFormatter(_RedactingFormatter(logging.BASIC_FORMAT))
 

@@ -218,6 +218,7 @@ def test_help_imports_no_network_dispatcher_or_configuration_code() -> None:
         "pydantic",
         "yaml",
         "phonenumbers",
+        "structlog",  # with rich beside it, a tenth of a second: logging is set up per command
         "notify_devino.dispatcher",
         "notify_devino.config",
         "notify_devino_soap.channel",
