@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from notify_devino.service.store import SqliteStore, Store
 from tests.peers.postgres import new_database, postgres  # noqa: F401 - fixtures
+
+if TYPE_CHECKING:
+    from notify_devino.service.store.postgres import PostgresStore
 
 ENGINES = ["sqlite", "postgresql"]
 
@@ -58,3 +62,25 @@ async def store_factory(new_store: Callable[[], Store]) -> AsyncIterator[StoreFa
 @pytest.fixture
 async def store(store_factory: StoreFactory) -> Store:
     return await store_factory()
+
+
+Opener = Callable[[], Awaitable["PostgresStore"]]
+
+
+@pytest.fixture
+async def instances(new_database: str) -> AsyncIterator[Opener]:  # noqa: F811 - the fixture
+    """``await instances()`` opens one more PostgreSQL store on the test's database: another
+    ``serve`` instance's view of the shared outbox."""
+    from notify_devino.service.store.postgres import PostgresStore
+
+    opened: list[PostgresStore] = []
+
+    async def make() -> PostgresStore:
+        store = PostgresStore(new_database)
+        await store.open()
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        await store.aclose()

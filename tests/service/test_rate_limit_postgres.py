@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import pytest
@@ -21,32 +20,13 @@ from notify_devino.limits import LimiterFactory, RateLimiter
 from notify_devino.plugins import PluginManager
 from notify_devino.types import SendOutcome
 
+from .conftest import Opener
 from .harness import sandbox_config
 
 if TYPE_CHECKING:
-    from notify_devino.service.store.postgres import PostgresStore
     from notify_devino_soap.emulator import Sandbox
 
 pytestmark = pytest.mark.devino
-
-Opener = Callable[[], Awaitable["PostgresStore"]]
-
-
-@pytest.fixture
-async def instances(new_database: str) -> AsyncIterator[Opener]:
-    from notify_devino.service.store.postgres import PostgresStore
-
-    opened: list[PostgresStore] = []
-
-    async def make() -> PostgresStore:
-        store = PostgresStore(new_database)
-        await store.open()
-        opened.append(store)
-        return store
-
-    yield make
-    for store in opened:
-        await store.aclose()
 
 
 def busiest_second(times: list[float]) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,25 +28,8 @@ from notify_devino.service.store import (
 from notify_devino.service.store.postgres import PostgresStore, migrations
 from tests.peers.postgres import PostgresPeer
 
+from .conftest import Opener
 from .harness import eventually
-
-Opener = Callable[[], Awaitable[PostgresStore]]
-
-
-@pytest.fixture
-async def instances(new_database: str) -> AsyncIterator[Opener]:
-    """``await instances()`` opens one more store on the test's database."""
-    opened: list[PostgresStore] = []
-
-    async def make() -> PostgresStore:
-        store = PostgresStore(new_database)
-        await store.open()
-        opened.append(store)
-        return store
-
-    yield make
-    for store in opened:
-        await store.aclose()
 
 
 def note(nid: str) -> NewNotification:
