@@ -389,22 +389,19 @@ class PostgresStore(Store):
 
         while True:
             lost = asyncio.Event()
+            conn = None
             try:
                 conn = await asyncpg.connect(self._dsn)
+                conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
+                await conn.add_listener(WORK_CHANNEL, heard)
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning(
                     "store_listen_failed", store=self.url, error=type(exc).__name__, retry_in=delay
                 )
+                if conn is not None:
+                    conn.terminate()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, LISTEN_RETRY_SECONDS[1])
-                continue
-            try:
-                conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
-                await conn.add_listener(WORK_CHANNEL, heard)
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("store_listen_failed", store=self.url, error=type(exc).__name__)
-                conn.terminate()
-                await asyncio.sleep(delay)
                 continue
             self._listener = conn
             delay = LISTEN_RETRY_SECONDS[0]
