@@ -171,3 +171,67 @@ def test_a_normalised_number_is_not_checked_again() -> None:
     seen = rules._normalize.cache_info()
     assert normalize_phone(once) == once == "79031234567"
     assert rules._normalize.cache_info() == seen  # neither parsed nor looked up again
+
+
+COUNTRY_CODES = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+
+
+@given(
+    st.sampled_from(COUNTRY_CODES),
+    st.integers(min_value=1, max_value=10**15),
+    st.booleans(),
+)
+@example(7, 9031234567, False)  # Russia, mobile: +7 is shared with Kazakhstan
+@example(7, 7012345678, False)  # Kazakhstan, by its leading digits
+@example(1, 2015550123, False)  # the United States among the NANPA regions
+@example(44, 7624123456, False)  # the Isle of Man, within +44
+@example(800, 12345678, False)  # a non-geographic code
+@example(39, 612345678, True)  # Italy's leading zero
+def test_is_valid_number_is_phonenumbers_own_decision(
+    country_code: int, national_number: int, leading_zero: bool
+) -> None:
+    number = phonenumbers.PhoneNumber(
+        country_code=country_code,
+        national_number=national_number,
+        italian_leading_zero=leading_zero or None,
+    )
+    assert rules.is_valid_number(number) == phonenumbers.is_valid_number(number)
+
+
+@given(st.from_regex(r"7[1-9][0-9]{9}", fullmatch=True))
+def test_the_plus7_fast_path_returns_what_the_general_path_does(digits: str) -> None:
+    rules._normalize.cache_clear()
+    number = phonenumbers.PhoneNumber(country_code=7, national_number=int(digits[1:]))
+    if phonenumbers.is_valid_number(number):
+        assert normalize_phone("+" + digits) == digits
+    else:
+        with pytest.raises(InvalidInputError):
+            normalize_phone("+" + digits)
+
+
+def test_is_valid_number_agrees_on_every_region_example_and_its_near_misses() -> None:
+    """Every region's example number of every type, and each with a digit changed, added or
+    dropped: the numbers where a pattern or a length decides."""
+    checked = 0
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in range(11):  # the PhoneNumberType values with examples (FIXED_LINE..VOICEMAIL)
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            national = phonenumbers.national_significant_number(example)
+            variants = {national, national + "0", national[:-1]}
+            for i in range(len(national)):
+                variants.add(national[:i] + str((int(national[i]) + 3) % 10) + national[i + 1 :])
+            for digits in variants:
+                if not digits or digits.startswith("0"):
+                    continue
+                number = phonenumbers.PhoneNumber(
+                    country_code=example.country_code, national_number=int(digits)
+                )
+                assert rules.is_valid_number(number) == phonenumbers.is_valid_number(number), (
+                    region,
+                    kind,
+                    digits,
+                )
+                checked += 1
+    assert checked > 10_000
