@@ -179,6 +179,8 @@ def is_valid_number(number: phonenumbers.PhoneNumber) -> bool:
     code that several regions share, +7 among them, does all of it twice: once to find the
     region, once to check the number in it.) A test compares the two over random numbers of
     every country code."""
+    if number.country_code is None:
+        return False
     return _valid_national(number.country_code, phonenumbers.national_significant_number(number))
 
 
