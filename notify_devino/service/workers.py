@@ -455,21 +455,21 @@ class Service:
         changes: list[Change] = []
         create: list[tuple[str, NewDelivery]] = []
         finals: list[tuple[Delivery, State]] = []
-        poll = self.config.status.poll_interval_seconds
-        to_accepted = self.metrics.to_accepted.labels(rows[0].channel)
+        channel = rows[0].channel  # one chunk is one channel's
+        to_accepted = self.metrics.to_accepted.labels(channel)
+        follows = "status" in self.operations.get(channel, frozenset())
+        poll_at = now + timedelta(seconds=self.config.status.poll_interval_seconds)
         accepted: dict[str | None, int] = {}  # by route: one chunk may carry several routes
         waited: dict[datetime, int] = {}  # by creation time: a notification's rows share one
         for row, (outcome, message_ids, error) in zip(rows, answers, strict=True):
-            text = None if error is None else f"{type(error).__name__}: {error}"
             if outcome is SendOutcome.ACCEPTED:
-                follows = "status" in self.operations.get(row.channel, frozenset())
                 fallback_at = None
-                after = row.payload.get("fallback_after")
-                if follows and after and self._next_step(row) is not None:
+                after = row.payload.get("fallback_after") if follows else None
+                if after and self._next_step(row) is not None:
                     fallback_at = now + timedelta(seconds=float(after))
-                due = now + timedelta(seconds=poll) if follows else None
-                if due is not None and fallback_at is not None:
-                    due = min(due, fallback_at)
+                due = None
+                if follows:
+                    due = poll_at if fallback_at is None else min(poll_at, fallback_at)
                 changes.append(
                     Change(
                         row.id,
@@ -481,8 +481,10 @@ class Service:
                     )
                 )
                 waited[row.created_at] = waited.get(row.created_at, 0) + 1
-                accepted[row.payload.get("route")] = accepted.get(row.payload.get("route"), 0) + 1
+                route = row.payload.get("route")
+                accepted[route] = accepted.get(route, 0) + 1
             else:
+                text = None if error is None else f"{type(error).__name__}: {error}"
                 state = State.FAILED if outcome is SendOutcome.FAILED else State.UNKNOWN
                 changes.append(
                     Change(
@@ -500,7 +502,6 @@ class Service:
         await self.store.apply(changes, owner=self.owner, create=create, returning=False)
         for created_at, count in waited.items():
             observe_many(to_accepted, _duration(created_at, now), count)
-        channel = rows[0].channel
         if accepted and self.metrics.channel_known(channel):
             for route, count in accepted.items():
                 label = self.metrics.route_label(route)

@@ -849,25 +849,45 @@ class SqliteStore(Store):
         the compare and set is the UPDATE's own WHERE, with no row read into Python first."""
         expect, to, detail, release = key
         sets, args = _move_sets(to, release, at)
-        done: set[int] = set()
+        db = self._db
+        fits = (
+            "AND state = ? AND (lease_owner IS NULL OR lease_owner = ? "
+            "OR lease_expires_at IS NULL OR lease_expires_at <= ?)"
+        )
+        changed: list[int] = []
+        skipped: list[int] = []
         for i in range(0, len(ids), 5000):
             part = ids[i : i + 5000]
             marks = ",".join("?" * len(part))
-            cursor = self._db.execute(
-                f"UPDATE deliveries SET {sets} WHERE id IN ({marks}) AND state = ? "
-                "AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires_at IS NULL "
-                "OR lease_expires_at <= ?) RETURNING id",
-                (*args, *part, expect.value, owner, at),
+            where = f"id IN ({marks}) {fits}"
+            condition = (*part, expect.value, owner, at)
+            (count,) = db.execute(
+                f"SELECT COUNT(*) FROM deliveries WHERE {where}", condition
+            ).fetchone()
+            if count == len(
+                part
+            ):  # the usual case: all move, in three statements whatever the count
+                db.execute(f"UPDATE deliveries SET {sets} WHERE {where}", (*args, *condition))
+                db.execute(
+                    "INSERT INTO transitions (delivery_id, from_state, to_state, at, detail) "
+                    f"SELECT id, ?, ?, ?, ? FROM deliveries WHERE id IN ({marks}) ORDER BY id",
+                    (expect.value, to.value, at, detail, *part),
+                )
+                changed += part
+                continue
+            cursor = db.execute(
+                f"UPDATE deliveries SET {sets} WHERE {where} RETURNING id", (*args, *condition)
             )
-            done.update(r[0] for r in cursor.fetchall())
-        changed = [i for i in ids if i in done]
-        skipped = [i for i in ids if i not in done]
-        if changed:
-            self._db.executemany(
-                "INSERT INTO transitions (delivery_id, from_state, to_state, at, detail) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [(i, expect.value, to.value, at, detail) for i in changed],
-            )
+            done = {r[0] for r in cursor.fetchall()}
+            moved = [i for i in part if i in done]
+            skipped += [i for i in part if i not in done]
+            if moved:
+                db.executemany(
+                    "INSERT INTO transitions (delivery_id, from_state, to_state, at, detail) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [(i, expect.value, to.value, at, detail) for i in moved],
+                )
+            changed += moved
         return changed, skipped
 
     def _apply_each(

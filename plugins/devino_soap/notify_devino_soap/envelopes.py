@@ -239,7 +239,14 @@ def _render(children: Iterable[_Child]) -> str:
 
 
 def _strings(values: Sequence[str], *, field: str) -> list[_Child]:
-    return [("string", escape_text(value, field=field)) for value in values]
+    # A phone number in wire form (ASCII digits) needs neither checking nor escaping.
+    return [
+        (
+            "string",
+            value if value.isdigit() and value.isascii() else escape_text(value, field=field),
+        )
+        for value in values
+    ]
 
 
 @functools.cache
