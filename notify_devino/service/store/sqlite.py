@@ -67,6 +67,13 @@ BUSY_TIMEOUT_MS = 5000
 SUBMIT_BATCH_DELIVERIES = 2000
 """Deliveries committed in one group commit at most (a single larger submit is not cut)."""
 _ACTIVE = tuple(s.value for s in ACTIVE)
+_PART = 5000
+"""IDs bound in one statement at most (SQLite allows 32,766 variables by default)."""
+_FITS = (
+    "state = ? AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires_at IS NULL "
+    "OR lease_expires_at <= ?)"
+)
+"""A row a change may apply to: in its expected state, not leased to another owner."""
 
 
 def _ts(moment: datetime | None) -> float | None:
@@ -773,11 +780,7 @@ class SqliteStore(Store):
                 rows = cursor.fetchall()  # the rows as updated, read by the UPDATE itself
                 rows.sort(key=lambda r: (r[7], r[0]))  # due_at, id: the order claimed in
                 if work is Work.SEND:
-                    tx.executemany(
-                        "INSERT INTO transitions (delivery_id, from_state, to_state, at) "
-                        "VALUES (?, 'queued', 'claimed', ?)",
-                        [(i, at) for i in ids],
-                    )
+                    self._transitions_of(ids, State.QUEUED, State.CLAIMED, at, None)
                 payloads: dict[str, Any] = {}
                 stamps: dict[float, datetime] = {}
                 return [_delivery(r, payloads, stamps) for r in rows]
@@ -846,58 +849,71 @@ class SqliteStore(Store):
         at: float,
     ) -> tuple[list[int], list[int]]:
         """Many rows making one move with no fields of their own (a chunk marked ``sending``):
-        the compare and set is the UPDATE's own WHERE, with no row read into Python first."""
+        when all of them may move (the usual case), three statements whatever their number;
+        otherwise the UPDATE's own WHERE decides and says which moved."""
         expect, to, detail, release = key
         sets, args = _move_sets(to, release, at)
         db = self._db
-        fits = (
-            "AND state = ? AND (lease_owner IS NULL OR lease_owner = ? "
-            "OR lease_expires_at IS NULL OR lease_expires_at <= ?)"
-        )
         changed: list[int] = []
         skipped: list[int] = []
-        for i in range(0, len(ids), 5000):
-            part = ids[i : i + 5000]
+        for i in range(0, len(ids), _PART):
+            part = ids[i : i + _PART]
             marks = ",".join("?" * len(part))
-            where = f"id IN ({marks}) {fits}"
-            condition = (*part, expect.value, owner, at)
-            (count,) = db.execute(
-                f"SELECT COUNT(*) FROM deliveries WHERE {where}", condition
-            ).fetchone()
-            if count == len(
-                part
-            ):  # the usual case: all move, in three statements whatever the count
-                db.execute(f"UPDATE deliveries SET {sets} WHERE {where}", (*args, *condition))
-                db.execute(
-                    "INSERT INTO transitions (delivery_id, from_state, to_state, at, detail) "
-                    f"SELECT id, ?, ?, ?, ? FROM deliveries WHERE id IN ({marks}) ORDER BY id",
-                    (expect.value, to.value, at, detail, *part),
-                )
+            if self._all_fit(part, expect, owner, at):
+                db.execute(f"UPDATE deliveries SET {sets} WHERE id IN ({marks})", (*args, *part))
+                self._transitions_of(part, expect, to, at, detail)
                 changed += part
                 continue
             cursor = db.execute(
-                f"UPDATE deliveries SET {sets} WHERE {where} RETURNING id", (*args, *condition)
+                f"UPDATE deliveries SET {sets} WHERE id IN ({marks}) AND {_FITS} RETURNING id",
+                (*args, *part, expect.value, owner, at),
             )
             done = {r[0] for r in cursor.fetchall()}
             moved = [i for i in part if i in done]
             skipped += [i for i in part if i not in done]
-            if moved:
-                db.executemany(
-                    "INSERT INTO transitions (delivery_id, from_state, to_state, at, detail) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    [(i, expect.value, to.value, at, detail) for i in moved],
-                )
+            self._transitions_of(moved, expect, to, at, detail)
             changed += moved
         return changed, skipped
+
+    def _all_fit(self, ids: Sequence[int], expect: State, owner: str | None, at: float) -> bool:
+        """Every one of ``ids`` (distinct, at most ``_PART``) is in ``expect`` and not leased to
+        another owner: one aggregate step, where reading the rows is a step and a row each."""
+        marks = ",".join("?" * len(ids))
+        (count,) = self._db.execute(
+            f"SELECT COUNT(*) FROM deliveries WHERE id IN ({marks}) AND {_FITS}",
+            (*ids, expect.value, owner, at),
+        ).fetchone()
+        return bool(count == len(ids))
+
+    def _transitions_of(
+        self, ids: Sequence[int], expect: State, to: State, at: float, detail: str | None
+    ) -> None:
+        """Store one move of many deliveries, one statement per ``_PART`` of them."""
+        for i in range(0, len(ids), _PART):
+            part = ids[i : i + _PART]
+            self._db.execute(
+                "INSERT INTO transitions (delivery_id, from_state, to_state, at, detail) "
+                f"SELECT id, ?, ?, ?, ? FROM deliveries WHERE id IN ({','.join('?' * len(part))}) "
+                "ORDER BY id",
+                (expect.value, to.value, at, detail, *part),
+            )
 
     def _apply_each(
         self, changes: Sequence[Change], ids: list[int], owner: str | None, at: float
     ) -> tuple[list[int], list[int]]:
         """Each change compared with its row as read, then the UPDATEs grouped by shape."""
         db = self._db
+        expects = {c.expect for c in changes}
+        if len(expects) == 1 and len(set(ids)) == len(ids):
+            (expect,) = expects
+            if all(
+                self._all_fit(ids[i : i + _PART], expect, owner, at)
+                for i in range(0, len(ids), _PART)
+            ):  # the usual case (a chunk's answers): no row need be read
+                return self._write_changes(changes, at), []
         current: dict[int, tuple[Any, ...]] = {}
-        for i in range(0, len(ids), 5000):
-            part = ids[i : i + 5000]
+        for i in range(0, len(ids), _PART):
+            part = ids[i : i + _PART]
             cursor = db.cursor()
             cursor.row_factory = None
             for row in cursor.execute(
@@ -908,9 +924,7 @@ class SqliteStore(Store):
                 current[row[0]] = row
         changed: list[int] = []
         skipped: list[int] = []
-        simple: dict[tuple[State, State, str | None, bool], list[int]] = {}
-        shaped: dict[str, list[tuple[Any, ...]]] = {}
-        transitions: list[tuple[int, str, str, float, str | None]] = []
+        fitting: list[Change] = []
         for change in changes:
             row = current.get(change.delivery_id)
             if row is None or row[1] != change.expect.value:
@@ -921,6 +935,18 @@ class SqliteStore(Store):
                 skipped.append(change.delivery_id)
                 continue
             changed.append(change.delivery_id)
+            fitting.append(change)
+        self._write_changes(fitting, at)
+        return changed, skipped
+
+    def _write_changes(self, changes: Sequence[Change], at: float) -> list[int]:
+        """Write changes already compared: the UPDATEs grouped by shape, the transitions
+        grouped by move. The IDs changed, in order."""
+        db = self._db
+        simple: dict[tuple[State, State, str | None, bool], list[int]] = {}
+        shaped: dict[str, list[tuple[Any, ...]]] = {}
+        moves: dict[tuple[State, State, str | None], list[int]] = {}
+        for change in changes:
             if _is_simple(change):
                 assert change.to is not None
                 key = (change.expect, change.to, change.detail, change.release)
@@ -929,27 +955,16 @@ class SqliteStore(Store):
                 sql, args = _update_of(change, at)
                 shaped.setdefault(sql, []).append(args)
                 if change.to is not None and change.to is not change.expect:
-                    transitions.append(
-                        (
-                            change.delivery_id,
-                            change.expect.value,
-                            change.to.value,
-                            at,
-                            change.detail,
-                        )
-                    )
+                    move = (change.expect, change.to, change.detail)
+                    moves.setdefault(move, []).append(change.delivery_id)
         for sql, group_args in shaped.items():
             db.executemany(sql, group_args)
         for (expect, to, detail, release), group in simple.items():
             self._apply_many(expect, to, detail, release, group, at)
-            transitions += [(i, expect.value, to.value, at, detail) for i in group]
-        if transitions:
-            db.executemany(
-                "INSERT INTO transitions (delivery_id, from_state, to_state, at, detail) "
-                "VALUES (?, ?, ?, ?, ?)",
-                transitions,
-            )
-        return changed, skipped
+            moves.setdefault((expect, to, detail), []).extend(group)
+        for (expect, to, detail), group in moves.items():
+            self._transitions_of(group, expect, to, at, detail)
+        return [c.delivery_id for c in changes]
 
     def _read_deliveries(self, ids: Sequence[int]) -> list[Delivery]:
         if not ids:
@@ -970,8 +985,8 @@ class SqliteStore(Store):
     ) -> None:
         """One UPDATE for many rows making the same move with no fields of their own."""
         sets, args = _move_sets(to, release, at)
-        for i in range(0, len(ids), 5000):
-            part = ids[i : i + 5000]
+        for i in range(0, len(ids), _PART):
+            part = ids[i : i + _PART]
             marks = ",".join("?" * len(part))
             self._db.execute(f"UPDATE deliveries SET {sets} WHERE id IN ({marks})", (*args, *part))
 
