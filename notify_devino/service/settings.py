@@ -101,8 +101,10 @@ class WorkerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     lease_seconds: float = Field(default=60.0, gt=0)
-    claim_batch: int = Field(default=1000, gt=0)
-    """Deliveries claimed at once (grouped into provider requests by the channel's batch size)."""
+    claim_batch: int = Field(default=4000, gt=0)
+    """Deliveries claimed at once (grouped into provider requests by the channel's batch size).
+    A claim is one round on the store, which also commits submits and answers: four Devino
+    requests' worth per claim keeps an account's 10 requests/s fed during a bulk send."""
     max_in_flight: int = Field(default=16, gt=0)
     """Provider requests under way at once, per channel (the channel's rate limit paces them)."""
     linger_seconds: float = Field(default=0.1, ge=0)
