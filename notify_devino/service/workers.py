@@ -1,10 +1,12 @@
 """The workers inside ``notify-devino serve``: they drain the outbox through the dispatcher.
 
-- **sender**: claims due deliveries, puts those with one text for one channel into one send of
-  up to the channel type's ``batch_size`` recipients, commits them ``sending`` *before* the
-  request leaves, sends through :meth:`Dispatcher.send` (so the channel's rate limit and retry
-  policy apply, and ``notify_after_send`` observers hear of it), and stores each recipient's
-  outcome and message IDs. A failed or unknown outcome moves a contact to the route's next
+- **sender**: claims as many due deliveries as its free request slots can take and commits
+  them ``sending`` in that same commit, *before* any request leaves; puts those with one text
+  for one channel into one send of up to the channel type's ``batch_size`` recipients (a chunk
+  for which no slot is left goes back to the queue at once), sends through
+  :meth:`Dispatcher.send` (so the channel's rate limit and retry policy apply, and
+  ``notify_after_send`` observers hear of it), and stores each recipient's outcome and message
+  IDs. A failed or unknown outcome moves a contact to the route's next
   channel.
 - **follower**: reads the status of accepted messages (``notify_status_changed`` observers hear
   of each change), backing off from ``status.poll_interval_seconds`` as a message ages, until it
@@ -104,9 +106,8 @@ class Service:
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._sends: set[asyncio.Task[None]] = set()
-        self._slots = {
-            name: asyncio.Semaphore(settings.workers.max_in_flight) for name in config.channels
-        }
+        self._in_flight: dict[str, int] = {}
+        """Requests under way, by channel."""
         self._held: set[int] = set()
         self._woken = False
         self._due_since_claim: dict[str, int] = {}
@@ -275,24 +276,48 @@ class Service:
         spec = self.types.get(channel)
         return (spec.batch_size if spec else None) or DEFAULT_BATCH_SIZE
 
-    def _in_flight_limit(self) -> int:
-        return self.settings.workers.max_in_flight * max(1, len(self.config.channels))
+    def _room(self, channel: str) -> int:
+        """Requests this channel may start now (``max_in_flight`` under way at most; a channel
+        the configuration no longer names, one)."""
+        most = self.settings.workers.max_in_flight if channel in self.config.channels else 1
+        return most - self._in_flight.get(channel, 0)
 
     async def _sender_loop(self) -> None:
+        """Claim what the free request slots can take, straight to ``sending`` in one commit
+        (each chunk's request starts at once: there is no claimed row waiting on a slot), and
+        put back the chunks a claim brought beyond them."""
         workers = self.settings.workers
         while not self._stopping.is_set():
-            while len(self._sends) >= self._in_flight_limit() and not self._stopping.is_set():
+            room = {c: self._room(c) for c in self.config.channels}
+            if not any(n > 0 for n in room.values()):
                 await asyncio.wait(set(self._sends), return_when=asyncio.FIRST_COMPLETED)
-            if self._stopping.is_set():
-                break
+                continue
+            open_channels = [c for c, n in room.items() if n > 0]
+            limit = min(
+                workers.claim_batch, sum(room[c] * self._batch_size(c) for c in open_channels)
+            )
             self._wake.clear()
             self._due_since_claim.clear()
             rows = await self.store.claim(
                 Work.SEND,
                 owner=self.owner,
                 lease_seconds=workers.lease_seconds,
-                limit=workers.claim_batch,
+                limit=limit,
+                # A channel with no room waits; all open: any row (one of a channel the
+                # configuration no longer names is sent and fails, not left queued).
+                channels=None if len(open_channels) == len(room) else open_channels,
+                start_sending=True,
             )
+            if not rows and len(open_channels) < len(room):
+                # What is due may be for a channel with no room: wait for a request to end
+                # (the backlog stays, so the follower keeps yielding), then look again.
+                if self._sends:
+                    await asyncio.wait(
+                        set(self._sends),
+                        timeout=workers.idle_poll_seconds,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                continue
             if not rows:
                 self._backlog = False
                 if not self._sends:
@@ -304,17 +329,19 @@ class Service:
             self._backlog = True
             self._send_idle.clear()
             self._held.update(r.id for r in rows)
-            chunks = self._chunks(rows)
-            for index, chunk in enumerate(chunks):
-                slots = self._slots.setdefault(chunk[0].channel, asyncio.Semaphore(1))
-                await slots.acquire()
-                if self._stopping.is_set():
-                    slots.release()
-                    await self._release([r for c in chunks[index:] for r in c])
-                    return
-                task = asyncio.create_task(self._send_chunk(chunk, slots))
+            back: list[Delivery] = []
+            for chunk in self._chunks(rows):
+                channel = chunk[0].channel
+                if self._stopping.is_set() or self._room(channel) <= 0:
+                    back += chunk
+                    continue
+                self._in_flight[channel] = self._in_flight.get(channel, 0) + 1
+                task = asyncio.create_task(self._send_chunk(chunk))
                 self._sends.add(task)
                 task.add_done_callback(self._send_done)
+            if back:
+                stopping = self._stopping.is_set()
+                await self._release(back, "released on stop" if stopping else "released: no slot")
 
     def _send_done(self, task: asyncio.Task[None]) -> None:
         self._sends.discard(task)
@@ -346,25 +373,22 @@ class Service:
                 out.append(chunk)
         return out
 
-    async def _release(self, rows: Sequence[Delivery]) -> None:
-        """Give claimed rows back to the queue (a graceful stop)."""
+    async def _release(self, rows: Sequence[Delivery], detail: str) -> None:
+        """Give rows this process claimed to send, and did not send, back to the queue."""
         if rows:
+            now = utc_now()
             await self.store.apply(
                 [
-                    Change(
-                        r.id,
-                        expect=State.CLAIMED,
-                        to=State.QUEUED,
-                        detail="released on stop",
-                        due_at=utc_now(),
-                    )
+                    Change(r.id, expect=r.state, to=State.QUEUED, detail=detail, due_at=now)
                     for r in rows
                 ],
                 owner=self.owner,
+                returning=False,
             )
             self._held.difference_update(r.id for r in rows)
+            self._wake.set()
 
-    async def _send_chunk(self, rows: list[Delivery], slots: asyncio.Semaphore) -> None:
+    async def _send_chunk(self, rows: list[Delivery]) -> None:
         try:
             await self._send(rows)
         except asyncio.CancelledError:
@@ -372,20 +396,12 @@ class Service:
         except Exception:
             log.exception("send_failed_to_record", deliveries=[r.id for r in rows])
         finally:
-            slots.release()
+            self._in_flight[rows[0].channel] -= 1
             self._held.difference_update(r.id for r in rows)
 
     async def _send(self, rows: list[Delivery]) -> None:
+        """Send one chunk (claimed ``sending``) and record each recipient's outcome."""
         channel = rows[0].channel
-        marked = await self.store.apply(
-            [Change(r.id, expect=State.CLAIMED, to=State.SENDING, release=False) for r in rows],
-            owner=self.owner,
-            returning=False,
-        )
-        skipped = set(marked.skipped)
-        rows = [r for r in rows if r.id not in skipped]
-        if not rows:
-            return
         payload = rows[0].payload
         notification_ids = {r.notification_id for r in rows}
         metadata = dict(payload.get("metadata") or {})
