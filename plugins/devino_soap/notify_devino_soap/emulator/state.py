@@ -396,10 +396,14 @@ class SandboxState:
             raise self._fault("Message ID space exhausted")
 
         now = self._now()
-        send_moments = [
-            self._send_moment(number, now, validity, delay_until_utc, local_send_time)
-            for number in numbers
-        ]
+        if local_send_time is None:  # one moment for every number
+            moment = self._send_moment(numbers[0], now, validity, delay_until_utc, None)
+            send_moments = [moment] * len(numbers)
+        else:
+            send_moments = [
+                self._send_moment(number, now, validity, delay_until_utc, local_send_time)
+                for number in numbers
+            ]
         ids: list[int] = []
         for number, price, send_at in zip(numbers, prices, send_moments, strict=True):
             for index in range(segments):
