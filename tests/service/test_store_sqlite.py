@@ -128,3 +128,42 @@ async def test_a_claim_does_not_wait_behind_a_whole_burst_of_submits(tmp_path: P
         await asyncio.gather(*burst)
     assert 0 < len(claimed) < count * per
     assert committed < count
+
+
+async def test_a_submit_that_cannot_be_written_fails_alone_in_its_group_commit(
+    tmp_path: Path,
+) -> None:
+    """Submits committed together each have a savepoint of their own: one that cannot be
+    written (here a notification ID used twice) fails, and the others in its commit are kept."""
+    from datetime import UTC, datetime
+
+    from notify_devino.service.store import NewDelivery, NewNotification, SubmitOutcome
+
+    now = datetime.now(UTC)
+
+    def submit(store: SqliteStore, nid: str, address: str) -> asyncio.Task[object]:
+        delivery = NewDelivery("sms", address, now, "k", {"text": "x"})
+        return asyncio.create_task(
+            store.submit(NewNotification(nid, "x", {}, now, None), [delivery])
+        )
+
+    async with SqliteStore(tmp_path / "outbox.db") as store:
+        await store.submit(
+            NewNotification("taken", "x", {}, now, None),
+            [NewDelivery("sms", "+79030000000", now, "k", {"text": "x"})],
+        )
+        tasks = [
+            submit(store, "a", "+79030000001"),
+            submit(store, "taken", "+79030000002"),
+            submit(store, "b", "+79030000003"),
+        ]
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert [getattr(r, "outcome", None) for r in results] == [
+            SubmitOutcome.CREATED,
+            None,
+            SubmitOutcome.CREATED,
+        ]
+        assert isinstance(results[1], sqlite3.IntegrityError)
+        kept = await store.list_deliveries()
+    assert sorted(d.address for d in kept) == ["+79030000000", "+79030000001", "+79030000003"]
+    assert {d.notification_id for d in kept} == {"taken", "a", "b"}
