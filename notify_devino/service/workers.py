@@ -6,8 +6,7 @@
   for which no slot is left goes back to the queue at once), sends through
   :meth:`Dispatcher.send` (so the channel's rate limit and retry policy apply, and
   ``notify_after_send`` observers hear of it), and stores each recipient's outcome and message
-  IDs. A failed or unknown outcome moves a contact to the route's next
-  channel.
+  IDs. A failed or unknown outcome moves a contact to the route's next channel.
 - **follower**: reads the status of accepted messages (``notify_status_changed`` observers hear
   of each change), backing off from ``status.poll_interval_seconds`` as a message ages, until it
   is final; when a route's ``fallback_after_seconds`` runs out first, the delivery is ``late``

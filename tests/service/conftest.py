@@ -7,9 +7,10 @@ joins the contract suite and the API tests by adding its name to ``ENGINES`` and
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
@@ -42,21 +43,33 @@ def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], St
     return make
 
 
-@pytest.fixture
-async def store_factory(new_store: Callable[[], Store]) -> AsyncIterator[StoreFactory]:
-    """``await store_factory()`` opens a store on this test's database; called again after
-    the first is closed, it opens the same database (a restart)."""
-    opened: list[Store] = []
+S = TypeVar("S", bound=Store)
 
-    async def make() -> Store:
-        store = new_store()
+
+@contextlib.asynccontextmanager
+async def _opening(new: Callable[[], S]) -> AsyncIterator[Callable[[], Awaitable[S]]]:
+    """``await open_one()`` opens one more store made by ``new``; all are closed at the end."""
+    opened: list[S] = []
+
+    async def open_one() -> S:
+        store = new()
         await store.open()
         opened.append(store)
         return store
 
-    yield make
-    for store in opened:
-        await store.aclose()
+    try:
+        yield open_one
+    finally:
+        for store in opened:
+            await store.aclose()
+
+
+@pytest.fixture
+async def store_factory(new_store: Callable[[], Store]) -> AsyncIterator[StoreFactory]:
+    """``await store_factory()`` opens a store on this test's database; called again after
+    the first is closed, it opens the same database (a restart)."""
+    async with _opening(new_store) as open_one:
+        yield open_one
 
 
 @pytest.fixture
@@ -73,14 +86,5 @@ async def instances(new_database: str) -> AsyncIterator[Opener]:  # noqa: F811 -
     ``serve`` instance's view of the shared outbox."""
     from notify_devino.service.store.postgres import PostgresStore
 
-    opened: list[PostgresStore] = []
-
-    async def make() -> PostgresStore:
-        store = PostgresStore(new_database)
-        await store.open()
-        opened.append(store)
-        return store
-
-    yield make
-    for store in opened:
-        await store.aclose()
+    async with _opening(lambda: PostgresStore(new_database)) as open_one:
+        yield open_one

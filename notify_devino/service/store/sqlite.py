@@ -182,27 +182,6 @@ def _is_simple(change: Change) -> bool:
     )
 
 
-def _uniform(changes: Sequence[Change]) -> tuple[State, State, str | None, bool] | None:
-    """The one move every change makes, when they are all simple and alike; else None."""
-    if not changes:
-        return None
-    first = changes[0]
-    if not _is_simple(first):
-        return None
-    assert first.to is not None
-    key = (first.expect, first.to, first.detail, first.release)
-    for change in changes:
-        if (
-            change.expect is not key[0]
-            or change.to is not key[1]
-            or change.detail != key[2]
-            or change.release is not key[3]
-            or not _is_simple(change)
-        ):
-            return None
-    return key
-
-
 def _move_sets(to: State, release: bool, at: float) -> tuple[str, list[Any]]:
     """The SET clause and its arguments of a move with no fields of its own."""
     sets = ["state = ?", "updated_at = ?"]
@@ -842,11 +821,7 @@ class SqliteStore(Store):
                     allowed.add((change.expect, to))
             ids = [c.delivery_id for c in changes]
             with self._transaction():
-                uniform = _uniform(changes)
-                if uniform is not None and len(set(ids)) == len(ids):
-                    changed, skipped = self._apply_uniform(uniform, ids, owner, at)
-                else:
-                    changed, skipped = self._apply_each(changes, ids, owner, at)
+                changed, skipped = self._apply_each(changes, ids, owner, at)
                 created = [self._insert_delivery(nid, new, at) for nid, new in create]
                 return Applied(
                     changed=tuple(self._read_deliveries(changed)) if returning else (),
@@ -855,40 +830,6 @@ class SqliteStore(Store):
                 )
 
         return await self._run(apply)
-
-    def _apply_uniform(
-        self,
-        key: tuple[State, State, str | None, bool],
-        ids: list[int],
-        owner: str | None,
-        at: float,
-    ) -> tuple[list[int], list[int]]:
-        """Many rows making one move with no fields of their own (a chunk marked ``sending``):
-        when all of them may move (the usual case), three statements whatever their number;
-        otherwise the UPDATE's own WHERE decides and says which moved."""
-        expect, to, detail, release = key
-        sets, args = _move_sets(to, release, at)
-        db = self._db
-        changed: list[int] = []
-        skipped: list[int] = []
-        for i in range(0, len(ids), _PART):
-            part = ids[i : i + _PART]
-            marks = ",".join("?" * len(part))
-            if self._all_fit(part, expect, owner, at):
-                db.execute(f"UPDATE deliveries SET {sets} WHERE id IN ({marks})", (*args, *part))
-                self._transitions_of(part, expect, to, at, detail)
-                changed += part
-                continue
-            cursor = db.execute(
-                f"UPDATE deliveries SET {sets} WHERE id IN ({marks}) AND {_FITS} RETURNING id",
-                (*args, *part, expect.value, owner, at),
-            )
-            done = {r[0] for r in cursor.fetchall()}
-            moved = [i for i in part if i in done]
-            skipped += [i for i in part if i not in done]
-            self._transitions_of(moved, expect, to, at, detail)
-            changed += moved
-        return changed, skipped
 
     def _all_fit(self, ids: Sequence[int], expect: State, owner: str | None, at: float) -> bool:
         """Every one of ``ids`` (distinct, at most ``_PART``) is in ``expect`` and not leased to
@@ -916,7 +857,9 @@ class SqliteStore(Store):
     def _apply_each(
         self, changes: Sequence[Change], ids: list[int], owner: str | None, at: float
     ) -> tuple[list[int], list[int]]:
-        """Each change compared with its row as read, then the UPDATEs grouped by shape."""
+        """Compare each change with its row, then write those that fit. When every change
+        expects one state and all their rows are in it (the usual case: a chunk's answers),
+        one COUNT per ``_PART`` says so and no row is read."""
         db = self._db
         expects = {c.expect for c in changes}
         if len(expects) == 1 and len(set(ids)) == len(ids):
@@ -975,7 +918,7 @@ class SqliteStore(Store):
         for sql, group_args in shaped.items():
             db.executemany(sql, group_args)
         for (expect, to, detail, release), group in simple.items():
-            self._apply_many(expect, to, detail, release, group, at)
+            self._apply_many(to, release, group, at)
             moves.setdefault((expect, to, detail), []).extend(group)
         for (expect, to, detail), group in moves.items():
             self._transitions_of(group, expect, to, at, detail)
@@ -995,9 +938,7 @@ class SqliteStore(Store):
         }
         return [rows[i] for i in ids]
 
-    def _apply_many(
-        self, expect: State, to: State, detail: str | None, release: bool, ids: list[int], at: float
-    ) -> None:
+    def _apply_many(self, to: State, release: bool, ids: list[int], at: float) -> None:
         """One UPDATE for many rows making the same move with no fields of their own."""
         sets, args = _move_sets(to, release, at)
         for i in range(0, len(ids), _PART):
