@@ -109,10 +109,11 @@ class WorkerSettings(BaseModel):
     """Provider requests under way at once, per channel (the channel's rate limit paces them)."""
     linger_seconds: float = Field(default=0.1, ge=0)
     max_linger_seconds: float = Field(default=1.0, ge=0)
-    """Woken from idle by new notifications, the sender waits until none has come for
-    ``linger_seconds`` (at most ``max_linger_seconds``) before it claims, so a burst of one
-    text goes out in as few provider requests as the batch size allows. It stops waiting as
-    soon as a channel's full batch is due: waiting longer would merge nothing into it."""
+    """Woken from idle by new notifications, or after a claim that took all that was due, the
+    sender waits until none has come for ``linger_seconds`` (at most ``max_linger_seconds``)
+    before it claims, so a burst of one text goes out in as few provider requests as the batch
+    size allows. It stops waiting as soon as a channel's full batch is due: waiting longer
+    would merge nothing into it."""
     idle_poll_seconds: float = Field(default=1.0, gt=0)
     """How often an idle worker looks at the store (a submit in this process wakes it at once)."""
     status_max_interval_seconds: float = Field(default=300.0, gt=0)

@@ -341,6 +341,11 @@ class Service:
             if back:
                 stopping = self._stopping.is_set()
                 await self._release(back, "released on stop" if stopping else "released: no slot")
+            elif len(rows) < limit:
+                # The claim took all that was due: what comes next is a burst still arriving
+                # (claimed at once, each would be a request of a few recipients), so it
+                # lingers as it does when woken from idle.
+                await self._linger()
 
     def _send_done(self, task: asyncio.Task[None]) -> None:
         self._sends.discard(task)

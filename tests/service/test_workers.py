@@ -112,6 +112,35 @@ async def test_a_full_batch_due_ends_the_linger_and_a_partial_one_waits(
         assert loop.time() - started >= 2.5  # a partial batch waits out the linger
 
 
+async def test_a_steady_stream_of_one_text_is_not_sent_a_few_numbers_at_a_time(
+    devino_sandbox: Sandbox, plugins: PluginManager, tmp_path: Path
+) -> None:
+    """Notifications that keep coming while the sender works (one number each, faster than a
+    claim takes) share requests: after a claim that took all that was due, the sender lingers
+    as it does when woken from idle, instead of claiming the next few at once."""
+    config = sandbox_config(devino_sandbox.url)
+    devino_sandbox.state.accounts["demo"].balance = Decimal(100_000)
+    count = 3000
+    async with running(config, tmp_path / "o.db", plugins) as service:
+
+        async def post(start: int) -> None:
+            for i in range(start, count, 20):
+                await service.outbox.submit(
+                    NotificationRequest(text="db-1 down", addresses=[f"+7903{i:07d}"])
+                )
+
+        async def all_answered() -> bool:
+            rows = await service.store.list_deliveries(limit=count + 1)
+            done = {State.ACCEPTED, State.DELIVERED}
+            return len(rows) == count and all(d.state in done for d in rows)
+
+        await asyncio.gather(*(post(start) for start in range(20)))
+        await eventually(all_answered, timeout=30)
+    # A request carries up to 1,000 numbers: three full ones, and a few more where a claim
+    # came as a linger ended. A request per claim of what came meanwhile would be dozens.
+    assert len(sends(devino_sandbox)) <= 6
+
+
 async def test_a_number_twice_in_one_notification_is_sent_once_and_bad_numbers_fail(
     devino_sandbox: Sandbox, plugins: PluginManager, tmp_path: Path
 ) -> None:
