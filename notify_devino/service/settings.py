@@ -125,6 +125,8 @@ class WorkerSettings(BaseModel):
     follow_for_seconds: float = Field(default=3 * 86400.0, gt=0)
     """An accepted message not final after this long is no longer followed."""
     inbox_interval_seconds: float = Field(default=5.0, gt=0)
+    """How often the inbox is read. While the channel has sends under way a read waits for
+    them, at most one more interval (the sends come first in the account's request budget)."""
     inbox_lookback_seconds: float = Field(default=3600.0, gt=0)
     """On the first start, inbound messages this far back are read."""
     inbox_overlap_seconds: float = Field(default=60.0, ge=0)

@@ -727,9 +727,21 @@ class Service:
                             "inbox_leader" if now_leading else "inbox_follower", channel=channel
                         )
                     leading = now_leading
+                    renew_by = loop.time() + LEADER_LEASE_SECONDS / 3
                     if leading and loop.time() >= next_read:
-                        next_read = loop.time() + workers.inbox_interval_seconds
-                        await self.read_inbox(channel)
+                        # A read takes one of the account's request slots for a second, and
+                        # the budget goes to sends first: while this channel has sends under
+                        # way the read waits for them, at most one more interval, so a reply
+                        # is still read within two intervals.
+                        deadline = next_read + workers.inbox_interval_seconds
+                        while self._in_flight.get(channel, 0) and loop.time() < deadline:
+                            if self._stopping.is_set() or loop.time() >= renew_by:
+                                break  # stopping, or the lease to renew first (then wait on)
+                            with contextlib.suppress(TimeoutError):
+                                await asyncio.wait_for(self._stopping.wait(), 0.05)
+                        else:
+                            next_read = loop.time() + workers.inbox_interval_seconds
+                            await self.read_inbox(channel)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:

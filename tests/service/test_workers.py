@@ -263,6 +263,36 @@ async def test_replies_injected_across_restarts_are_read_exactly_once(
     )
 
 
+@pytest.mark.parametrize(("delay", "reads_meanwhile"), [(2.5, 0), (4.5, 1)])
+async def test_an_inbox_read_waits_for_the_sender_at_most_one_more_interval(
+    devino_sandbox: Sandbox,
+    plugins: PluginManager,
+    tmp_path: Path,
+    delay: float,
+    reads_meanwhile: int,
+) -> None:
+    """A read takes one of the account's request slots, and the budget goes to sends first:
+    while a send of the channel is under way the read due waits for it, but not for longer
+    than one more interval (1.5 s here), so a reply is still read within two. (The other
+    channel, another account, reads on.)"""
+    config = sandbox_config(devino_sandbox.url)
+    settings = ServiceSettings.model_validate({"workers": {"inbox_interval_seconds": 1.5}})
+    devino_sandbox.faults.add(
+        "delay", operation="SendMessage", probability=1.0, delay_seconds=delay
+    )
+    async with running(config, tmp_path / "o.db", plugins, settings=settings) as service:
+        await asyncio.sleep(0.3)  # started: the first read is done
+        await service.outbox.submit(NotificationRequest(text="x", addresses=["+79031234567"]))
+        await eventually(lambda: all_final(service.store, 1), timeout=20)
+        await asyncio.sleep(1.6)  # the sender idle again: the read deferred is made
+    log = devino_sandbox.requests
+    (send,) = [r for r in log if r.operation == "SendMessage"]
+    reads = [r.monotonic for r in log if r.operation == "GetIncomingMessages" and r.login == "demo"]
+    during = [t for t in reads if send.monotonic < t < send.monotonic + delay]
+    assert len(during) == reads_meanwhile
+    assert any(t > send.monotonic + delay for t in reads)  # and read again after the send
+
+
 async def test_a_scheduled_notification_waits_in_the_outbox(
     devino_sandbox: Sandbox, plugins: PluginManager, tmp_path: Path
 ) -> None:
