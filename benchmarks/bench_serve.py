@@ -3,7 +3,8 @@
 (a) durable accepts/s: POST /v1/notifications from 64 concurrent clients to ``serve`` (every
     202 after a commit to the SQLite outbox, workers sending meanwhile), against a bare aiohttp
     handler that parses the same JSON and stores nothing; both in a process of their own on the
-    same CPU, the same client. Target: ratio >= 0.5. Also the p99 accept latency.
+    same CPU, the same client, in alternating rounds (the median of the rounds' ratios).
+    Target: ratio >= 0.5. Also the p99 accept latency.
 (b) 100,000 recipients as 100 notifications of 1,000 posted at once: the share of the
     10,000 recipients/s ceiling (10 requests/s x 1,000 addresses) reached end to end, from the
     first POST to the last recipient accepted by the sandbox. Target >= 0.95, with 0 rate-limit
@@ -22,6 +23,7 @@ import json
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,7 +41,8 @@ from .common import LOGIN, PASSWORD, quiet, sandbox_process, sandbox_requests
 
 CEILING = 10_000
 CONCURRENCY = 64
-ACCEPTS = 4000
+ACCEPTS = 2000
+ROUNDS = 5
 TEXT = "Planned maintenance tonight 22:00-23:00 UTC"
 
 
@@ -158,34 +161,57 @@ def accept_bodies(count: int, start: int) -> list[dict[str, Any]]:
 
 
 def part_a(sandbox_url: str, folder: Path) -> dict[str, float]:
-    bare_port = free_port()
-    bare_url = f"http://127.0.0.1:{bare_port}"
-    args = [sys.executable, "-m", "benchmarks.bench_serve", "--bare", str(bare_port)]
-    with process(args, bare_url):
-        asyncio.run(post_many(bare_url, accept_bodies(300, 0), CONCURRENCY, keys=True))
-        bare_time, bare_lat = asyncio.run(
-            post_many(bare_url, accept_bodies(ACCEPTS, 0), CONCURRENCY)
-        )
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    """Both servers run side by side and take turns: ``ROUNDS`` rounds of ``ACCEPTS`` POSTs
+    to the bare handler, then to ``serve`` (once its outbox has drained, so its sending does
+    not run during the bare round). The machine's speed drifts by a third within a minute
+    here; one round each, a minute apart, measured the drift as much as the servers."""
+    bare_port, port = free_port(), free_port()
+    bare_url, url = f"http://127.0.0.1:{bare_port}", f"http://127.0.0.1:{port}"
     (folder / "a").mkdir()
-    with process(serve_args(serve_config(folder / "a", sandbox_url, port)), url):
+    store = folder / "a" / "outbox.db"
+    bare_args = [sys.executable, "-m", "benchmarks.bench_serve", "--bare", str(bare_port)]
+    bare_rates: list[float] = []
+    durable_rates: list[float] = []
+    bare_lat: list[float] = []
+    durable_lat: list[float] = []
+    with (
+        process(bare_args, bare_url),
+        process(serve_args(serve_config(folder / "a", sandbox_url, port)), url),
+    ):
+        asyncio.run(post_many(bare_url, accept_bodies(300, 0), CONCURRENCY))
         asyncio.run(post_many(url, accept_bodies(300, 5_000_000), CONCURRENCY))
-        durable_time, durable_lat = asyncio.run(
-            post_many(url, accept_bodies(ACCEPTS, 0), CONCURRENCY)
-        )
-    bare_rate, durable_rate = ACCEPTS / bare_time, ACCEPTS / durable_time
-    print(f"(a) {ACCEPTS:,} POST /v1/notifications, {CONCURRENCY} concurrent clients")
+        queued = 300
+        for n in range(ROUNDS):
+            asyncio.run(outbox_settled(store, queued))
+            bodies = accept_bodies(ACCEPTS, n * ACCEPTS)
+            elapsed, latencies = asyncio.run(post_many(bare_url, bodies, CONCURRENCY))
+            bare_rates.append(ACCEPTS / elapsed)
+            bare_lat += latencies
+            elapsed, latencies = asyncio.run(post_many(url, bodies, CONCURRENCY))
+            durable_rates.append(ACCEPTS / elapsed)
+            durable_lat += latencies
+            queued += ACCEPTS
+    ratios = sorted(d / b for d, b in zip(durable_rates, bare_rates, strict=True))
+    ratio = statistics.median(ratios)
     print(
-        f"  bare aiohttp handler (parse, store nothing): {bare_rate:,.0f}/s, "
-        f"p99 {p99(bare_lat) * 1000:.1f} ms"
+        f"(a) POST /v1/notifications, {CONCURRENCY} concurrent clients, {ROUNDS} rounds of "
+        f"{ACCEPTS:,} to each server in turn (median of the rounds, range in brackets)"
     )
     print(
-        f"  serve, 202 after the SQLite commit:        {durable_rate:,.0f}/s, "
-        f"p99 {p99(durable_lat) * 1000:.1f} ms"
+        "  bare aiohttp handler (parse, store nothing): "
+        f"{statistics.median(bare_rates):,.0f}/s [{min(bare_rates):,.0f} to "
+        f"{max(bare_rates):,.0f}], p99 {p99(bare_lat) * 1000:.1f} ms"
     )
-    print(f"  ratio durable / bare: {durable_rate / bare_rate:.2f}   (target >= 0.5)")
-    return {"ratio": durable_rate / bare_rate, "p99_ms": p99(durable_lat) * 1000}
+    print(
+        "  serve, 202 after the SQLite commit:        "
+        f"{statistics.median(durable_rates):,.0f}/s [{min(durable_rates):,.0f} to "
+        f"{max(durable_rates):,.0f}], p99 {p99(durable_lat) * 1000:.1f} ms"
+    )
+    print(
+        f"  ratio durable / bare: {ratio:.2f} [{ratios[0]:.2f} to {ratios[-1]:.2f}]   "
+        "(target >= 0.5)"
+    )
+    return {"ratio": ratio, "p99_ms": p99(durable_lat) * 1000}
 
 
 async def outbox_settled(store_path: Path, expected: int) -> None:
