@@ -131,6 +131,29 @@ async def test_max_active_refuses_with_store_full_and_keeps_nothing(store: Store
     assert await store.active_count() == 2
 
 
+async def test_max_active_sees_room_that_sends_freed_and_steps_that_a_route_added(
+    store: Store,
+) -> None:
+    """The bound holds to the row, whatever an engine does to avoid counting every active row
+    at every submit: room freed by a send is there at once, and a route's next step counts."""
+    await store.submit(note("n1"), [dlv("+7901"), dlv("+7902"), dlv("+7903")], max_active=3)
+    with pytest.raises(StoreFull):
+        await store.submit(note("n2"), [dlv("+7904")], max_active=3)
+    rows = await store.claim(Work.SEND, owner="w", lease_seconds=30, limit=2, start_sending=True)
+    await store.apply(
+        [Change(r.id, expect=State.SENDING, to=State.ACCEPTED, message_ids=["m"]) for r in rows],
+        owner="w",
+    )
+    await store.submit(note("n3"), [dlv("+7905"), dlv("+7906")], max_active=3)  # 1 + 2
+    with pytest.raises(StoreFull):
+        await store.submit(note("n4"), [dlv("+7907")], max_active=3)
+    nxt = NewDelivery("email", "a@example.org", NOW, "email:g", {"text": "x"}, step=1)
+    await store.apply([], owner="w", create=[("n1", nxt)])  # a route's next step: 4 now
+    with pytest.raises(StoreFull):
+        await store.submit(note("n5"), [dlv("+7908")], max_active=4)
+    assert await store.active_count() == 4
+
+
 async def test_claim_send_takes_due_rows_once_earliest_first(store: Store) -> None:
     later = NOW + timedelta(hours=1)
     await store.submit(

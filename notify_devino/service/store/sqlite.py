@@ -68,6 +68,8 @@ BUSY_TIMEOUT_MS = 5000
 SUBMIT_BATCH_DELIVERIES = 2000
 """Deliveries committed in one group commit at most (a single larger submit is not cut)."""
 _ACTIVE = tuple(s.value for s in ACTIVE)
+ACTIVE_RECOUNT_SECONDS = 1.0
+"""How old the intake's count of active deliveries may be (see ``SqliteStore._active_upper``)."""
 _PART = 5000
 """IDs bound in one statement at most (SQLite allows 32,766 variables by default)."""
 _FITS = (
@@ -271,6 +273,7 @@ class SqliteStore(Store):
         self._lock_fd: int | None = None
         self._pending: list[tuple[tuple[Any, ...], asyncio.Future[SubmitResult]]] = []
         self._flushing: asyncio.Task[None] | None = None
+        self._active: tuple[float, int] | None = None  # (monotonic time counted, upper bound)
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
@@ -502,17 +505,25 @@ class SqliteStore(Store):
 
     def _submit_many(self, batch: list[tuple[Any, ...]]) -> list[SubmitResult | Exception]:
         results: list[SubmitResult | Exception] = []
+        created = 0
         try:
             with self._transaction() as tx:
                 active: int | None = None
+                exact = False
                 for notification, deliveries, key, response, max_active in batch:
                     if max_active is not None and active is None:
-                        active = self._active_sync()
+                        active = self._active_upper()
                     tx.execute("SAVEPOINT one")
                     try:
                         result = self._submit_one(notification, deliveries, key, response)
                         if result.outcome is SubmitOutcome.CREATED and max_active is not None:
                             assert active is not None
+                            if active + len(deliveries) > max_active and not exact:
+                                # Near the bound the estimate is not enough: count (this
+                                # submit's rows, written above, included).
+                                active = self._active_sync() - len(deliveries)
+                                self._active = (time.monotonic(), active)
+                                exact = True
                             if active + len(deliveries) > max_active and active > 0:
                                 raise StoreFull(
                                     f"the outbox holds {active} unsent deliveries "
@@ -526,9 +537,29 @@ class SqliteStore(Store):
                         continue
                     tx.execute("RELEASE one")
                     results.append(result)
+                    if result.outcome is SubmitOutcome.CREATED:
+                        created += len(deliveries)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"the store {self.path} cannot commit: {exc}") from exc
+        self._raise_active(created)
         return results
+
+    def _active_upper(self) -> int:
+        """At least the number of active deliveries (queued, claimed or sending): counted at
+        most ``ACTIVE_RECOUNT_SECONDS`` ago, and raised by every delivery created here since.
+        A row becomes active only by being created (the state machine has no move back into
+        those states) and only this process writes the file, so the figure is never below
+        the truth; it is above it by what was sent meanwhile.
+        A count reads one index entry per active row (9 ms for 100,000), which every group
+        commit would pay with a deep backlog; near the bound the intake counts exactly."""
+        now = time.monotonic()
+        if self._active is None or now - self._active[0] >= ACTIVE_RECOUNT_SECONDS:
+            self._active = (now, self._active_sync())
+        return self._active[1]
+
+    def _raise_active(self, created: int) -> None:
+        if self._active is not None and created:
+            self._active = (self._active[0], self._active[1] + created)
 
     def _active_sync(self) -> int:
         marks = ",".join("?" * len(_ACTIVE))
@@ -823,11 +854,13 @@ class SqliteStore(Store):
             with self._transaction():
                 changed, skipped = self._apply_each(changes, ids, owner, at)
                 created = [self._insert_delivery(nid, new, at) for nid, new in create]
-                return Applied(
+                applied = Applied(
                     changed=tuple(self._read_deliveries(changed)) if returning else (),
                     created=tuple(self._read_deliveries(created)),
                     skipped=tuple(skipped),
                 )
+            self._raise_active(len(created))  # a route's next step is active too
+            return applied
 
         return await self._run(apply)
 
