@@ -128,3 +128,31 @@ async def test_the_python_example_runs_as_printed(
     monkeypatch.setenv("DEVINO_SANDBOX_URL", devino_sandbox.url)
     monkeypatch.delenv("NOTIFY_DEVINO_CONFIG", raising=False)
     await asyncio.wait_for(asyncio.to_thread(run_here, where, code), 30)
+
+
+def test_what_a_user_reads_points_at_nothing_outside_the_repository() -> None:
+    """Every document a user reads links only to files of this repository, names no path of
+    the machine it was written on, and the project carries its own reference of the Devino
+    API: each operation of the sandbox's WSDL is in docs/devino-api.md (issue 10.25)."""
+    readable = [
+        *DOCS,
+        ROOT / "DEVELOPERS.md",
+        ROOT / "benchmarks" / "README.md",
+        *sorted(ROOT.glob("plugins/*/README.md")),
+        *sorted((ROOT / "config").glob("*.yaml")),
+    ]
+    for path in readable:
+        text = path.read_text(encoding="utf-8")
+        for outside in ("../shared", "/work/", "/tmp/"):
+            assert outside not in text, f"{path.relative_to(ROOT)} names {outside}"
+        for target in re.findall(r"\]\(([^)#\s]+)", text):  # Markdown links
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            assert (path.parent / target).exists(), (
+                f"{path.relative_to(ROOT)} links to {target}, which is not in the repository"
+            )
+    wsdl = ROOT / "plugins/devino_soap/notify_devino_soap/emulator/SmsService.wsdl"
+    operations = set(re.findall(r'<wsdl:operation name="(\w+)"', wsdl.read_text("utf-8")))
+    reference = (ROOT / "docs" / "devino-api.md").read_text(encoding="utf-8")
+    assert len(operations) == 8
+    assert [op for op in sorted(operations) if f"| `{op}` |" not in reference] == []
