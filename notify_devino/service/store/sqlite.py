@@ -520,9 +520,10 @@ class SqliteStore(Store):
                             assert active is not None
                             if active + len(deliveries) > max_active and not exact:
                                 # Near the bound the estimate is not enough: count (this
-                                # submit's rows, written above, included).
+                                # submit's rows, written above, included). The stored figure
+                                # leaves out this batch's creates, which are added at the end.
                                 active = self._active_sync() - len(deliveries)
-                                self._active = (time.monotonic(), active)
+                                self._active = (time.monotonic(), active - created)
                                 exact = True
                             if active + len(deliveries) > max_active and active > 0:
                                 raise StoreFull(
