@@ -133,18 +133,22 @@ async def test_a_claim_does_not_wait_behind_a_whole_burst_of_submits(tmp_path: P
 async def test_a_submit_that_cannot_be_written_fails_alone_in_its_group_commit(
     tmp_path: Path,
 ) -> None:
-    """Submits committed together each have a savepoint of their own: one that cannot be
-    written (here a notification ID used twice) fails, and the others in its commit are kept."""
-    from datetime import UTC, datetime
+    """A submit that cannot be written (here a notification ID used twice, after its
+    idempotency key was written) fails; the commit is done again with a savepoint per submit,
+    so the others in it are kept and nothing of the failed one is."""
+    from datetime import UTC, datetime, timedelta
 
-    from notify_devino.service.store import NewDelivery, NewNotification, SubmitOutcome
+    from notify_devino.service.store import NewDelivery, NewNotification, SubmitKey, SubmitOutcome
 
     now = datetime.now(UTC)
+    key = SubmitKey("idempotency", "k1", "h", now + timedelta(hours=1))
 
-    def submit(store: SqliteStore, nid: str, address: str) -> asyncio.Task[object]:
+    def submit(
+        store: SqliteStore, nid: str, address: str, key: SubmitKey | None = None
+    ) -> asyncio.Task[object]:
         delivery = NewDelivery("sms", address, now, "k", {"text": "x"})
         return asyncio.create_task(
-            store.submit(NewNotification(nid, "x", {}, now, None), [delivery])
+            store.submit(NewNotification(nid, "x", {}, now, None), [delivery], key=key)
         )
 
     async with SqliteStore(tmp_path / "outbox.db") as store:
@@ -154,7 +158,7 @@ async def test_a_submit_that_cannot_be_written_fails_alone_in_its_group_commit(
         )
         tasks = [
             submit(store, "a", "+79030000001"),
-            submit(store, "taken", "+79030000002"),
+            submit(store, "taken", "+79030000002", key),
             submit(store, "b", "+79030000003"),
         ]
         results = await asyncio.gather(*tasks, return_exceptions=True)
@@ -164,6 +168,13 @@ async def test_a_submit_that_cannot_be_written_fails_alone_in_its_group_commit(
             SubmitOutcome.CREATED,
         ]
         assert isinstance(results[1], sqlite3.IntegrityError)
+        again = await submit(store, "c", "+79030000004", key)  # the key was not kept
         kept = await store.list_deliveries()
-    assert sorted(d.address for d in kept) == ["+79030000000", "+79030000001", "+79030000003"]
-    assert {d.notification_id for d in kept} == {"taken", "a", "b"}
+    assert getattr(again, "outcome", None) is SubmitOutcome.CREATED
+    assert sorted(d.address for d in kept) == [
+        "+79030000000",
+        "+79030000001",
+        "+79030000003",
+        "+79030000004",
+    ]
+    assert {d.notification_id for d in kept} == {"taken", "a", "b", "c"}

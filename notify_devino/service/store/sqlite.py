@@ -257,6 +257,10 @@ def _delivery(
     )
 
 
+class _Redo(Exception):
+    """A submit failed after it wrote: roll the batch back and do it again with savepoints."""
+
+
 class SqliteStore(Store):
     """The store in one SQLite file. See the module docstring.
 
@@ -504,46 +508,76 @@ class SqliteStore(Store):
         return batch
 
     def _submit_many(self, batch: list[tuple[Any, ...]]) -> list[SubmitResult | Exception]:
-        results: list[SubmitResult | Exception] = []
-        created = 0
+        """One transaction for the batch. Each submit's writes come after its checks, so a
+        refused one (full, a replayed key) wrote nothing and the others go on without a
+        savepoint each (a savepoint and its release cost the intake more than a third of its
+        statements). A submit that fails half-way is not expected; if one does, the whole
+        batch is rolled back and done again with a savepoint per submit, so the failure is
+        that submit's alone."""
         try:
-            with self._transaction() as tx:
-                active: int | None = None
-                exact = False
-                for notification, deliveries, key, response, max_active in batch:
-                    if max_active is not None and active is None:
-                        active = self._active_upper()
-                    tx.execute("SAVEPOINT one")
-                    try:
-                        result = self._submit_one(notification, deliveries, key, response)
-                        if result.outcome is SubmitOutcome.CREATED and max_active is not None:
-                            assert active is not None
-                            if active + len(deliveries) > max_active and not exact:
-                                # Near the bound the estimate is not enough: count (this
-                                # submit's rows, written above, included). The stored figure
-                                # leaves out this batch's creates, which are added at the end.
-                                active = self._active_sync() - len(deliveries)
-                                self._active = (time.monotonic(), active - created)
-                                exact = True
-                            if active + len(deliveries) > max_active and active > 0:
-                                raise StoreFull(
-                                    f"the outbox holds {active} unsent deliveries "
-                                    f"(at most {max_active})"
-                                )
-                            active += len(deliveries)
-                    except Exception as exc:
-                        tx.execute("ROLLBACK TO one")
-                        tx.execute("RELEASE one")
-                        results.append(exc)
-                        continue
-                    tx.execute("RELEASE one")
-                    results.append(result)
-                    if result.outcome is SubmitOutcome.CREATED:
-                        created += len(deliveries)
+            try:
+                with self._transaction():
+                    results, created = self._submit_batch(batch, savepoints=False)
+            except _Redo:
+                with self._transaction():
+                    results, created = self._submit_batch(batch, savepoints=True)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"the store {self.path} cannot commit: {exc}") from exc
         self._raise_active(created)
         return results
+
+    def _submit_batch(
+        self, batch: list[tuple[Any, ...]], *, savepoints: bool
+    ) -> tuple[list[SubmitResult | Exception], int]:
+        """The results, and how many deliveries were created. Without ``savepoints``, a submit
+        that fails after it wrote raises :class:`_Redo` (the caller rolls back)."""
+        db = self._db
+        results: list[SubmitResult | Exception] = []
+        created = 0
+        active: int | None = None
+        exact = False
+        for notification, deliveries, key, response, max_active in batch:
+            if savepoints:
+                db.execute("SAVEPOINT one")
+            try:
+                now = time.time()
+                result = None if key is None else self._replay(key, now)
+                if result is None:
+                    if max_active is not None:
+                        if active is None:
+                            active = self._active_upper()
+                        if active + len(deliveries) > max_active and not exact:
+                            # Near the bound the estimate is not enough: count. The stored
+                            # figure leaves out this batch's creates (added at the end).
+                            active = self._active_sync()
+                            self._active = (time.monotonic(), active - created)
+                            exact = True
+                        if active + len(deliveries) > max_active and active > 0:
+                            raise StoreFull(
+                                f"the outbox holds {active} unsent deliveries "
+                                f"(at most {max_active})"
+                            )
+                    try:
+                        result = self._create(notification, deliveries, key, response, now)
+                    except Exception as exc:
+                        if not savepoints:
+                            raise _Redo from exc
+                        raise
+                    created += len(deliveries)
+                    if active is not None:
+                        active += len(deliveries)
+            except _Redo:
+                raise
+            except Exception as exc:  # StoreFull before any write, or (savepoints) any
+                if savepoints:
+                    db.execute("ROLLBACK TO one")
+                    db.execute("RELEASE one")
+                results.append(exc)
+                continue
+            if savepoints:
+                db.execute("RELEASE one")
+            results.append(result)
+        return results, created
 
     def _active_upper(self) -> int:
         """At least the number of active deliveries (queued, claimed or sending): counted at
@@ -570,29 +604,34 @@ class SqliteStore(Store):
             ).fetchone()[0]
         )
 
-    def _submit_one(
+    def _replay(self, key: SubmitKey, now: float) -> SubmitResult | None:
+        """What an earlier submit under ``key`` answered (a replay or a conflict); ``None``
+        if the key is new or expired. Reads only."""
+        row = self._db.execute(
+            "SELECT request_hash, notification_id, response, expires_at FROM submit_keys "
+            "WHERE scope = ? AND key = ?",
+            (key.scope, key.key),
+        ).fetchone()
+        if row is None or row["expires_at"] <= now:
+            return None
+        stored = json.loads(row["response"]) if row["response"] is not None else None
+        same = key.request_hash is None or row["request_hash"] == key.request_hash
+        return SubmitResult(
+            SubmitOutcome.REPLAY if same else SubmitOutcome.CONFLICT,
+            row["notification_id"],
+            stored,
+        )
+
+    def _create(
         self,
         notification: NewNotification,
         deliveries: Sequence[NewDelivery],
         key: SubmitKey | None,
         response: Mapping[str, Any] | None,
+        now: float,
     ) -> SubmitResult:
         db = self._db
-        now = time.time()
         if key is not None:
-            row = db.execute(
-                "SELECT request_hash, notification_id, response, expires_at FROM submit_keys "
-                "WHERE scope = ? AND key = ?",
-                (key.scope, key.key),
-            ).fetchone()
-            if row is not None and row["expires_at"] > now:
-                stored = json.loads(row["response"]) if row["response"] is not None else None
-                same = key.request_hash is None or row["request_hash"] == key.request_hash
-                return SubmitResult(
-                    SubmitOutcome.REPLAY if same else SubmitOutcome.CONFLICT,
-                    row["notification_id"],
-                    stored,
-                )
             db.execute(
                 "INSERT INTO submit_keys (scope, key, request_hash, notification_id, response, "
                 "expires_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (scope, key) DO UPDATE SET "
@@ -619,32 +658,41 @@ class SqliteStore(Store):
             ),
         )
         texts: dict[int, str] = {}  # the recipients of a notification share one payload
-        db.executemany(
+        rows = [
+            (
+                notification.id,
+                d.channel,
+                d.address,
+                d.contact,
+                d.step,
+                d.due_at.timestamp(),
+                d.group_key,
+                texts.get(id(d.payload)) or texts.setdefault(id(d.payload), json.dumps(d.payload)),
+                now,
+                now,
+            )
+            for d in deliveries
+        ]
+        insert = (
             "INSERT INTO deliveries (notification_id, channel, address, contact, step, state, "
             "due_at, group_key, payload, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
-            [
-                (
-                    notification.id,
-                    d.channel,
-                    d.address,
-                    d.contact,
-                    d.step,
-                    d.due_at.timestamp(),
-                    d.group_key,
-                    texts.get(id(d.payload))
-                    or texts.setdefault(id(d.payload), json.dumps(d.payload)),
-                    now,
-                    now,
-                )
-                for d in deliveries
-            ],
+            "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)"
         )
-        db.execute(
-            "INSERT INTO transitions (delivery_id, from_state, to_state, at) "
-            "SELECT id, NULL, 'queued', ? FROM deliveries WHERE notification_id = ? ORDER BY id",
-            (now, notification.id),
-        )
+        if len(rows) == 1:  # the usual alert: its id is at hand, no lookup by notification
+            delivery_id = db.execute(insert, rows[0]).lastrowid
+            db.execute(
+                "INSERT INTO transitions (delivery_id, from_state, to_state, at) "
+                "VALUES (?, NULL, 'queued', ?)",
+                (delivery_id, now),
+            )
+        else:
+            db.executemany(insert, rows)
+            db.execute(
+                "INSERT INTO transitions (delivery_id, from_state, to_state, at) "
+                "SELECT id, NULL, 'queued', ? FROM deliveries WHERE notification_id = ? "
+                "ORDER BY id",
+                (now, notification.id),
+            )
         return SubmitResult(SubmitOutcome.CREATED, notification.id, response)
 
     def _insert_delivery(self, notification_id: str, d: NewDelivery, now: float) -> int:
