@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -134,9 +136,14 @@ class NotificationRequest(BaseModel):
             )
         return self
 
-    def digest(self) -> str:
-        """A hash of the request's meaning (the same request in another key order hashes alike)."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    def digest(self, dumped: Mapping[str, Any] | None = None) -> str:
+        """A hash of the request's meaning (the same request in another key order hashes alike).
+
+        :param dumped: ``self.model_dump(mode="json")``, if the caller has it already.
+        """
+        if dumped is None:
+            dumped = self.model_dump(mode="json")
+        canonical = json.dumps(dumped, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -160,6 +167,18 @@ class Submitted:
     response: Mapping[str, Any]
 
 
+def new_notification_id() -> str:
+    """A UUID of version 7 (RFC 9562): the time in milliseconds, then 74 random bits.
+
+    Ids made one after another sort together, so each commit adds its notifications at the
+    end of the store's indexes; a random id lands on a page of its own per row, and with a
+    backlog of 10,000 rows that doubled the work of an intake commit."""
+    value = int.from_bytes(os.urandom(10), "big")
+    rand_a, rand_b = (value >> 62) & 0xFFF, value & ((1 << 62) - 1)
+    ms = time.time_ns() // 1_000_000
+    return str(uuid.UUID(int=(ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b))
+
+
 def group_key(channel: str, payload: Mapping[str, Any]) -> str:
     """Deliveries with equal keys can share one provider request."""
     shared = {k: v for k, v in payload.items() if k not in ("route", "channels", "fallback_after")}
@@ -171,7 +190,7 @@ def group_key(channel: str, payload: Mapping[str, Any]) -> str:
 
 
 def plan(
-    config: Config, request: NotificationRequest, notification_id: str, now: datetime
+    config: Config, request: NotificationRequest, now: datetime
 ) -> tuple[str | None, list[NewDelivery]]:
     """The route taken and the first deliveries of a request.
 
@@ -188,10 +207,11 @@ def plan(
         if request.recipient_local_time and request.send_at
         else None,
         "validity_seconds": request.validity_seconds,
+        # Not the notification's id: the row has it, and the sender adds it. Without it, the
+        # payloads of one text to many recipients are one string, decoded once per claim.
         "metadata": {
-            **request.metadata,
+            **{k: v for k, v in request.metadata.items() if k != routing.NOTIFICATION_ID_KEY},
             **({"severity": request.severity} if request.severity else {}),
-            routing.NOTIFICATION_ID_KEY: notification_id,
         },
     }
     if request.addresses:
@@ -222,6 +242,7 @@ def plan(
         "fallback_after": route.fallback_after,
     }
     deliveries = []
+    keys: dict[str, str] = {}  # by channel: every contact shares the payload
     for contact in contacts:
         step = first_step(config, contact, route.channels, 0)
         if step is None:
@@ -234,7 +255,15 @@ def plan(
             )
         index, channel, address = step
         deliveries.append(
-            NewDelivery(channel, address, due, group_key(channel, payload), payload, contact, index)
+            NewDelivery(
+                channel,
+                address,
+                due,
+                keys.get(channel) or keys.setdefault(channel, group_key(channel, payload)),
+                payload,
+                contact,
+                index,
+            )
         )
     return route.name, deliveries
 
@@ -318,8 +347,8 @@ class Outbox:
         if idempotency_key is not None and dedup is not None:
             raise ValueError("give idempotency_key or dedup, not both")
         now = utc_now()
-        notification_id = str(uuid.uuid4())
-        route, deliveries = plan(self.config, request, notification_id, now)
+        notification_id = new_notification_id()
+        route, deliveries = plan(self.config, request, now)
         response = {
             "id": notification_id,
             "state": "queued",
@@ -327,16 +356,17 @@ class Outbox:
             "deliveries": len(deliveries),
             "created_at": now.isoformat(),
         }
+        dumped = request.model_dump(mode="json")
         key = dedup
         if idempotency_key is not None:
             key = SubmitKey(
-                IDEMPOTENCY_SCOPE, idempotency_key, request.digest(), now + self.key_ttl
+                IDEMPOTENCY_SCOPE, idempotency_key, request.digest(dumped), now + self.key_ttl
             )
         result = await self.store.submit(
             NewNotification(
                 id=notification_id,
                 text=request.text,
-                request=request.model_dump(mode="json"),
+                request=dumped,
                 created_at=now,
                 route=route,
             ),
@@ -365,5 +395,6 @@ __all__ = [
     "Submitted",
     "first_step",
     "group_key",
+    "new_notification_id",
     "plan",
 ]

@@ -32,6 +32,7 @@ from typing import Any
 
 import structlog
 
+from .. import routing
 from ..config import Config
 from ..dispatcher import Dispatcher
 from ..errors import ConfigError, InvalidInputError, UnsupportedOperationError
@@ -409,8 +410,10 @@ class Service:
         payload = rows[0].payload
         notification_ids = {r.notification_id for r in rows}
         metadata = dict(payload.get("metadata") or {})
-        if len(notification_ids) > 1:
-            metadata.pop("notification_id", None)
+        if len(notification_ids) > 1:  # one request for many: no one id to give
+            metadata.pop(routing.NOTIFICATION_ID_KEY, None)
+        else:
+            metadata[routing.NOTIFICATION_ID_KEY] = rows[0].notification_id
         started = utc_now()
         addresses = [r.address for r in rows]
         answers: list[tuple[SendOutcome, Sequence[str], Exception | None]]

@@ -4,6 +4,7 @@ machine end to end, crash recovery, route fallback timers and the inbox across r
 from __future__ import annotations
 
 import asyncio
+import textwrap
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from notify_devino.config import parse_config
 from notify_devino.dispatcher import Dispatcher
 from notify_devino.plugins import PluginManager
 from notify_devino.service.outbox import NotificationRequest, Outbox
@@ -19,6 +21,9 @@ from notify_devino.service.states import SendPolicy, State
 from notify_devino.service.store import Change, Delivery, SqliteStore, Store, StoreUnavailable, Work
 from notify_devino.service.workers import Service
 from notify_devino.testing import EventRecorder
+from notify_devino_webhook.channel import idempotency_key
+from notify_devino_webhook.receiver import WebhookReceiver
+from notify_devino_webhook.testing import TEST_SECRET
 
 from .harness import eventually, running, sandbox_config
 
@@ -73,6 +78,41 @@ async def test_identical_texts_due_together_share_one_request_and_are_followed_t
             State.ACCEPTED,
             State.DELIVERED,
         ]
+
+
+async def test_each_send_carries_its_notification_id_to_the_channel(
+    plugins: PluginManager, webhook_receiver: WebhookReceiver, tmp_path: Path
+) -> None:
+    """A row's payload leaves the id out (one text to many recipients is then one stored
+    string), and the sender gives the channel the row's own: here the webhook body's
+    ``notification_id`` and the idempotency key made from it, which a resend repeats."""
+    config = parse_config(
+        textwrap.dedent(
+            f"""
+            version: 1
+            default_channel: hooks
+            channels:
+              hooks:
+                type: webhook
+                settings: {{url: "{webhook_receiver.url()}", secret: {TEST_SECRET}}}
+            """
+        ),
+        source="<test>",
+        env={},
+    )
+    async with running(config, tmp_path / "outbox.db", plugins) as service:
+        submitted = [
+            await service.outbox.submit(NotificationRequest(text=f"db-{i} down", addresses=["ops"]))
+            for i in range(2)
+        ]
+        await eventually(lambda: asyncio.sleep(0, len(webhook_receiver.deliveries) == 2))
+        rows = await service.store.list_deliveries()
+    ids = {s.notification_id for s in submitted}
+    assert {d.payload["notification_id"] for d in webhook_receiver.deliveries} == ids
+    assert {d.key for d in webhook_receiver.deliveries} == {
+        idempotency_key(nid, "hooks", "ops") for nid in ids
+    }
+    assert all("notification_id" not in r.payload["metadata"] for r in rows)
 
 
 async def test_a_full_batch_due_ends_the_linger_and_a_partial_one_waits(
