@@ -112,15 +112,13 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"not JSON: {type(value).__name__}")
 
 
+_ENCODER = json.JSONEncoder(default=_jsonable, ensure_ascii=False)
+
+
 def json_response(
     body: Any, *, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> web.Response:
-    return web.json_response(
-        body,
-        status=status,
-        headers=headers,
-        dumps=lambda v: json.dumps(v, default=_jsonable, ensure_ascii=False),
-    )
+    return web.json_response(body, status=status, headers=headers, dumps=_ENCODER.encode)
 
 
 # -- middlewares ---------------------------------------------------------------------------------
@@ -172,7 +170,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     response.headers["X-Request-Id"] = request_id
     route = request.match_info.route.resource
     template = route.canonical if route is not None else "unmatched"
-    state.metrics.http_requests.labels(template, f"{response.status // 100}xx").inc()
+    state.metrics.count_http_request(template, f"{response.status // 100}xx")
     log.info(
         "http_request",
         method=request.method,
@@ -313,8 +311,10 @@ async def post_notification(request: web.Request) -> web.StreamResponse:
             )
         state.in_flight_keys.add(key)
     try:
-        # Shielded: a client hanging up must not abort a commit half-way.
-        submitted = await asyncio.shield(service.outbox.submit(body, idempotency_key=key))
+        # A client hanging up does not cancel this (the runner's handler_cancellation is off),
+        # and a cancelled submit is committed all the same: the store's group commit is a
+        # task of its own. Only the sender's wake-up would be missed (its next poll finds it).
+        submitted = await service.outbox.submit(body, idempotency_key=key)
     except IdempotencyConflict as exc:
         return error_response(
             422, "idempotency_key_reused", str(exc), notification_id=exc.notification_id

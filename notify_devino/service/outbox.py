@@ -179,14 +179,41 @@ def new_notification_id() -> str:
     return str(uuid.UUID(int=(ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b))
 
 
+_NOT_SHARED = ("route", "channels", "fallback_after")
+_GROUP_KEYS: dict[tuple[Any, ...], str] = {}
+_GROUP_KEYS_KEPT = 4096
+
+
 def group_key(channel: str, payload: Mapping[str, Any]) -> str:
-    """Deliveries with equal keys can share one provider request."""
-    shared = {k: v for k, v in payload.items() if k not in ("route", "channels", "fallback_after")}
-    shared["metadata"] = {
-        k: v for k, v in shared.get("metadata", {}).items() if k != routing.NOTIFICATION_ID_KEY
-    }
+    """Deliveries with equal keys can share one provider request.
+
+    Alerts repeat their texts, so the last few thousand keys are kept by the payload's
+    values (when they are all hashable: strings, numbers, a flat metadata)."""
+    metadata = payload.get("metadata") or {}
+    try:
+        values = (
+            channel,
+            tuple(
+                sorted(
+                    (k, v) for k, v in payload.items() if k not in _NOT_SHARED and k != "metadata"
+                )
+            ),
+            tuple(sorted(metadata.items())),
+        )
+        known = _GROUP_KEYS.get(values)
+    except TypeError:  # a value that cannot be hashed (or compared): no shortcut
+        values, known = None, None
+    if known is not None:
+        return known
+    shared = {k: v for k, v in payload.items() if k not in _NOT_SHARED}
+    shared["metadata"] = {k: v for k, v in metadata.items() if k != routing.NOTIFICATION_ID_KEY}
     canonical = json.dumps([channel, shared], sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    key = hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    if values is not None:
+        if len(_GROUP_KEYS) >= _GROUP_KEYS_KEPT:
+            _GROUP_KEYS.clear()
+        _GROUP_KEYS[values] = key
+    return key
 
 
 def plan(

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime, timedelta
@@ -362,12 +363,14 @@ class Service:
     def _chunks(self, rows: Sequence[Delivery]) -> list[list[Delivery]]:
         """Rows with one group key, in order, cut at the batch size; an address at most once
         per chunk (a number given twice in one request would be sent once)."""
-        groups: dict[tuple[str, str], list[tuple[list[Delivery], set[str]]]] = {}
+        # By group: its chunks, and the index of the first that is not full (the ones before
+        # it never take another row, so a claim of 10,000 does not look through them each).
+        groups: dict[tuple[str, str], tuple[list[tuple[list[Delivery], set[str]]], list[int]]] = {}
         out: list[list[Delivery]] = []
         for row in rows:
-            chunks = groups.setdefault((row.channel, row.group_key), [])
+            chunks, first_open = groups.setdefault((row.channel, row.group_key), ([], [0]))
             size = self._batch_size(row.channel)
-            for chunk, addresses in chunks:
+            for chunk, addresses in itertools.islice(chunks, first_open[0], None):
                 if len(chunk) < size and row.address not in addresses:
                     chunk.append(row)
                     addresses.add(row.address)
@@ -376,6 +379,8 @@ class Service:
                 chunk = [row]
                 chunks.append((chunk, {row.address}))
                 out.append(chunk)
+            while first_open[0] < len(chunks) and len(chunks[first_open[0]][0]) >= size:
+                first_open[0] += 1
         return out
 
     async def _release(self, rows: Sequence[Delivery], detail: str) -> None:
@@ -523,8 +528,7 @@ class Service:
                 if step is not None:
                     create.append((row.notification_id, step))
         await self.store.apply(changes, owner=self.owner, create=create, returning=False)
-        for created_at, count in waited.items():
-            observe_many(to_accepted, _duration(created_at, now), count)
+        observe_many(to_accepted, ((_duration(t, now), n) for t, n in waited.items()))
         if accepted and self.metrics.channel_known(channel):
             for route, count in accepted.items():
                 label = self.metrics.route_label(route)

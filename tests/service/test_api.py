@@ -155,6 +155,31 @@ async def test_one_post_three_times_in_a_row_is_one_notification_and_one_sms(
     assert len(await api.store.list_deliveries()) == 1
 
 
+async def test_a_client_that_hangs_up_after_its_post_still_has_it_committed_and_sent(
+    api: Api, devino_sandbox: Sandbox
+) -> None:
+    """Its handler is not cancelled when the client goes: what was received is committed and
+    sent, and the client's retry with its key gets the first answer."""
+    body = json.dumps(BODY).encode()
+    assert api.server.port is not None
+    _, writer = await asyncio.open_connection(api.server.host, api.server.port)
+    writer.write(
+        b"POST /v1/notifications HTTP/1.1\r\nHost: notify\r\n"
+        b"Content-Type: application/json\r\nIdempotency-Key: gone-1\r\n"
+        + f"Authorization: Bearer {SEND}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    await writer.drain()
+    writer.close()  # before any answer
+    await writer.wait_closed()
+    await eventually(lambda: asyncio.sleep(0, sms_sent(devino_sandbox) == ["79031234567"]))
+    status, _, response = await api.call(
+        "POST", "/v1/notifications", json=BODY, headers={"Idempotency-Key": "gone-1"}, token=SEND
+    )
+    assert (status, response.headers["Idempotent-Replayed"]) == (202, "true")
+    assert len(await api.store.list_deliveries()) == 1
+
+
 async def test_one_post_three_times_at_once_is_one_notification_and_one_sms(
     api: Api, devino_sandbox: Sandbox
 ) -> None:

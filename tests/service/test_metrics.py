@@ -16,9 +16,10 @@ def test_observe_many_counts_as_that_many_observations(amount: float) -> None:
     for _ in range(7):
         a.labels("sms").observe(amount)
     a.labels("sms").observe(0.05)
-    observe_many(b.labels("sms"), amount, 7)
-    observe_many(b.labels("sms"), 0.05, 1)
-    observe_many(b.labels("sms"), 0.05, 0)
+    a.labels("sms").observe(1)  # on a bound: that bucket
+    observe_many(b.labels("sms"), [(amount, 7), (0.05, 1), (0.05, 0)])
+    observe_many(b.labels("sms"), [(1, 1)])
+    observe_many(b.labels("sms"), [])
     assert _samples(many) == _samples(one)
 
 

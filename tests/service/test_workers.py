@@ -115,6 +115,26 @@ async def test_each_send_carries_its_notification_id_to_the_channel(
     assert all("notification_id" not in r.payload["metadata"] for r in rows)
 
 
+async def test_a_submit_cancelled_while_it_commits_is_committed_and_sent(
+    devino_sandbox: Sandbox, plugins: PluginManager, tmp_path: Path
+) -> None:
+    """The group commit is the store's own task: a caller that gives up waiting does not take
+    the notification with it. The sender, not woken, finds it at its next poll."""
+    request = NotificationRequest(text="db-1 down", addresses=["+79031234567"])
+    async with running(
+        sandbox_config(devino_sandbox.url), tmp_path / "outbox.db", plugins
+    ) as service:
+        task = asyncio.create_task(service.outbox.submit(request, idempotency_key="c1"))
+        await asyncio.sleep(0)  # the submit waits on the store's group commit
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await eventually(lambda: all_final(service.store, 1))
+        again = await service.outbox.submit(request, idempotency_key="c1")
+    assert again.replayed
+    assert len(sends(devino_sandbox)) == 1
+
+
 async def test_a_full_batch_due_ends_the_linger_and_a_partial_one_waits(
     devino_sandbox: Sandbox, plugins: PluginManager, tmp_path: Path
 ) -> None:
