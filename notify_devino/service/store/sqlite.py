@@ -257,6 +257,13 @@ def _delivery(
     )
 
 
+_INSERT_DELIVERY = (
+    "INSERT INTO deliveries (notification_id, channel, address, contact, step, state, "
+    "due_at, group_key, payload, created_at, updated_at) "
+    "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)"
+)
+
+
 class _Redo(Exception):
     """A submit failed after it wrote: roll the batch back and do it again with savepoints."""
 
@@ -657,49 +664,39 @@ class SqliteStore(Store):
                 notification.created_at.timestamp(),
             ),
         )
+        if len(deliveries) == 1:  # the usual alert: its id is at hand, no lookup by notification
+            self._insert_delivery(notification.id, deliveries[0], now)
+            return SubmitResult(SubmitOutcome.CREATED, notification.id, response)
         texts: dict[int, str] = {}  # the recipients of a notification share one payload
-        rows = [
-            (
-                notification.id,
-                d.channel,
-                d.address,
-                d.contact,
-                d.step,
-                d.due_at.timestamp(),
-                d.group_key,
-                texts.get(id(d.payload)) or texts.setdefault(id(d.payload), json.dumps(d.payload)),
-                now,
-                now,
-            )
-            for d in deliveries
-        ]
-        insert = (
-            "INSERT INTO deliveries (notification_id, channel, address, contact, step, state, "
-            "due_at, group_key, payload, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)"
+        db.executemany(
+            _INSERT_DELIVERY,
+            [
+                (
+                    notification.id,
+                    d.channel,
+                    d.address,
+                    d.contact,
+                    d.step,
+                    d.due_at.timestamp(),
+                    d.group_key,
+                    texts.get(id(d.payload))
+                    or texts.setdefault(id(d.payload), json.dumps(d.payload)),
+                    now,
+                    now,
+                )
+                for d in deliveries
+            ],
         )
-        if len(rows) == 1:  # the usual alert: its id is at hand, no lookup by notification
-            delivery_id = db.execute(insert, rows[0]).lastrowid
-            db.execute(
-                "INSERT INTO transitions (delivery_id, from_state, to_state, at) "
-                "VALUES (?, NULL, 'queued', ?)",
-                (delivery_id, now),
-            )
-        else:
-            db.executemany(insert, rows)
-            db.execute(
-                "INSERT INTO transitions (delivery_id, from_state, to_state, at) "
-                "SELECT id, NULL, 'queued', ? FROM deliveries WHERE notification_id = ? "
-                "ORDER BY id",
-                (now, notification.id),
-            )
+        db.execute(
+            "INSERT INTO transitions (delivery_id, from_state, to_state, at) "
+            "SELECT id, NULL, 'queued', ? FROM deliveries WHERE notification_id = ? ORDER BY id",
+            (now, notification.id),
+        )
         return SubmitResult(SubmitOutcome.CREATED, notification.id, response)
 
     def _insert_delivery(self, notification_id: str, d: NewDelivery, now: float) -> int:
         cursor = self._db.execute(
-            "INSERT INTO deliveries (notification_id, channel, address, contact, step, state, "
-            "due_at, group_key, payload, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+            _INSERT_DELIVERY,
             (
                 notification_id,
                 d.channel,
