@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -88,6 +87,11 @@ _RULES: dict[str, Any] = {
 }
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
+"""``json.dumps(value, sort_keys=True, ensure_ascii=False)``, without building an encoder per
+call. Request digests are kept with idempotency keys: this text must not change."""
+
+
 class NotificationRequest(BaseModel):
     """What a caller asks the service to send (the body of ``POST /v1/notifications``).
 
@@ -143,8 +147,7 @@ class NotificationRequest(BaseModel):
         """
         if dumped is None:
             dumped = self.model_dump(mode="json")
-        canonical = json.dumps(dumped, sort_keys=True, ensure_ascii=False)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return hashlib.sha256(_CANONICAL.encode(dumped).encode()).hexdigest()
 
 
 class IdempotencyConflict(NotifyError):
@@ -176,7 +179,8 @@ def new_notification_id() -> str:
     value = int.from_bytes(os.urandom(10), "big")
     rand_a, rand_b = (value >> 62) & 0xFFF, value & ((1 << 62) - 1)
     ms = time.time_ns() // 1_000_000
-    return str(uuid.UUID(int=(ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b))
+    h = f"{(ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"  # as str(uuid.UUID(...))
 
 
 _NOT_SHARED = ("route", "channels", "fallback_after")
