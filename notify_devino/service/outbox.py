@@ -191,8 +191,9 @@ _GROUP_KEYS_KEPT = 4096
 def group_key(channel: str, payload: Mapping[str, Any]) -> str:
     """Deliveries with equal keys can share one provider request.
 
-    Alerts repeat their texts, so the last few thousand keys are kept by the payload's
-    values (when they are all hashable: strings, numbers, a flat metadata)."""
+    Alerts repeat their texts, so up to ``_GROUP_KEYS_KEPT`` keys are kept by the payload's
+    values (when they are all hashable: strings, numbers, a flat metadata), all forgotten
+    when that many are kept."""
     metadata = payload.get("metadata") or {}
     try:
         values = (

@@ -363,14 +363,17 @@ class Service:
     def _chunks(self, rows: Sequence[Delivery]) -> list[list[Delivery]]:
         """Rows with one group key, in order, cut at the batch size; an address at most once
         per chunk (a number given twice in one request would be sent once)."""
-        # By group: its chunks, and the index of the first that is not full (the ones before
-        # it never take another row, so a claim of 10,000 does not look through them each).
-        groups: dict[tuple[str, str], tuple[list[tuple[list[Delivery], set[str]]], list[int]]] = {}
+        groups: dict[tuple[str, str], list[tuple[list[Delivery], set[str]]]] = {}
+        # By group, the first chunk that is not full: the ones before it never take another
+        # row, so a claim of 10,000 does not look through them for each.
+        first_open: dict[tuple[str, str], int] = {}
         out: list[list[Delivery]] = []
         for row in rows:
-            chunks, first_open = groups.setdefault((row.channel, row.group_key), ([], [0]))
+            group = (row.channel, row.group_key)
+            chunks = groups.setdefault(group, [])
             size = self._batch_size(row.channel)
-            for chunk, addresses in itertools.islice(chunks, first_open[0], None):
+            start = first_open.get(group, 0)
+            for chunk, addresses in itertools.islice(chunks, start, None):
                 if len(chunk) < size and row.address not in addresses:
                     chunk.append(row)
                     addresses.add(row.address)
@@ -379,8 +382,9 @@ class Service:
                 chunk = [row]
                 chunks.append((chunk, {row.address}))
                 out.append(chunk)
-            while first_open[0] < len(chunks) and len(chunks[first_open[0]][0]) >= size:
-                first_open[0] += 1
+            while start < len(chunks) and len(chunks[start][0]) >= size:
+                start += 1
+            first_open[group] = start
         return out
 
     async def _release(self, rows: Sequence[Delivery], detail: str) -> None:

@@ -419,3 +419,23 @@ async def test_status_reads_wait_while_the_sender_has_work(
     last_send = max(i for i, op in enumerate(operations) if op == "SendMessage")
     assert "GetMessageState" not in operations[:last_send]
     assert "GetMessageState" in operations[last_send:]
+
+
+def test_a_claim_is_cut_into_chunks_by_group_and_batch_size_an_address_once_each() -> None:
+    """In claim order, each row goes to the first chunk of its group with room that does not
+    hold its address yet (a number twice is sent in two requests, never twice in one)."""
+    from types import SimpleNamespace
+
+    claimed = ["k:a", "k:b", "k:a", "k:c", "k2:x", "k:d", "k:a", "k:e", "k:f"]
+    rows = [
+        SimpleNamespace(channel="sms", group_key=key, address=address)
+        for key, address in (item.split(":") for item in claimed)
+    ]
+    fake = SimpleNamespace(_batch_size=lambda channel: 3)
+    chunks = Service._chunks(fake, rows)  # type: ignore[arg-type]
+    assert [[r.address for r in chunk] for chunk in chunks] == [
+        ["a", "b", "c"],
+        ["a", "d", "e"],
+        ["x"],
+        ["a", "f"],
+    ]

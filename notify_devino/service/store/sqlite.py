@@ -546,6 +546,7 @@ class SqliteStore(Store):
         for notification, deliveries, key, response, max_active in batch:
             if savepoints:
                 db.execute("SAVEPOINT one")
+            wrote = False
             try:
                 now = time.time()
                 result = None if key is None else self._replay(key, now)
@@ -564,18 +565,14 @@ class SqliteStore(Store):
                                 f"the outbox holds {active} unsent deliveries "
                                 f"(at most {max_active})"
                             )
-                    try:
-                        result = self._create(notification, deliveries, key, response, now)
-                    except Exception as exc:
-                        if not savepoints:
-                            raise _Redo from exc
-                        raise
+                    wrote = True
+                    result = self._create(notification, deliveries, key, response, now)
                     created += len(deliveries)
                     if active is not None:
                         active += len(deliveries)
-            except _Redo:
-                raise
-            except Exception as exc:  # StoreFull before any write, or (savepoints) any
+            except Exception as exc:  # StoreFull or a replay's read: nothing written yet
+                if wrote and not savepoints:
+                    raise _Redo from exc
                 if savepoints:
                     db.execute("ROLLBACK TO one")
                     db.execute("RELEASE one")
