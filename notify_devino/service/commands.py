@@ -89,7 +89,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, store_url: str
             fail("without a configuration the service listens on loopback only", EXIT_USAGE)
     else:
         settings = config.service or ServiceSettings()
-    setup_logging(state, config)
+    # A service: the configuration's logging.level (the access log is at info), set once.
+    setup_logging(state, config, config_level=True, final=True)
     settings = settings.model_copy(deep=True)
     if host is not None:
         settings.listen.host = host

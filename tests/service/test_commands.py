@@ -9,7 +9,9 @@ import json
 import os
 import signal
 import sys
+import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 import pytest
@@ -18,6 +20,9 @@ from notify_devino.testing import run_cli
 
 from .harness import eventually
 from .test_soak import free_port
+
+if TYPE_CHECKING:
+    from notify_devino_soap.emulator import Sandbox
 
 pytestmark = pytest.mark.devino
 
@@ -71,6 +76,71 @@ async def test_serve_without_configuration_runs_on_the_embedded_sandbox(tmp_path
     assert "auth_disabled" in text
     assert f"serving on http://127.0.0.1:{port}" in text
     assert "Traceback" not in text
+
+
+@pytest.mark.parametrize("level", ["info", "warning"])
+async def test_serve_logs_at_the_configured_level_with_an_access_log_line_per_request(
+    tmp_path: Path, devino_sandbox: Sandbox, level: str
+) -> None:
+    """A service takes ``logging.level`` from its configuration (commands at the prompt show
+    warnings only): at info each request is one JSON line naming its request id."""
+    port = free_port()
+    config = tmp_path / "notify-devino.yaml"
+    config.write_text(
+        textwrap.dedent(
+            f"""\
+            version: 1
+            default_channel: sms
+            logging: {{format: json, level: {level}}}
+            channels:
+              sms:
+                type: devino_soap
+                settings: {{url: "{devino_sandbox.url}", login: demo, password: demo-password}}
+            service:
+              listen: {{host: 127.0.0.1, port: {port}}}
+              store: sqlite://{tmp_path}/outbox.db
+              auth: false
+            """
+        )
+    )
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "notify_devino", "--config", str(config), "serve",
+            stdout=out, stderr=out,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+
+            async def ready() -> bool:
+                try:
+                    async with session.get(f"{url}/-/ready") as r:
+                        return r.status == 200
+                except aiohttp.ClientError:
+                    return False
+
+            await eventually(ready, timeout=30)
+            async with session.post(
+                f"{url}/v1/notifications",
+                json={"text": "Disk full on db-1", "addresses": ["+79031234567"]},
+                headers={"X-Request-Id": "req-42"},
+            ) as r:
+                assert r.status == 202
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 30)
+    assert proc.returncode == 0
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    posts = [e for e in lines if e.get("event") == "http_request" and e["method"] == "POST"]
+    if level == "info":
+        assert [(e["request_id"], e["path"], e["status"]) for e in posts] == [
+            ("req-42", "/v1/notifications", 202)
+        ]
+        assert any(e["event"] == "service_listening" for e in lines)
+    else:
+        assert posts == []
+        assert {e["level"] for e in lines} <= {"warning", "error", "critical"}
 
 
 async def test_serve_refuses_a_public_address_without_configuration(tmp_path: Path) -> None:
