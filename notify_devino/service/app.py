@@ -135,7 +135,8 @@ def _new_request_id() -> str:
 
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The request id, the JSON error shape, the access log and the HTTP metrics."""
+    """The request id, the query and token checks, the JSON error shape, the access log and
+    the HTTP metrics: one middleware (each is another coroutine a request passes through)."""
     given = request.headers.get("X-Request-Id", "")
     request_id = given if _REQUEST_ID.match(given) else _new_request_id()
     structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -145,7 +146,8 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     state = request.config_dict[STATE]
     response: web.StreamResponse
     try:
-        response = await handler(request)
+        refused = _refusal(request, state)
+        response = refused if refused is not None else await handler(request)
     except web.HTTPException as exc:
         code = exc.reason.lower().replace(" ", "_").replace("-", "_")
         message = {
@@ -189,8 +191,9 @@ QUERY_PARAMETERS = {"/v1/inbox": frozenset({"after", "limit"})}
 otherwise be silently ignored)."""
 
 
-@web.middleware
-async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+def _refusal(request: web.Request, state: State) -> web.Response | None:
+    """The answer for a request refused before its handler: an unknown query parameter, a
+    missing or unknown token, a token without the route's scope. None: let it through."""
     resource = request.match_info.route.resource
     path = resource.canonical if resource is not None else ""
     if path.startswith("/v1/") and request.query:
@@ -205,8 +208,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
             )
     scope: Scope | None = getattr(request.match_info.handler, SCOPE_ATTR, None)
     if scope is None:
-        return await handler(request)
-    state = request.config_dict[STATE]
+        return None
     caller: Caller | None = state.auth.caller(request.headers.get("Authorization"))
     if caller is None:
         return error_response(
@@ -220,7 +222,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         return error_response(
             403, "forbidden", f"the token {caller.name!r} lacks the {scope.value!r} scope"
         )
-    return await handler(request)
+    return None
 
 
 # -- handlers ------------------------------------------------------------------------------------
@@ -586,7 +588,7 @@ def make_app(
         auth=Authenticator(settings.tokens if settings.auth else []),
     )
     app = web.Application(
-        middlewares=[request_context, authenticate],
+        middlewares=[request_context],
         client_max_size=settings.limits.max_body_bytes,
     )
     app[STATE] = state
