@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -170,13 +171,42 @@ class Submitted:
     response: Mapping[str, Any]
 
 
+class _RandomPool(threading.local):
+    """Bytes from ``os.urandom``, read 4 KiB at a time, for each thread its own: one system
+    call per 409 ids instead of one each (the call releases the GIL, and on a busy server the
+    event loop then waits for the store thread to give it back). A forked child reads anew,
+    so parent and child never share bits."""
+
+    def __init__(self) -> None:
+        self.empty()
+
+    def empty(self) -> None:
+        self.data = b""
+        self.at = 0
+
+
+_RANDOM = _RandomPool()
+_RANDOM_READ = 4096
+os.register_at_fork(after_in_child=_RANDOM.empty)
+
+
+def _random_80_bits() -> int:
+    pool = _RANDOM
+    at = pool.at
+    if at + 10 > len(pool.data):
+        pool.data, at = os.urandom(_RANDOM_READ), 0
+    pool.at = at + 10
+    return int.from_bytes(pool.data[at : at + 10], "big")
+
+
 def new_notification_id() -> str:
-    """A UUID of version 7 (RFC 9562): the time in milliseconds, then 74 random bits.
+    """A UUID of version 7 (RFC 9562): the time in milliseconds, then 74 random bits (from
+    the system's CSPRNG, as the RFC advises).
 
     Ids made one after another sort together, so each commit adds its notifications at the
     end of the store's indexes; a random id lands on a page of its own per row, and with a
     backlog of 10,000 rows that doubled the work of an intake commit."""
-    value = int.from_bytes(os.urandom(10), "big")
+    value = _random_80_bits()
     rand_a, rand_b = (value >> 62) & 0xFFF, value & ((1 << 62) - 1)
     ms = time.time_ns() // 1_000_000
     h = f"{(ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b:032x}"

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import threading
 import time
 import uuid
 from typing import Any
+
+import pytest
 
 from notify_devino.service.outbox import NotificationRequest, group_key, new_notification_id
 
@@ -24,6 +28,47 @@ def test_notification_ids_are_uuids_of_version_7_in_the_order_made() -> None:
     assert ms == sorted(ms)
     assert abs(ms[-1] - time.time_ns() // 1_000_000) < 5_000
     assert ids[0] < ids[-1]  # text order follows time too (across milliseconds)
+
+
+def _random_bits(notification_id: str) -> int:
+    """The id's 74 random bits: rand_a (12 bits after the version) and rand_b (62 at the end)."""
+    value = uuid.UUID(notification_id).int
+    return (value >> 64 & 0xFFF) << 62 | value & ((1 << 62) - 1)
+
+
+def test_the_random_bits_of_ids_are_not_shared_by_threads() -> None:
+    """Each thread reads the system's random bytes on its own, so ids made at once in two
+    threads are all distinct in their random part, not only as a whole."""
+    made: list[list[str]] = [[], []]
+
+    def make(into: list[str]) -> None:
+        into += [new_notification_id() for _ in range(2000)]
+
+    threads = [threading.Thread(target=make, args=(m,)) for m in made]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    bits = [_random_bits(i) for m in made for i in m]
+    assert len(set(bits)) == len(bits) == 4000
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX")
+def test_a_forked_child_does_not_repeat_the_ids_its_parent_makes_next() -> None:
+    new_notification_id()  # the pool holds bytes not yet used
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, to the parent
+        try:
+            os.write(write, json.dumps([new_notification_id() for _ in range(50)]).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = json.loads(pipe.read())
+    os.waitpid(pid, 0)
+    parent = [new_notification_id() for _ in range(50)]
+    assert not {_random_bits(i) for i in child} & {_random_bits(i) for i in parent}
 
 
 def _group_key_as_computed(channel: str, payload: dict[str, Any]) -> str:
