@@ -340,10 +340,6 @@ async def post_notification(request: web.Request) -> web.StreamResponse:
     finally:
         if key is not None:
             state.in_flight_keys.discard(key)
-    if not submitted.replayed:
-        service.metrics.submitted.labels(
-            service.metrics.route_label(submitted.response.get("route"))
-        ).inc()
     headers = {"Location": f"/v1/notifications/{submitted.notification_id}"}
     if key is not None:
         headers["Idempotent-Replayed"] = "true" if submitted.replayed else "false"

@@ -188,8 +188,7 @@ class ServiceMetrics:
             self.to_delivered.labels(channel)
             self.send_duration.labels(channel)
             self.last_success.labels(channel)
-        for route in self.routes:
-            self.submitted.labels(route)
+        self._submitted_children = {route: self.submitted.labels(route) for route in self.routes}
         self._http_children: dict[tuple[str, str], Any] = {}  # route templates: a fixed set
 
     def count_http_request(self, handler: str, code: str) -> None:
@@ -199,6 +198,10 @@ class ServiceMetrics:
         if child is None:
             child = self._http_children[(handler, code)] = self.http_requests.labels(handler, code)
         child.inc()
+
+    def count_submitted(self, route: str | None) -> None:
+        """One notification committed to the outbox, by its route (none: ``NO_ROUTE``)."""
+        self._submitted_children[self.route_label(route)].inc()
 
     def route_label(self, route: str | None) -> str:
         return route if route in self.routes else NO_ROUTE

@@ -89,7 +89,7 @@ class Service:
             config,
             key_ttl=timedelta(hours=settings.idempotency_key_hours),
             max_active=settings.limits.outbox_max_depth,
-            on_submit=self.wake,
+            on_submit=self._submitted,
         )
         known = dispatcher.plugins.channel_types()
         self.types: dict[str, ChannelType] = {
@@ -225,6 +225,12 @@ class Service:
                 await task
         self._tasks.clear()
         log.info("workers_stopped", owner=self.owner)
+
+    def _submitted(self, deliveries: Sequence[NewDelivery]) -> None:
+        """A notification was committed (from the API, Alertmanager or an embedder): count it
+        by its route, and wake the sender."""
+        self.metrics.count_submitted(deliveries[0].payload.get("route") if deliveries else None)
+        self.wake(deliveries)
 
     def wake(self, deliveries: Sequence[NewDelivery] = ()) -> None:
         """Tell the sender there is new work (the outbox calls it after a commit, with the

@@ -65,6 +65,16 @@ class Stack:
             and "alertmanager" in sample.labels.get("handler", "")
         )
 
+    def submitted(self) -> float:
+        """``notify_devino_notifications_submitted_total``, over all routes."""
+        metric = self.app[STATE].metrics.submitted
+        return sum(
+            sample.value
+            for family in metric.collect()
+            for sample in family.samples
+            if sample.name.endswith("_total")
+        )
+
 
 StackFactory = Callable[..., Any]
 
@@ -169,6 +179,7 @@ async def test_alerts_fired_become_one_sms_per_group_and_a_resolution_one_more(
     assert stack.http_count("5xx") == 0
     # one notification per Alertmanager notification: nothing else was queued
     assert len(await stack.store.list_deliveries(limit=100)) == 3
+    assert stack.submitted() == 3  # counted as the API's are
 
 
 async def test_serve_answering_503_for_20_s_still_gives_exactly_one_sms(
