@@ -472,7 +472,10 @@ class SqliteStore(Store):
         self._pending.append(((notification, tuple(deliveries), key, response, max_active), future))
         if self._flushing is None:
             self._flushing = asyncio.create_task(self._flush())
-        return await asyncio.shield(future)
+        # Not shielded: a cancelled waiter cancels only its own future, and its submit is
+        # committed all the same (the group commit is a task of its own; it skips answering
+        # a future already done).
+        return await future
 
     async def _flush(self) -> None:
         try:
