@@ -54,26 +54,26 @@ class Stack:
         assert store is not None
         return store
 
-    def http_count(self, code: str) -> float:
-        metric = self.app[STATE].metrics.http_requests
+    def total(self, metric: Any, keep: Callable[[dict[str, str]], bool] = lambda _: True) -> float:
+        """A counter's ``_total`` summed over the series whose labels ``keep`` keeps."""
         return sum(
             sample.value
             for family in metric.collect()
             for sample in family.samples
-            if sample.name.endswith("_total")
-            and sample.labels.get("code") == code
-            and "alertmanager" in sample.labels.get("handler", "")
+            if sample.name.endswith("_total") and keep(sample.labels)
+        )
+
+    def http_count(self, code: str) -> float:
+        return self.total(
+            self.app[STATE].metrics.http_requests,
+            lambda labels: (
+                labels.get("code") == code and "alertmanager" in labels.get("handler", "")
+            ),
         )
 
     def submitted(self) -> float:
         """``notify_devino_notifications_submitted_total``, over all routes."""
-        metric = self.app[STATE].metrics.submitted
-        return sum(
-            sample.value
-            for family in metric.collect()
-            for sample in family.samples
-            if sample.name.endswith("_total")
-        )
+        return self.total(self.app[STATE].metrics.submitted)
 
 
 StackFactory = Callable[..., Any]

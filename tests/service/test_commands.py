@@ -27,6 +27,32 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.devino
 
 
+async def _ready(session: aiohttp.ClientSession, url: str) -> None:
+    """Wait until the service at ``url`` answers ``/-/ready`` with 200."""
+
+    async def ready() -> bool:
+        try:
+            async with session.get(f"{url}/-/ready") as r:
+                return r.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    await eventually(ready, timeout=30)
+
+
+async def _post_one(
+    session: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None
+) -> str:
+    """POST one notification; :return: its id."""
+    async with session.post(
+        f"{url}/v1/notifications",
+        json={"text": "Disk full on db-1", "addresses": ["+79031234567"]},
+        headers=headers,
+    ) as r:
+        assert r.status == 202
+        return str((await r.json())["id"])
+
+
 async def test_serve_without_configuration_runs_on_the_embedded_sandbox(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "NOTIFY_DEVINO_CONFIG": "", "HOME": str(tmp_path)}
@@ -45,21 +71,8 @@ async def test_serve_without_configuration_runs_on_the_embedded_sandbox(tmp_path
     url = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as session:
-
-            async def ready() -> bool:
-                try:
-                    async with session.get(f"{url}/-/ready") as r:
-                        return r.status == 200
-                except aiohttp.ClientError:
-                    return False
-
-            await eventually(ready, timeout=30)
-            async with session.post(
-                f"{url}/v1/notifications",
-                json={"text": "Disk full on db-1", "addresses": ["+79031234567"]},
-            ) as r:  # no token: auth is off
-                assert r.status == 202
-                nid = (await r.json())["id"]
+            await _ready(session, url)
+            nid = await _post_one(session, url)  # no token: auth is off
 
             async def delivered() -> bool:
                 async with session.get(f"{url}/v1/notifications/{nid}") as r:
@@ -112,21 +125,8 @@ async def test_serve_logs_at_the_configured_level_with_an_access_log_line_per_re
     url = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as session:
-
-            async def ready() -> bool:
-                try:
-                    async with session.get(f"{url}/-/ready") as r:
-                        return r.status == 200
-                except aiohttp.ClientError:
-                    return False
-
-            await eventually(ready, timeout=30)
-            async with session.post(
-                f"{url}/v1/notifications",
-                json={"text": "Disk full on db-1", "addresses": ["+79031234567"]},
-                headers={"X-Request-Id": "req-42"},
-            ) as r:
-                assert r.status == 202
+            await _ready(session, url)
+            await _post_one(session, url, headers={"X-Request-Id": "req-42"})
     finally:
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.wait(), 30)
