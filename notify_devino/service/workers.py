@@ -53,6 +53,8 @@ YIELD_TO_SENDER_SECONDS = 30.0
 """How long the follower holds back, at most, while the sender has work: the provider's
 request budget (Devino: 10 requests/s per account) goes to sends first, a burst's status reads
 come after it (or after this long, if the sends never stop)."""
+MAINTENANCE_SECONDS = 60.0
+"""How often expired idempotency keys are purged and the balances read."""
 LEADER_LEASE_SECONDS = 5.0
 """How long a singleton's holder (the inbox reader of a channel) keeps it without renewing:
 a stopped or dead instance's singleton moves to another within about this long."""
@@ -821,13 +823,16 @@ class Service:
                     log.info("idempotency_keys_purged", count=purged)
                 for name, operations in self.operations.items():
                     if "balance" in operations:
+                        # A read takes one of the account's request slots for a second: in
+                        # the middle of a bulk send it would put a send a whole cycle later.
+                        await self._yield_to_sender()
                         balance = await self.dispatcher.balance(channel=name)
                         self.metrics.balance.labels(name).set(float(balance.amount))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("maintenance_failed", error=f"{type(exc).__name__}: {exc}")
-            await asyncio.sleep(60)
+            await asyncio.sleep(MAINTENANCE_SECONDS)
 
 
 __all__ = ["Service"]

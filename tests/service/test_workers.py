@@ -353,6 +353,32 @@ async def test_an_inbox_read_waits_for_the_sender_at_most_one_more_interval(
     assert any(t > send.monotonic + delay for t in reads)  # and read again after the send
 
 
+async def test_a_balance_read_waits_for_the_sends_under_way(
+    devino_sandbox: Sandbox,
+    plugins: PluginManager,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The balance is read every ``MAINTENANCE_SECONDS`` (0.5 s here); a read due while a send
+    is under way waits for it, so the send's request slots are not taken by reads."""
+    from notify_devino.service import workers
+
+    monkeypatch.setattr(workers, "MAINTENANCE_SECONDS", 0.5)
+    config = sandbox_config(devino_sandbox.url)
+    devino_sandbox.faults.add("delay", operation="SendMessage", probability=1.0, delay_seconds=2.5)
+    async with running(config, tmp_path / "o.db", plugins) as service:
+        await asyncio.sleep(0.3)  # started: the first reads are done
+        await service.outbox.submit(NotificationRequest(text="x", addresses=["+79031234567"]))
+        await eventually(lambda: all_final(service.store, 1), timeout=20)
+        await asyncio.sleep(1.2)  # the sender idle again: the reads go on
+    log = devino_sandbox.requests
+    (send,) = [r for r in log if r.operation == "SendMessage"]
+    reads = [r.monotonic for r in log if r.operation == "GetBalance" and r.login == "demo"]
+    assert [t for t in reads if send.monotonic < t < send.monotonic + 2.5] == []
+    assert any(t < send.monotonic for t in reads)  # read before the send,
+    assert any(t > send.monotonic + 2.5 for t in reads)  # and again after it
+
+
 async def test_a_scheduled_notification_waits_in_the_outbox(
     devino_sandbox: Sandbox, plugins: PluginManager, tmp_path: Path
 ) -> None:
