@@ -816,7 +816,7 @@ class Service:
     # -- maintenance -------------------------------------------------------------------------
 
     async def _maintenance_loop(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 purged = await self.store.purge_keys()
                 if purged:
@@ -826,6 +826,11 @@ class Service:
                         # A read takes one of the account's request slots for a second: in
                         # the middle of a bulk send it would put a send a whole cycle later.
                         await self._yield_to_sender()
+                        if self._stopping.is_set():
+                            # stop() sets the sender idle before it cancels this task, and
+                            # on Python 3.11 a wait_for whose wait ends as it is cancelled
+                            # may swallow the cancel: no new request once stopping.
+                            return
                         balance = await self.dispatcher.balance(channel=name)
                         self.metrics.balance.labels(name).set(float(balance.amount))
             except asyncio.CancelledError:
