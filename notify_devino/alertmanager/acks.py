@@ -227,15 +227,20 @@ class AckReader:
         self.interval = interval
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.handled = 0
 
     def wake(self) -> None:
         self._wake.set()
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._loop(), name="alertmanager-acks")
 
     async def stop(self) -> None:
+        # The flag as well as the cancel: on Python 3.11 a wait_for whose wait ends (a wake)
+        # as it is cancelled returns instead of raising, and the loop would go on.
+        self._stopping = True
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -245,7 +250,7 @@ class AckReader:
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         next_watch = loop.time()
-        while True:
+        while not self._stopping:
             try:
                 await self.read_once()
             except asyncio.CancelledError:
