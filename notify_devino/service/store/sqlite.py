@@ -264,6 +264,24 @@ _INSERT_DELIVERY = (
 )
 
 
+def _delivery_row(
+    notification_id: str, d: NewDelivery, payload: str, now: float
+) -> tuple[Any, ...]:
+    """The arguments of ``_INSERT_DELIVERY`` for one new delivery (``payload`` encoded)."""
+    return (
+        notification_id,
+        d.channel,
+        d.address,
+        d.contact,
+        d.step,
+        d.due_at.timestamp(),
+        d.group_key,
+        payload,
+        now,
+        now,
+    )
+
+
 class _Redo(Exception):
     """A submit failed after it wrote: roll the batch back and do it again with savepoints."""
 
@@ -671,17 +689,11 @@ class SqliteStore(Store):
         db.executemany(
             _INSERT_DELIVERY,
             [
-                (
+                _delivery_row(
                     notification.id,
-                    d.channel,
-                    d.address,
-                    d.contact,
-                    d.step,
-                    d.due_at.timestamp(),
-                    d.group_key,
+                    d,
                     texts.get(id(d.payload))
                     or texts.setdefault(id(d.payload), json.dumps(d.payload)),
-                    now,
                     now,
                 )
                 for d in deliveries
@@ -696,19 +708,7 @@ class SqliteStore(Store):
 
     def _insert_delivery(self, notification_id: str, d: NewDelivery, now: float) -> int:
         cursor = self._db.execute(
-            _INSERT_DELIVERY,
-            (
-                notification_id,
-                d.channel,
-                d.address,
-                d.contact,
-                d.step,
-                d.due_at.timestamp(),
-                d.group_key,
-                json.dumps(d.payload),
-                now,
-                now,
-            ),
+            _INSERT_DELIVERY, _delivery_row(notification_id, d, json.dumps(d.payload), now)
         )
         delivery_id = cursor.lastrowid
         assert delivery_id is not None
