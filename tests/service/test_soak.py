@@ -66,12 +66,14 @@ def sandbox_url(tmp_path: Path) -> Iterator[str]:
         )
 
     # Each kind on a schedule (so every kind is seen whatever the timing), then each at 10 % of
-    # the requests that reach its rule. A run may make as few as about 30 requests in all (more
-    # recipients per request when the machine is busy; one CI run made 33), so each kind gets a
-    # first chance by the 26th request and a second by the 36th, firing once (times: 1): a
-    # request taken by an earlier rule is not faulted by this one. Every other request is left
-    # alone, or a batch's three attempts could all be faulted. session_expired comes last: its
-    # ordinals skip logins, so they run behind the others'.
+    # the requests that reach its rule. serve claims at most 100 deliveries at once here, so
+    # its 2,000 are 20 sends or more: with the default claim of 4,000 a run made as few as ten
+    # sends of about 200, and with every other request faulted or cut by a kill, none was
+    # accepted in some runs. A run may still make as few as about 30 requests in all, so each
+    # kind gets a first chance by the 26th request and a second by the 36th, firing once
+    # (times: 1): a request taken by an earlier rule is not faulted by this one. Every other
+    # request is left alone, or a batch's three attempts could all be faulted. session_expired
+    # comes last: its ordinals skip logins, so they run behind the others'.
     scheduled = sorted(FAULT_KINDS, key=lambda kind: kind == "session_expired")
     rules = "\n".join(
         [
@@ -150,6 +152,7 @@ class Serve:
                   store: sqlite://{self.store}
                   send_policy: at_most_once
                   workers:
+                    claim_batch: 100
                     lease_seconds: 10
                     idle_poll_seconds: 0.2
                     status_max_interval_seconds: 0.5

@@ -4,7 +4,7 @@ loopback, in both SOAP versions; and every bad input refused with a clear error.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -204,8 +204,18 @@ async def test_the_same_wall_clock_time_is_each_recipients_own_and_utc_is_absolu
     (``DelayUntilUtc``), whatever the recipient's zone."""
     box = devino_sandbox_manual_clock
     moscow, vladivostok = "79031234567", "79141234567"  # by the sandbox's prefix table
-    day = devino_sandbox_clock.now().date() + timedelta(days=2)
-    nine = datetime.combine(day, datetime.min.time()).replace(hour=9)
+    # The first 09:00 still an hour ahead in Vladivostok: Moscow's comes seven hours later,
+    # at most 32 hours from now, well within the 48 hours GetMessageState knows a message
+    # (two days ahead, Moscow's 09:00 was 54 hours away for a run just after midnight UTC).
+    now = devino_sandbox_clock.now()
+
+    def nine_on(day: date) -> datetime:
+        return datetime.combine(day, datetime.min.time()).replace(hour=9)
+
+    day = now.date() + timedelta(days=1)
+    if nine_on(day).replace(tzinfo=ZoneInfo("Asia/Vladivostok")) <= now + timedelta(hours=1):
+        day += timedelta(days=1)
+    nine = nine_on(day)
     vladivostok_nine = nine.replace(tzinfo=ZoneInfo("Asia/Vladivostok")).astimezone(UTC)
     moscow_nine = nine.replace(tzinfo=ZoneInfo("Europe/Moscow")).astimezone(UTC)
     async with Dispatcher(make_config(box.url), plugins=devino_plugins) as dispatcher:
