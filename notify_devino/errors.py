@@ -7,6 +7,7 @@ the message, so callers can branch on it without parsing text::
     ├── ConfigError                 bad YAML, a missing secret, a channel no plugin provides
     ├── PluginError                 a plugin registered something malformed or conflicting
     ├── DispatcherStateError        a dispatcher used outside its life (closed, another loop)
+    ├── DepartureRefused            the caller of a send could not record that it leaves
     └── ChannelError                anything a channel met while doing its job
         ├── InvalidInputError       rejected before any request (bad number, text too long, ...)
         │   └── UnknownChannelError a call names a channel the dispatcher does not run
@@ -105,6 +106,12 @@ class DispatcherStateError(NotifyError, RuntimeError):
     def __init__(self, message: str, *, state: str) -> None:
         super().__init__(message)
         self.state = state
+
+
+class DepartureRefused(NotifyError):
+    """The caller of a send could not record that a request is leaving (see
+    :mod:`notify_devino.departure`): nothing was sent. A plugin lets it through unchanged, so
+    the caller knows the recipients are still unsent; it never becomes an outcome."""
 
 
 class ChannelError(NotifyError):

@@ -100,6 +100,12 @@ class ChannelType:
     :param batch_size: the most recipients one send should carry when the dispatcher streams
         a bulk send (:meth:`~notify_devino.dispatcher.Dispatcher.send_stream`): the
         provider's per-request limit, say. None lets the dispatcher choose.
+    :param announces_departure: the channel's send awaits
+        :func:`notify_devino.departure.departing` just before each request that carries the
+        recipients leaves (after its rate-limit slot is granted), so ``notify-devino serve``
+        records them ``sending`` only then, and a crash while they wait sends them later
+        instead of marking them unknown. False: the service records them ``sending`` before
+        it calls the send.
     """
 
     name: str
@@ -108,6 +114,7 @@ class ChannelType:
     description: str = ""
     operations: frozenset[str] | None = None
     batch_size: int | None = None
+    announces_departure: bool = False
 
 
 @hookspec

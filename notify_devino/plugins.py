@@ -29,6 +29,7 @@ import pluggy
 from . import hookspecs
 from .errors import (
     ChannelError,
+    DepartureRefused,
     InvalidInputError,
     PluginError,
     UnexpectedError,
@@ -133,13 +134,15 @@ class ChannelHooks:
 
     async def send(self, channel: Channel, notification: Notification) -> SendResult:
         """The owner's ``notify_send``, held to the contract: it raises InvalidInputError (the
-        notification refused as a whole) and channel errors that prove nothing was processed;
+        notification refused as a whole), DepartureRefused (the caller's own, from
+        :func:`~notify_devino.departure.departing`) and channel errors that prove nothing was
+        processed;
         anything else it may raise becomes an *unknown* outcome for every recipient, logged as
         ``send_contract_broken``, so nothing that may have been sent is reported as an error."""
         try:
             result = await self._call("send", channel, notification=notification)
-        except InvalidInputError:
-            raise
+        except (InvalidInputError, DepartureRefused):
+            raise  # refused before any request: nothing was sent
         except ChannelError as exc:
             if not exc.may_have_been_processed():
                 raise  # nothing was processed: the error is the truth
@@ -435,6 +438,8 @@ class PluginManager:
             or spec.batch_size < 1
         ):
             raise bad(f"{spec.name}: batch_size must be a whole number >= 1 or None")
+        if not isinstance(spec.announces_departure, bool):
+            raise bad(f"{spec.name}: announces_departure must be True or False")
         if spec.operations is None:
             return
         if not isinstance(spec.operations, frozenset | set):

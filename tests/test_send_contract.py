@@ -3,6 +3,7 @@ a channel: what a plugin implements is what its channels answer."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -12,9 +13,11 @@ from pydantic import BaseModel
 
 from notify_devino import hookimpl
 from notify_devino.config import Config
+from notify_devino.departure import departing, on_departure
 from notify_devino.errors import (
     ChannelError,
     ConnectionFailedError,
+    DepartureRefused,
     InvalidInputError,
     PluginError,
     UnknownChannelError,
@@ -182,6 +185,7 @@ class Raising:
     ("error", "raised"),
     [
         (InvalidInputError("too long", field="text"), True),  # refused before sending
+        (DepartureRefused("the outbox cannot commit"), True),  # the caller's own refusal
         (ConnectionFailedError("no connection", request_sent=False), True),  # never left
         (ConnectionFailedError("lost after sending", request_sent=True), False),
         (TypeError("a bug"), False),
@@ -291,3 +295,33 @@ async def test_a_result_that_does_not_answer_for_every_recipient_is_unknown(
     result = await dispatcher.send("x", to=["a", "b"])
     assert [r.outcome for r in result.recipients] == [SendOutcome.UNKNOWN] * 2
     assert "answered for 1 of 2 recipients" in str(result.recipients[0].error)
+
+
+def test_announces_departure_must_be_a_bool(notify_plugin_manager: PluginManager) -> None:
+    class Vague(Raising):
+        @hookimpl
+        def notify_register_channel_types(self) -> Iterable[ChannelType]:
+            return [ChannelType("vague", Empty, Plain, announces_departure="yes")]  # type: ignore[arg-type]
+
+    notify_plugin_manager.register(Vague(TypeError()), name="vague")
+    with pytest.raises(PluginError, match="announces_departure must be True or False"):
+        notify_plugin_manager.channel_types()
+
+
+async def test_departing_reaches_the_listener_of_its_block_and_its_tasks_only() -> None:
+    heard: list[str] = []
+
+    def listener(name: str) -> Callable[[], Awaitable[None]]:
+        async def hear() -> None:
+            heard.append(name)
+
+        return hear
+
+    await departing()  # nobody listens: nothing happens
+    with on_departure(listener("outer")):
+        await departing()
+        with on_departure(listener("inner")):
+            await asyncio.gather(departing(), asyncio.create_task(departing()))
+        await departing()
+    await departing()
+    assert heard == ["outer", "inner", "inner", "outer"]
