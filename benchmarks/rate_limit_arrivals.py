@@ -52,8 +52,12 @@ class StartTimeLog:
         self.limiter = Limiter(SingleBucketFactory(bucket, schedule_leak=False), buffer_ms=0)
 
     @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    async def slot(
+        self, *, before: Callable[[], Awaitable[None]] | None = None
+    ) -> AsyncIterator[None]:
         await self.limiter.try_acquire_async("devino")
+        if before is not None:
+            await before()
         yield
 
 

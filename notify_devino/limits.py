@@ -12,7 +12,7 @@ its own limit ignores it; the core never names a channel.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol, runtime_checkable
 
@@ -25,13 +25,29 @@ class RequestSlot(Protocol):
         """The provider's answer began (its status line arrived): the request was seen."""
 
 
+ANNOUNCE_LEAD_SECONDS = 0.1
+"""How long before its slot is granted a request's ``before`` may run (see
+:meth:`RateLimiter.slot`): long enough for the outbox to commit that a send is leaving while
+the request still waits, short enough that a crash in between leaves little marked ``sending``
+that never left."""
+
+
 @runtime_checkable
 class RateLimiter(Protocol):
     """Lets requests go at the account's rate: ``async with limiter.slot() as slot:`` waits
     for a slot and holds it while the request runs (and for as long after as the limiter's
-    rule says)."""
+    rule says).
 
-    def slot(self) -> AbstractAsyncContextManager[RequestSlot]: ...
+    ``slot(before=f)`` also awaits ``f()`` once before the block runs: when the slot is at most
+    :data:`ANNOUNCE_LEAD_SECONDS` away (or, for a limiter that cannot tell, just after it is
+    granted). A request announces its departure there (:mod:`notify_devino.departure`), so the
+    caller's record of it overlaps the wait. If ``f`` raises, the error propagates and the
+    block does not run.
+    """
+
+    def slot(
+        self, *, before: Callable[[], Awaitable[None]] | None = None
+    ) -> AbstractAsyncContextManager[RequestSlot]: ...
 
 
 LimiterFactory = Callable[[str, float], RateLimiter]
@@ -40,4 +56,4 @@ channel makes from its endpoint and login, so every channel of one account gets 
 limiter). The first rate asked for an account is kept unless a later one is stricter."""
 
 
-__all__ = ["LimiterFactory", "RateLimiter", "RequestSlot"]
+__all__ = ["ANNOUNCE_LEAD_SECONDS", "LimiterFactory", "RateLimiter", "RequestSlot"]

@@ -35,7 +35,7 @@ import json
 import math
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
@@ -46,7 +46,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import structlog
 
 from ...errors import ConfigError
-from ...limits import LimiterFactory
+from ...limits import ANNOUNCE_LEAD_SECONDS, LimiterFactory
 from .. import states
 from ..states import ACTIVE, FINAL, SendPolicy, State
 from .base import (
@@ -1247,8 +1247,11 @@ class SharedLimiter:
         if requests * self.window < self.max_requests * window:
             self.max_requests, self.window = requests, window
 
-    def slot(self) -> SharedSlot:
-        return SharedSlot(self)
+    def slot(self, *, before: Callable[[], Awaitable[None]] | None = None) -> SharedSlot:
+        """See :class:`~notify_devino.limits.RateLimiter`: ``before`` runs once the database
+        says the next slot is at most ``ANNOUNCE_LEAD_SECONDS`` away, or just after a slot
+        that was free at once is taken."""
+        return SharedSlot(self, before)
 
     async def counted(self) -> int:
         """Slots of the account counted now, by every instance."""
@@ -1293,7 +1296,7 @@ class SharedLimiter:
             )
             return slot_id
 
-    async def acquire(self) -> int:
+    async def acquire(self, before: Callable[[], Awaitable[None]] | None = None) -> int:
         async with self._queue:
             while True:
                 got = await self._take()
@@ -1301,7 +1304,17 @@ class SharedLimiter:
                     self._in_flight.add(got)
                     if self._heartbeat is None or self._heartbeat.done():
                         self._heartbeat = asyncio.create_task(self._beat())
+                    if before is not None:
+                        try:
+                            await before()
+                        except BaseException:
+                            await asyncio.shield(self.release(got, 0.0))
+                            raise
                     return got
+                if before is not None and got <= ANNOUNCE_LEAD_SECONDS:
+                    announce, before = before, None
+                    await announce()
+                    continue
                 await asyncio.sleep(got)
 
     async def release(self, slot_id: int, ended_ago: float) -> None:
@@ -1342,15 +1355,18 @@ class SharedSlot:
     database's, so the round trip of the release does not lengthen the count by much, and
     never shortens it."""
 
-    __slots__ = ("_id", "_limiter", "answered_at")
+    __slots__ = ("_before", "_id", "_limiter", "answered_at")
 
-    def __init__(self, limiter: SharedLimiter) -> None:
+    def __init__(
+        self, limiter: SharedLimiter, before: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
         self._limiter = limiter
+        self._before = before
         self._id: int | None = None
         self.answered_at: float | None = None
 
     async def __aenter__(self) -> SharedSlot:
-        self._id = await self._limiter.acquire()
+        self._id = await self._limiter.acquire(self._before)
         return self
 
     async def __aexit__(

@@ -18,6 +18,11 @@ would still be counted here, which the limiter never allows. The price is a litt
 at high latency: a slot serves one request per ``window + latency`` (about 8 per second at
 200 ms per request, 10 on loopback). A burst of up to N still leaves at once.
 
+A request may give the slot a ``before`` to run just ahead of it (a send's announcement that
+it leaves, which the service commits to its outbox): it runs once the slot is at most
+``ANNOUNCE_LEAD_SECONDS`` away, while the request still waits, so the commit does not hold the
+slot and lengthen every window by its time.
+
 Waiters are served in arrival order; a cancelled waiter takes no slot. One limiter may be shared
 by event loops in several threads (a :class:`~notify_devino.dispatcher.SyncDispatcher` beside an
 async dispatcher): its bookkeeping is under a thread lock and each waiter is woken in its own
@@ -33,7 +38,9 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+
+from notify_devino.limits import ANNOUNCE_LEAD_SECONDS
 
 
 class _Waiter:
@@ -42,6 +49,8 @@ class _Waiter:
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.event = asyncio.Event()
+        self.announcing = False
+        """Waiting to run its ``before`` (woken whenever a request ends, not only when first)."""
 
     def wake(self) -> None:
         self.loop.call_soon_threadsafe(self.event.set)
@@ -106,9 +115,40 @@ class AccountLimiter:
         if self._queue:
             self._queue[0].wake()
 
-    async def _acquire(self) -> None:
+    def _eta(self, position: int, now: float) -> float:
+        """Seconds until the waiter at ``position`` in the queue gets a slot, if those ahead
+        take theirs first (0: there is one now; inf: only when a request under way ends)."""
+        self._expire(now)
+        free = self.max_requests - self._in_flight - len(self._ended)
+        if position < free:
+            return 0.0
+        k = position - free
+        return self._ended[k] + self.window - now if k < len(self._ended) else math.inf
+
+    async def _announce(self, waiter: _Waiter, before: Callable[[], Awaitable[None]]) -> None:
+        """Wait in the queue until the slot is at most ``ANNOUNCE_LEAD_SECONDS`` away, then
+        run ``before``: its time overlaps the wait instead of holding the slot."""
+        waiter.announcing = True
+        while True:
+            with self._lock:
+                eta = self._eta(self._queue.index(waiter), self._clock())
+                waiter.event.clear()
+            if eta <= ANNOUNCE_LEAD_SECONDS:
+                break
+            timeout = None if math.isinf(eta) else eta - ANNOUNCE_LEAD_SECONDS
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter.event.wait(), timeout)
+        waiter.announcing = False
+        await before()
+
+    async def _acquire(self, before: Callable[[], Awaitable[None]] | None = None) -> None:
         waiter: _Waiter | None = None
         try:
+            if before is not None:
+                with self._lock:
+                    waiter = _Waiter()
+                    self._queue.append(waiter)
+                await self._announce(waiter, before)
             while True:
                 with self._lock:
                     first = not self._queue or self._queue[0] is waiter
@@ -140,12 +180,20 @@ class AccountLimiter:
             self._in_flight -= 1
             self._ended.append(self._clock() if ended is None else ended)
             self._wake_first()  # it can now tell when its slot frees
+            for waiter in self._queue:
+                if waiter.announcing:  # and so can these
+                    waiter.wake()
 
-    def slot(self) -> Slot:
+    def slot(self, *, before: Callable[[], Awaitable[None]] | None = None) -> Slot:
         """``async with limiter.slot() as slot:`` waits for a slot, holds it while the request
         runs, and counts it for one window after it ends (however it ends), or after
-        :meth:`Slot.answered` if the request said so."""
-        return Slot(self)
+        :meth:`Slot.answered` if the request said so.
+
+        :param before: awaited once, before the slot is granted, when it is at most
+            ``ANNOUNCE_LEAD_SECONDS`` away (at once if one is free): what must happen just
+            before the request leaves. If it raises, no slot is taken.
+        """
+        return Slot(self, before)
 
 
 class Slot:
@@ -154,14 +202,17 @@ class Slot:
     request that calls :meth:`answered` when the reply's status line arrives is counted until
     one window after that moment, not after the whole reply was read."""
 
-    __slots__ = ("_limiter", "answered_at")
+    __slots__ = ("_before", "_limiter", "answered_at")
 
-    def __init__(self, limiter: AccountLimiter) -> None:
+    def __init__(
+        self, limiter: AccountLimiter, before: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
         self._limiter = limiter
+        self._before = before
         self.answered_at: float | None = None
 
     async def __aenter__(self) -> Slot:
-        await self._limiter._acquire()
+        await self._limiter._acquire(self._before)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

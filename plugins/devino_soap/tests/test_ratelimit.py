@@ -9,6 +9,7 @@ import threading
 
 import pytest
 
+from notify_devino.limits import ANNOUNCE_LEAD_SECONDS
 from notify_devino_soap.ratelimit import AccountLimiter, account_limiter
 
 
@@ -187,3 +188,62 @@ def test_one_limiter_per_account() -> None:
     assert (first.max_requests, first.window) == (1, 2.0)
     assert account_limiter(url, "acct-b", 10) is not first
     assert account_limiter(url.replace(":1/", ":2/"), "acct-a", 10) is not first
+
+
+# -- before: what must happen just before a request leaves, run while it waits --------------
+
+
+async def test_before_runs_as_the_slot_nears_so_its_time_does_not_hold_the_slot() -> None:
+    """One request per second: the second's ``before`` (a commit taking half the lead) runs
+    while it waits, no sooner than the lead before its slot, and its slot is granted when it
+    frees, not the commit's time later."""
+    loop = asyncio.get_running_loop()
+    limiter = AccountLimiter(1)
+    marks: dict[str, float] = {}
+
+    async def commit() -> None:
+        marks["before"] = loop.time()
+        assert limiter.counted == 1  # the first request's slot; this one holds none yet
+        await asyncio.sleep(ANNOUNCE_LEAD_SECONDS / 2)
+
+    async with limiter.slot():
+        ended = loop.time()
+    async with limiter.slot(before=commit):
+        granted = loop.time()
+    assert granted - ended == pytest.approx(1.0, abs=0.03)  # the commit did not delay it
+    assert granted - marks["before"] == pytest.approx(ANNOUNCE_LEAD_SECONDS, abs=0.03)
+
+
+async def test_befores_of_a_burst_run_side_by_side_and_a_free_slot_runs_it_first() -> None:
+    loop = asyncio.get_running_loop()
+    limiter = AccountLimiter(5)
+    started: list[float] = []
+    counted: list[int] = []
+
+    async def commit() -> None:
+        counted.append(limiter.counted)
+        await asyncio.sleep(0.1)
+
+    async def one() -> None:
+        async with limiter.slot(before=commit):
+            started.append(loop.time())
+
+    begun = loop.time()
+    await asyncio.gather(*(one() for _ in range(5)))
+    assert counted == [0, 0, 0, 0, 0]  # each ran before its slot was taken
+    assert max(started) - begun < 0.15  # not 5 x 0.1 s one after another
+
+
+async def test_a_before_that_raises_takes_no_slot_and_the_next_waiter_goes() -> None:
+    limiter = AccountLimiter(1)
+
+    async def refuse() -> None:
+        raise RuntimeError("cannot record it")
+
+    with pytest.raises(RuntimeError, match="cannot record it"):
+        async with limiter.slot(before=refuse):
+            raise AssertionError("the block must not run")
+    assert limiter.counted == 0
+    async with asyncio.timeout(0.1):  # the slot is still free
+        async with limiter.slot():
+            pass
