@@ -13,7 +13,13 @@ import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from notify_devino.errors import ChannelError, InvalidInputError, UnexpectedError, send_outcome_of
+from notify_devino.errors import (
+    ChannelError,
+    DepartureRefused,
+    InvalidInputError,
+    UnexpectedError,
+    send_outcome_of,
+)
 from notify_devino.hookspecs import ChannelContext
 from notify_devino.logconfig import get_logger, redact_error, register_secret
 from notify_devino.types import (
@@ -227,6 +233,8 @@ class DevinoChannel:
                 i: RecipientResult(notification.recipients[i], a, outcome, error=exc)
                 for i, a in chunk
             }
+        except DepartureRefused:
+            raise  # the caller could not record the send: nothing left, and it knows
         except Exception as exc:  # a bug must not lose the other chunks' accepted messages
             log.exception("send_outcome_unknown", channel=self.name, recipients=len(chunk))
             unknown = redact_error(UnexpectedError.of(exc, channel=self.name))

@@ -56,6 +56,7 @@ from typing import Any, NamedTuple, TypeVar
 import aiohttp
 import yarl
 
+from notify_devino.departure import departing
 from notify_devino.errors import (
     ChannelError,
     InvalidInputError,
@@ -307,7 +308,11 @@ class DevinoClient:
         outcome = "interrupted"
         try:
             with self._stamped(request.operation):
-                async with self.limiter.slot() as slot:
+                # A send announces its departure as its slot nears, so the caller's record of
+                # it overlaps the wait (at a retry, or the next request of one send, the
+                # announcement returns at once).
+                before = departing if request.operation in SEND_OPERATIONS else None
+                async with self.limiter.slot(before=before) as slot:
                     started = time.perf_counter()
                     timeout = attempt.start(self._timeout)
                     if timeout is None:

@@ -54,6 +54,7 @@ def notify_register_channel_types() -> Iterable[ChannelType]:
             factory=_make_channel,
             description="Devino Telecom SMS over the SmsService SOAP API",
             batch_size=rules.MAX_ADDRESSES_PER_CALL,
+            announces_departure=True,
         )
     ]
 
