@@ -1,12 +1,15 @@
 """The workers inside ``notify-devino serve``: they drain the outbox through the dispatcher.
 
-- **sender**: claims as many due deliveries as its free request slots can take and commits
-  them ``sending`` in that same commit, *before* any request leaves; puts those with one text
-  for one channel into one send of up to the channel type's ``batch_size`` recipients (a chunk
-  for which no slot is left goes back to the queue at once), sends through
+- **sender**: claims as many due deliveries as its free request slots can take; puts those
+  with one text for one channel into one send of up to the channel type's ``batch_size``
+  recipients (a chunk for which no slot is left goes back to the queue at once), sends through
   :meth:`Dispatcher.send` (so the channel's rate limit and retry policy apply, and
   ``notify_after_send`` observers hear of it), and stores each recipient's outcome and message
-  IDs. A failed or unknown outcome moves a contact to the route's next channel.
+  IDs. A chunk is committed ``sending`` *before* its request leaves, and no sooner: when the
+  channel announces the departure (:mod:`notify_devino.departure`: the Devino channel does,
+  once its rate-limit slot is granted), else just before the send is called. A chunk still
+  waiting for its slot is ``claimed``, and a crash then queues it again. A failed or unknown
+  outcome moves a contact to the route's next channel.
 - **follower**: reads the status of accepted messages (``notify_status_changed`` observers hear
   of each change), backing off from ``status.poll_interval_seconds`` as a message ages, until it
   is final; when a route's ``fallback_after_seconds`` runs out first, the delivery is ``late``
@@ -35,8 +38,9 @@ import structlog
 
 from .. import routing
 from ..config import Config
+from ..departure import on_departure
 from ..dispatcher import Dispatcher
-from ..errors import ConfigError, InvalidInputError, UnsupportedOperationError
+from ..errors import ConfigError, DepartureRefused, InvalidInputError, UnsupportedOperationError
 from ..hookspecs import ChannelType
 from ..streaming import DEFAULT_BATCH_SIZE
 from ..types import DeliveryState, InboundMessage, MessageStatus, Notification, SendOutcome, utc_now
@@ -62,6 +66,65 @@ a stopped or dead instance's singleton moves to another within about this long."
 
 def _duration(start: datetime, end: datetime) -> float:
     return max(0.0, (end - start).total_seconds())
+
+
+class _Departure:
+    """Commits a claimed chunk ``sending`` at the first announcement that its request leaves
+    (:func:`~notify_devino.departure.departing`); every later one returns at once, and after a
+    refusal every later one is refused too, so no request of the chunk leaves unrecorded."""
+
+    def __init__(self, service: Service, rows: Sequence[Delivery]) -> None:
+        self._service = service
+        self._rows = rows
+        self._lock = asyncio.Lock()
+        self.done = False
+        self._refused: DepartureRefused | None = None
+        self.unsent: Sequence[Delivery] = rows
+        """The rows still ``claimed`` by this process (all until the commit)."""
+
+    @property
+    def state(self) -> State:
+        return State.SENDING if self.done else State.CLAIMED
+
+    async def __call__(self) -> None:
+        if self.done:
+            return
+        async with self._lock:  # one commit, however many requests announce at once
+            if self.done:
+                return
+            if self._refused is not None:
+                raise self._refused
+            service = self._service
+            try:
+                applied = await service.store.apply(
+                    [Change(r.id, expect=State.CLAIMED, to=State.SENDING) for r in self._rows],
+                    owner=service.owner,
+                    returning=False,
+                )
+            except Exception as exc:
+                self._refused = DepartureRefused(
+                    f"the outbox could not record the send: {type(exc).__name__}: {exc}"
+                )
+                raise self._refused from exc
+            if applied.skipped:  # another worker took some (a lease that ran out): send none
+                skipped = set(applied.skipped)
+                taken = [r for r in self._rows if r.id not in skipped]
+                self.unsent = ()
+                await service.store.apply(
+                    [
+                        Change(r.id, expect=State.SENDING, to=State.QUEUED, due_at=utc_now())
+                        for r in taken
+                    ],
+                    owner=service.owner,
+                    returning=False,
+                )
+                self._refused = DepartureRefused(
+                    f"{len(skipped)} of the {len(self._rows)} deliveries are no longer this "
+                    "worker's to send"
+                )
+                raise self._refused
+            self.done = True
+            self.unsent = ()
 
 
 class Service:
@@ -291,10 +354,14 @@ class Service:
         most = self.settings.workers.max_in_flight if channel in self.config.channels else 1
         return most - self._in_flight.get(channel, 0)
 
+    def _announces(self, channel: str) -> bool:
+        spec = self.types.get(channel)
+        return spec is not None and spec.announces_departure
+
     async def _sender_loop(self) -> None:
-        """Claim what the free request slots can take, straight to ``sending`` in one commit
-        (each chunk's request starts at once: there is no claimed row waiting on a slot), and
-        put back the chunks a claim brought beyond them."""
+        """Claim what the free request slots can take, start a send for each chunk (it goes
+        ``sending`` when its request leaves: see :class:`_Departure`), and put back the chunks
+        a claim brought beyond the slots."""
         workers = self.settings.workers
         while not self._stopping.is_set():
             room = {c: self._room(c) for c in self.config.channels}
@@ -315,7 +382,6 @@ class Service:
                 # A channel with no room waits; all open: any row (one of a channel the
                 # configuration no longer names is sent and fails, not left queued).
                 channels=None if len(open_channels) == len(room) else open_channels,
-                start_sending=True,
             )
             if not rows and len(open_channels) < len(room):
                 # What is due may be for a channel with no room: wait for a request to end
@@ -422,8 +488,9 @@ class Service:
             self._held.difference_update(r.id for r in rows)
 
     async def _send(self, rows: list[Delivery]) -> None:
-        """Send one chunk (claimed ``sending``) and record each recipient's outcome."""
+        """Send one chunk (``claimed``) and record each recipient's outcome."""
         channel = rows[0].channel
+        departure = _Departure(self, rows)
         payload = rows[0].payload
         notification_ids = {r.notification_id for r in rows}
         metadata = dict(payload.get("metadata") or {})
@@ -447,13 +514,23 @@ class Service:
                 validity=timedelta(seconds=validity) if validity else None,
                 metadata=metadata,
             )
-            result = await self.dispatcher.send(notification)
+            if not self._announces(channel):
+                await departure()  # the channel does not say when its request leaves
+            with on_departure(departure):
+                result = await self.dispatcher.send(notification)
+        except DepartureRefused as exc:
+            # Nothing left: the rows go back to the queue (if the store cannot take that
+            # either, their lease runs out and recovery does).
+            log.warning("send_not_recorded", channel=channel, recipients=len(rows), error=str(exc))
+            with contextlib.suppress(Exception):
+                await self._release(departure.unsent, "released: the send was not recorded")
+            return
         except (InvalidInputError, UnsupportedOperationError, ConfigError, ValueError) as exc:
             # Refused as a whole before any request (a text too long, a bad sender).
             answers = [(SendOutcome.FAILED, (), exc) for _ in rows]
             outcome = "refused"
         except asyncio.CancelledError:
-            raise  # left 'sending': recovery decides, by the send policy
+            raise  # left 'claimed' or 'sending': recovery decides, by the send policy
         except Exception as exc:  # a plugin broke the hook's contract: it may have sent
             log.exception("send_crashed", channel=channel, recipients=len(rows))
             answers = [(SendOutcome.UNKNOWN, (), exc) for _ in rows]
@@ -470,11 +547,16 @@ class Service:
                 error = RuntimeError(f"{len(answers)} results for {len(rows)} recipients")
                 answers = [(SendOutcome.UNKNOWN, (), error) for _ in rows]
             outcome = self._request_outcome([a[0] for a in answers])
+        if not departure.done and any(a[0] is not SendOutcome.FAILED for a in answers):
+            # Something may have left although the channel never announced it (a plugin that
+            # declares announces_departure and forgot one request): record the truth late.
+            log.error("send_not_announced", channel=channel, recipients=len(rows))
+            await departure()
         now = utc_now()
         self.metrics.requests.labels(channel, outcome).inc()
         self.metrics.request_recipients.labels(channel).inc(len(rows))
         self.metrics.send_duration.labels(channel).observe(_duration(started, now))
-        await self._record_sends(rows, answers, now)
+        await self._record_sends(rows, answers, now, departure.state)
 
     @staticmethod
     def _request_outcome(outcomes: Sequence[SendOutcome]) -> str:
@@ -491,7 +573,10 @@ class Service:
         rows: Sequence[Delivery],
         answers: Sequence[tuple[SendOutcome, Sequence[str], Exception | None]],
         now: datetime,
+        current: State,
     ) -> None:
+        """Store each row's outcome. :param current: the rows' state (``sending``, or
+        ``claimed`` if nothing left: then every outcome is failed)."""
         changes: list[Change] = []
         create: list[tuple[str, NewDelivery]] = []
         finals: list[tuple[Delivery, State]] = []
@@ -513,7 +598,7 @@ class Service:
                 changes.append(
                     Change(
                         row.id,
-                        expect=State.SENDING,
+                        expect=current,
                         to=State.ACCEPTED,
                         message_ids=list(message_ids),
                         due_at=due,
@@ -529,7 +614,7 @@ class Service:
                 changes.append(
                     Change(
                         row.id,
-                        expect=State.SENDING,
+                        expect=current,
                         to=state,
                         error=text,
                         message_ids=list(message_ids),

@@ -18,9 +18,10 @@ from notify_devino.service.store import SqliteStore
 from notify_devino.service.workers import Service
 
 
-def sandbox_config(url: str, *, extra: str = "", poll: float = 0.1) -> Config:
-    """Two SMS channels on two sandbox accounts (``sms`` the default, ``backup``), a contact
-    per sandbox number kind, and a route from ``sms`` to ``backup``."""
+def sandbox_config(url: str, *, extra: str = "", poll: float = 0.1, rate: float = 10) -> Config:
+    """Two SMS channels on two sandbox accounts (``sms`` the default, ``backup``, each at
+    ``rate`` requests/s), a contact per sandbox number kind, and a route from ``sms`` to
+    ``backup``."""
     text = f"""
     version: 1
     default_channel: sms
@@ -30,11 +31,11 @@ def sandbox_config(url: str, *, extra: str = "", poll: float = 0.1) -> Config:
         type: devino_soap
         settings: {{url: "{url}", login: demo, password: demo-password, sender: ALERTS,
                     currency: RUB, price_per_segment: 1.50,
-                    timeout_seconds: 5}}
+                    timeout_seconds: 5, rate_limit_per_second: {rate}}}
       backup:
         type: devino_soap
         settings: {{url: "{url}", login: other, password: other-password, sender: BACKUP,
-                    timeout_seconds: 5}}
+                    timeout_seconds: 5, rate_limit_per_second: {rate}}}
     contacts:
       ann: {{sms: "+79031234567", backup: "+79031234567"}}
       stuck: {{sms: "+79990000003", backup: "+79031230003"}}
@@ -75,10 +76,11 @@ async def running(
     *,
     settings: ServiceSettings | None = None,
     start: bool = True,
+    store_class: type[SqliteStore] = SqliteStore,
 ) -> AsyncIterator[Service]:
     """A service on the store at ``path``: stopped and closed on exit (a graceful restart)."""
     settings = settings or ServiceSettings()
-    async with SqliteStore(path) as store, Dispatcher(config, plugins=plugins) as dispatcher:
+    async with store_class(path) as store, Dispatcher(config, plugins=plugins) as dispatcher:
         service = Service(config, settings, store, dispatcher)
         if start:
             await service.start()

@@ -86,6 +86,24 @@ def sandbox_url(tmp_path: Path) -> Iterator[str]:
             for kind in FAULT_KINDS
         ]
     )
+    yield from sandbox_process(
+        tmp_path,
+        textwrap.dedent(
+            """\
+            rate_limit: {enabled: true, requests_per_second: 10, response: fault}
+            faults:
+              seed: 12
+              rules:
+            """
+        )
+        + rules
+        + "\n",
+    )
+
+
+def sandbox_process(tmp_path: Path, extra: str = "") -> Iterator[str]:
+    """A sandbox in a process of its own, with ``extra`` appended to its configuration; yields
+    its base URL."""
     config = tmp_path / "sandbox.yaml"
     config.write_text(
         textwrap.dedent(
@@ -94,14 +112,9 @@ def sandbox_url(tmp_path: Path) -> Iterator[str]:
             accounts:
               - {login: demo, password: demo-password, balance: 1000000}
             delivery: {gateway: 0.05, sent: 0.1, delivered: 0.2}
-            rate_limit: {enabled: true, requests_per_second: 10, response: fault}
-            faults:
-              seed: 12
-              rules:
             """
         )
-        + rules
-        + "\n"
+        + extra
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.service.sandbox_process", str(config)],
@@ -125,7 +138,7 @@ def sandbox_url(tmp_path: Path) -> Iterator[str]:
 class Serve:
     """``notify-devino serve`` as a subprocess, killed and started again."""
 
-    def __init__(self, tmp_path: Path, sandbox_url: str) -> None:
+    def __init__(self, tmp_path: Path, sandbox_url: str, *, rate_limit: float = 10) -> None:
         self.port = free_port()
         self.store = tmp_path / "outbox.db"
         self.config = tmp_path / "notify-devino.yaml"
@@ -146,6 +159,7 @@ class Serve:
                       password: demo-password
                       sender: ALERTS
                       timeout_seconds: 1
+                      rate_limit_per_second: {rate_limit}
                       retry: {{attempts: 3, wait_initial_seconds: 0.05, wait_max_seconds: 0.3}}
                 service:
                   listen: {{host: 127.0.0.1, port: {self.port}}}
@@ -300,3 +314,72 @@ async def test_kill_9_soak(serve: Serve, sandbox_url: str) -> None:
         f"{unknown_received}, faults injected {dict(injected)}"
     )
     assert outcomes[State.ACCEPTED] + outcomes[State.DELIVERED] > 0
+
+
+@pytest.fixture
+def plain_sandbox_url(tmp_path: Path) -> Iterator[str]:
+    yield from sandbox_process(tmp_path)
+
+
+async def settled_rows(store: Path, seconds: float) -> list[Delivery]:
+    """The deliveries once none is active any more (or after ``seconds``, as they are)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        async with open_store(f"sqlite://{store}", readonly=True) as opened:
+            rows = await opened.list_deliveries(limit=100_000)
+        if (rows and not any(d.state in ACTIVE for d in rows)) or time.monotonic() > deadline:
+            return rows
+        await asyncio.sleep(0.2)
+
+
+async def test_sends_waiting_for_the_rate_limit_at_a_kill_are_sent_after_it_not_unknown(
+    tmp_path: Path, plain_sandbox_url: str
+) -> None:
+    """Six texts are six requests; at one request per second, five wait for the account's
+    rate-limit slot when serve is killed. Nothing of theirs left, so they are still 'claimed'
+    and the restart sends them, once each; only the one request that had reached the sandbox
+    may be unknown (under at_most_once a delivery committed 'sending' is never resent)."""
+    serve = Serve(tmp_path, plain_sandbox_url, rate_limit=1)
+    numbers = [f"+7903{2_000_000 + i}" for i in range(6)]
+    serve.start()
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            await serve.ready(session)
+
+            async def post(i: int) -> None:
+                body = {"text": f"disk {i} full on db-{i}", "addresses": [numbers[i]]}
+                async with session.post(f"{serve.url}/v1/notifications", json=body) as r:
+                    assert r.status == 202, await r.text()
+
+            await asyncio.gather(*(post(i) for i in range(len(numbers))))
+
+            async def sends() -> list[dict[str, object]]:
+                async with session.get(f"{plain_sandbox_url}/admin/requests") as r:
+                    return [q for q in await r.json() if q["operation"] == "SendMessage"]
+
+            deadline = time.monotonic() + 20
+            while not await sends():
+                assert time.monotonic() < deadline, "no send reached the sandbox"
+                await asyncio.sleep(0.02)
+            serve.kill()
+            async with open_store(f"sqlite://{serve.store}", readonly=True) as opened:
+                at_kill = Counter(d.state for d in await opened.list_deliveries(limit=100))
+            before_restart = len(await sends())
+            serve.start()
+            await serve.ready(session)
+            rows = await settled_rows(serve.store, 40)
+            async with session.get(f"{plain_sandbox_url}/admin/messages") as r:
+                received = Counter("+" + m["destination"] for m in await r.json())
+        assert serve.terminate() == 0
+    finally:
+        if serve.proc is not None and serve.proc.poll() is None:
+            serve.kill()
+        serve.log.close()
+
+    assert before_restart == 1, "the kill came after the first request: the test did not wait"
+    assert at_kill[State.CLAIMED] >= 4, at_kill  # waiting for the limiter, nothing sent
+    assert at_kill[State.SENDING] <= 1, at_kill
+    assert received == Counter(numbers)  # every one sent, none twice
+    outcomes = Counter(d.state for d in rows)
+    assert outcomes[State.UNKNOWN] <= 1, outcomes
+    assert not any(d.state in ACTIVE or d.state is State.FAILED for d in rows), outcomes

@@ -139,7 +139,10 @@ async def test_max_active_sees_room_that_sends_freed_and_steps_that_a_route_adde
     await store.submit(note("n1"), [dlv("+7901"), dlv("+7902"), dlv("+7903")], max_active=3)
     with pytest.raises(StoreFull):
         await store.submit(note("n2"), [dlv("+7904")], max_active=3)
-    rows = await store.claim(Work.SEND, owner="w", lease_seconds=30, limit=2, start_sending=True)
+    rows = await store.claim(Work.SEND, owner="w", lease_seconds=30, limit=2)
+    await store.apply(
+        [Change(r.id, expect=State.CLAIMED, to=State.SENDING) for r in rows], owner="w"
+    )
     await store.apply(
         [Change(r.id, expect=State.SENDING, to=State.ACCEPTED, message_ids=["m"]) for r in rows],
         owner="w",
@@ -190,29 +193,6 @@ async def test_claim_can_be_limited_to_channels(store: Store) -> None:
     await store.submit(note("n1"), [dlv("+7901"), dlv("a@example.org", channel="email")])
     got = await store.claim(Work.SEND, owner="a", lease_seconds=30, limit=5, channels=["email"])
     assert [d.channel for d in got] == ["email"]
-
-
-async def test_claim_can_start_sending_in_the_same_commit(store: Store) -> None:
-    """For a sender that sends what it claims at once: claimed and sending, both moves stored
-    at one time, claimed first; what recovery finds is a row that may have been sent."""
-    await store.submit(note("n1"), [dlv("+7901"), dlv("+7902")])
-    got = await store.claim(Work.SEND, owner="a", lease_seconds=1, limit=5, start_sending=True)
-    assert [d.state for d in got] == [State.SENDING, State.SENDING]
-    assert all(d.attempts == 1 and d.lease_owner == "a" for d in got)
-    stored = await store.get_notification("n1")
-    assert stored is not None
-    for d in got:
-        moves = [t for t in stored.transitions if t.delivery_id == d.id]
-        assert [(t.from_state, t.to_state) for t in moves] == [
-            (None, State.QUEUED),
-            (State.QUEUED, State.CLAIMED),
-            (State.CLAIMED, State.SENDING),
-        ]
-        assert moves[1].at == moves[2].at
-    after = datetime.now(UTC) + timedelta(seconds=5)
-    recovery = await store.recover(owner="b", policy=SendPolicy.AT_MOST_ONCE, now=after)
-    assert sorted(recovery.unknown) == sorted(d.id for d in got)
-    assert recovery.requeued == ()
 
 
 async def _sent(store: Store, owner: str = "w") -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from notify_devino.config import parse_config
 from notify_devino.dispatcher import Dispatcher
@@ -254,6 +255,87 @@ async def test_recovery_requeues_claimed_rows_and_never_resends_under_at_most_on
     else:
         assert states[sending] is State.DELIVERED
         assert destinations == ["79030000001", "79030000002"]
+
+
+def moves(note: Any, delivery_id: int) -> list[tuple[State, datetime, str | None]]:
+    return [(t.to_state, t.at, t.detail) for t in note.transitions if t.delivery_id == delivery_id]
+
+
+async def test_a_chunk_waits_for_its_rate_limit_slot_claimed_and_goes_sending_as_it_leaves(
+    devino_sandbox: Sandbox, plugins: PluginManager, tmp_path: Path
+) -> None:
+    """Two texts, two requests, one request per second: the second waits about a second for
+    its slot. It waits ``claimed`` (a crash then queues it again, nothing having left) and is
+    committed ``sending`` only once its slot is granted, before the request."""
+    config = sandbox_config(devino_sandbox.url, rate=1)
+    async with running(config, tmp_path / "o.db", plugins, start=False) as service:
+        for text in ("db-1 down", "db-2 down"):
+            await service.outbox.submit(NotificationRequest(text=text, addresses=["+79031234567"]))
+        await service.start()
+        await eventually(lambda: asyncio.sleep(0, len(sends(devino_sandbox)) == 1))
+        waiting = {d.payload["text"]: d.state for d in await service.store.list_deliveries()}
+        await eventually(lambda: all_final(service.store, 2))
+        rows = await service.store.list_deliveries()
+        notes = {d.id: await service.store.get_notification(d.notification_id) for d in rows}
+    first, second_state = sorted(waiting.values(), key=lambda state: state is State.CLAIMED)
+    assert first in (State.SENDING, State.ACCEPTED)  # its request is out
+    assert second_state is State.CLAIMED  # waiting for its slot: nothing of it has left
+    arrivals = [r.at for r in devino_sandbox.requests if r.operation == "SendMessage"]
+    second = next(d for d in rows if waiting[d.payload["text"]] is State.CLAIMED)
+    trail = moves(notes[second.id], second.id)
+    assert [m[0] for m in trail] == [
+        State.QUEUED,
+        State.CLAIMED,
+        State.SENDING,
+        State.ACCEPTED,
+        State.DELIVERED,
+    ]
+    claimed_at, sending_at = trail[1][1], trail[2][1]
+    assert (sending_at - claimed_at).total_seconds() >= 0.8  # the wait for the slot
+    assert sending_at <= arrivals[1]  # committed before its request arrived
+
+
+class _FailsFirstSendingCommit(SqliteStore):
+    """The real store, but the first commit of a chunk's ``sending`` fails (a disk error)."""
+
+    failed = 0
+
+    async def apply(self, changes: Any, **kwargs: Any) -> Any:
+        if not self.failed and changes and all(c.to is State.SENDING for c in changes):
+            type(self).failed += 1
+            raise StoreUnavailable("disk I/O error (injected)")
+        return await super().apply(changes, **kwargs)
+
+
+async def test_a_send_the_outbox_cannot_record_does_not_leave_and_is_sent_later(
+    devino_sandbox: Sandbox, plugins: PluginManager, tmp_path: Path
+) -> None:
+    config = sandbox_config(devino_sandbox.url)
+    async with running(
+        config, tmp_path / "o.db", plugins, store_class=_FailsFirstSendingCommit
+    ) as service:
+        with capture_logs() as logs:
+            submitted = await service.outbox.submit(
+                NotificationRequest(text="db-1 down", addresses=["+79031234567"])
+            )
+            await eventually(lambda: all_final(service.store, 1))
+        note = await service.store.get_notification(submitted.notification_id)
+    assert _FailsFirstSendingCommit.failed == 1
+    assert note is not None
+    (row,) = note.deliveries
+    assert row.state is State.DELIVERED
+    assert len(sends(devino_sandbox)) == 1  # nothing left while it could not be recorded
+    assert [(m[0], m[2]) for m in moves(note, row.id)] == [
+        (State.QUEUED, None),
+        (State.CLAIMED, None),
+        (State.QUEUED, "released: the send was not recorded"),
+        (State.CLAIMED, None),
+        (State.SENDING, None),
+        (State.ACCEPTED, None),
+        (State.DELIVERED, None),
+    ]
+    (refused,) = [e for e in logs if e["event"] == "send_not_recorded"]
+    assert "disk I/O error" in refused["error"]
 
 
 async def test_a_waiting_route_fallback_survives_a_restart_and_fires_on_time(

@@ -420,14 +420,11 @@ class Store(abc.ABC):
         limit: int,
         channels: Sequence[str] | None = None,
         now: datetime | None = None,
-        start_sending: bool = False,
     ) -> list[Delivery]:
         """Lease up to ``limit`` due deliveries to ``owner`` for ``work``, earliest due first.
 
         A delivery is due when its ``due_at`` has come and no live lease holds it. ``SEND``
-        moves them to ``claimed`` (a transition is stored); with ``start_sending`` on to
-        ``sending`` as well, in the same commit (both transitions stored, at one time), for a
-        caller that sends them at once. Two callers never get one row.
+        moves them to ``claimed`` (a transition is stored). Two callers never get one row.
         """
 
     @abc.abstractmethod

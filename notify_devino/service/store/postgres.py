@@ -688,22 +688,17 @@ class PostgresStore(Store):
         limit: int,
         channels: Sequence[str] | None = None,
         now: datetime | None = None,
-        start_sending: bool = False,
     ) -> list[Delivery]:
         state = State.QUEUED if work is Work.SEND else State.ACCEPTED
         channel_filter = "" if channels is None else "AND channel = ANY($6::text[])"
         if work is Work.SEND:
-            claimed = State.SENDING if start_sending else State.CLAIMED
             update = (
-                f"state = '{claimed.value}', attempts = attempts + 1, lease_owner = $3, "
+                "state = 'claimed', attempts = attempts + 1, lease_owner = $3, "
                 "lease_expires_at = at.t + $4 * interval '1 second', updated_at = at.t"
             )
-            moves = "SELECT id, 'queued' AS f, 'claimed' AS t, updated_at, 0 AS n FROM taken"
-            if start_sending:  # both moves, claimed first
-                moves += " UNION ALL SELECT id, 'claimed', 'sending', updated_at, 1 FROM taken"
             record = (
                 ", tr AS (INSERT INTO transitions (delivery_id, from_state, to_state, at) "
-                f"SELECT id, f, t, updated_at FROM ({moves}) m ORDER BY n, id)"
+                "SELECT id, 'queued', 'claimed', updated_at FROM taken ORDER BY id)"
             )
         else:
             update = "lease_owner = $3, lease_expires_at = at.t + $4 * interval '1 second'"

@@ -808,7 +808,6 @@ class SqliteStore(Store):
         limit: int,
         channels: Sequence[str] | None = None,
         now: datetime | None = None,
-        start_sending: bool = False,
     ) -> list[Delivery]:
         def claim() -> list[Delivery]:
             at = self._now(now)
@@ -829,12 +828,11 @@ class SqliteStore(Store):
                     return []
                 marks = ",".join("?" * len(ids))
                 expires = at + lease_seconds
-                claimed = State.SENDING if start_sending else State.CLAIMED
                 cursor = tx.cursor()
                 cursor.row_factory = None
                 if work is Work.SEND:
                     cursor.execute(
-                        f"UPDATE deliveries SET state = '{claimed.value}', "
+                        "UPDATE deliveries SET state = 'claimed', "
                         "attempts = attempts + 1, lease_owner = ?, lease_expires_at = ?, "
                         "updated_at = ? "
                         f"WHERE id IN ({marks}) RETURNING {_DELIVERY_COLUMNS}",
@@ -850,8 +848,6 @@ class SqliteStore(Store):
                 rows.sort(key=lambda r: (r[7], r[0]))  # due_at, id: the order claimed in
                 if work is Work.SEND:
                     self._transitions_of(ids, State.QUEUED, State.CLAIMED, at, None)
-                    if start_sending:
-                        self._transitions_of(ids, State.CLAIMED, State.SENDING, at, None)
                 payloads: dict[str, Any] = {}
                 stamps: dict[float, datetime] = {}
                 return [_delivery(r, payloads, stamps) for r in rows]
