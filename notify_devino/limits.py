@@ -25,7 +25,7 @@ class RequestSlot(Protocol):
         """The provider's answer began (its status line arrived): the request was seen."""
 
 
-ANNOUNCE_LEAD_SECONDS = 0.1
+ANNOUNCE_LEAD_SECONDS = 0.3
 """How long before its slot is granted a request's ``before`` may run (see
 :meth:`RateLimiter.slot`): long enough for the outbox to commit that a send is leaving while
 the request still waits, short enough that a crash in between leaves little marked ``sending``

@@ -100,6 +100,7 @@ class _Departure:
                     [Change(r.id, expect=State.CLAIMED, to=State.SENDING) for r in self._rows],
                     owner=service.owner,
                     returning=False,
+                    urgent=True,  # the request waits for it, and its rate-limit slot nears
                 )
             except Exception as exc:
                 self._refused = DepartureRefused(

@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,27 @@ async def test_a_submit_that_cannot_be_written_fails_alone_in_its_group_commit(
         "+79030000004",
     ]
     assert {d.notification_id for d in kept} == {"taken", "a", "b", "c"}
+
+
+async def test_an_urgent_commit_runs_before_the_work_waiting_ahead_of_it(tmp_path: Path) -> None:
+    """A send that is leaving waits on its 'sending' commit: behind a burst's queued intake and
+    claims it goes first (the job under way finishes; those not started wait)."""
+    order: list[str] = []
+    started, release = threading.Event(), threading.Event()
+
+    def busy() -> None:
+        started.set()
+        release.wait(5)
+        order.append("busy")
+
+    async with SqliteStore(tmp_path / "o.db") as store:
+        first = asyncio.ensure_future(store._run(busy))
+        await asyncio.get_running_loop().run_in_executor(None, started.wait, 5)
+        later = [
+            asyncio.ensure_future(store._run(order.append, name)) for name in ("intake", "claim")
+        ]
+        urgent = asyncio.ensure_future(store._run(order.append, "sending", urgent=True))
+        await asyncio.sleep(0.05)
+        release.set()
+        await asyncio.gather(first, *later, urgent)
+    assert order == ["busy", "sending", "intake", "claim"]

@@ -442,6 +442,7 @@ class Store(abc.ABC):
         create: Sequence[tuple[str, NewDelivery]] = (),
         now: datetime | None = None,
         returning: bool = True,
+        urgent: bool = False,
     ) -> Applied:
         """Apply changes and create deliveries (``(notification_id, delivery)``), all in one
         transaction. A change whose row is no longer in ``expect``, or is leased to someone
@@ -450,6 +451,8 @@ class Store(abc.ABC):
         :param returning: False when the caller does not need the changed rows back: the
             engine may leave ``changed`` empty (it saves reading them). ``skipped`` is always
             reported, so the caller knows which of its changes took.
+        :param urgent: a request waits on this commit (a send that is leaving): an engine
+            that does its work in turn does this before the work not yet started.
 
         :raises TransitionError: a change the state machine does not allow; nothing applied.
         """

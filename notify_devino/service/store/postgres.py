@@ -806,6 +806,7 @@ class PostgresStore(Store):
         create: Sequence[tuple[str, NewDelivery]] = (),
         now: datetime | None = None,
         returning: bool = True,
+        urgent: bool = False,
     ) -> Applied:
         async with self._tx() as conn:
             at: datetime = now or await conn.fetchval("SELECT now()")
