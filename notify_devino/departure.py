@@ -15,6 +15,13 @@ listening it returns at once, so the library's own sends pay nothing::
         await departing()  # the caller records the send here
         reply = await self.post(request)
 
+When a request that was announced fails with an error that proves it was not processed (it
+never left, or the provider refused it), the channel awaits :func:`returned`: its recipients
+may wait again as if never sent (``claimed``), until the retry announces again. Each
+announcement is counted until its request is given back, so a retry after an attempt that
+*may* have been processed, or another request of the same send still out, keeps them
+``sending``.
+
 If the caller could not record it, :func:`departing` raises
 :class:`~notify_devino.errors.DepartureRefused`: the request must not leave, and the plugin
 lets the error through unchanged (it is not an outcome of the recipients). The caller treats
@@ -37,7 +44,9 @@ from .errors import DepartureRefused
 Listener = Callable[[], Awaitable[None]]
 """Awaited at each announcement; raises :class:`DepartureRefused` to keep the request back."""
 
-_listener: ContextVar[Listener | None] = ContextVar("notify_devino_departure", default=None)
+_listeners: ContextVar[tuple[Listener, Listener | None] | None] = ContextVar(
+    "notify_devino_departure", default=None
+)
 
 
 async def departing() -> None:
@@ -45,20 +54,29 @@ async def departing() -> None:
 
     :raises DepartureRefused: the caller could not record it; do not send.
     """
-    listener = _listener.get()
-    if listener is not None:
-        await listener()
+    listeners = _listeners.get()
+    if listeners is not None:
+        await listeners[0]()
+
+
+async def returned() -> None:
+    """Give back an announced request that was not processed (see the module's docstring).
+    Never raises: at worst the recipients stay recorded as ``sending``."""
+    listeners = _listeners.get()
+    if listeners is not None and listeners[1] is not None:
+        await listeners[1]()
 
 
 @contextlib.contextmanager
-def on_departure(listener: Listener) -> Iterator[None]:
-    """Have ``listener`` awaited at every :func:`departing` of the sends made in this block
-    (in this task, and in the tasks it starts)."""
-    token = _listener.set(listener)
+def on_departure(listener: Listener, returned: Listener | None = None) -> Iterator[None]:
+    """Have ``listener`` awaited at every :func:`departing`, and ``returned`` at every
+    :func:`returned`, of the sends made in this block (in this task, and in the tasks it
+    starts)."""
+    token = _listeners.set((listener, returned))
     try:
         yield
     finally:
-        _listener.reset(token)
+        _listeners.reset(token)
 
 
-__all__ = ["DepartureRefused", "Listener", "departing", "on_departure"]
+__all__ = ["DepartureRefused", "Listener", "departing", "on_departure", "returned"]

@@ -9,8 +9,10 @@
                   (at_least_once recovery) queued
 
 ``sending`` is committed *before* the request leaves, so a crash leaves evidence of what may
-have gone out. A delivery in a final state never changes again; the route's next step, when
-there is one, is a new delivery on the next channel (its ``step`` one higher).
+have gone out. A request refused unprocessed goes back to ``claimed`` while it waits for its
+retry (nothing of it is out), and to ``sending`` again as the retry leaves. A delivery in a
+final state never changes again; the route's next step, when there is one, is a new delivery
+on the next channel (its ``step`` one higher).
 
 The allowed transitions are data (:data:`TRANSITIONS`); every store checks each change against
 them and keeps every transition with its time.
@@ -60,7 +62,10 @@ ACTIVE = frozenset({State.QUEUED, State.CLAIMED, State.SENDING})
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.QUEUED: frozenset({State.CLAIMED, State.FAILED}),
     State.CLAIMED: frozenset({State.SENDING, State.QUEUED, State.FAILED}),
-    State.SENDING: frozenset({State.ACCEPTED, State.FAILED, State.UNKNOWN, State.QUEUED}),
+    # sending -> claimed: the request was refused unprocessed and waits for its retry
+    State.SENDING: frozenset(
+        {State.ACCEPTED, State.FAILED, State.UNKNOWN, State.QUEUED, State.CLAIMED}
+    ),
     State.ACCEPTED: frozenset({State.DELIVERED, State.UNDELIVERED, State.EXPIRED, State.LATE}),
     **{state: frozenset() for state in FINAL},
 }

@@ -69,39 +69,48 @@ def _duration(start: datetime, end: datetime) -> float:
 
 
 class _Departure:
-    """Commits a claimed chunk ``sending`` at the first announcement that its request leaves
-    (:func:`~notify_devino.departure.departing`); every later one returns at once, and after a
-    refusal every later one is refused too, so no request of the chunk leaves unrecorded."""
+    """A claimed chunk's record of its requests leaving.
+
+    Each announcement (:func:`~notify_devino.departure.departing`) counts a request that may be
+    out; each give-back (:func:`~notify_devino.departure.returned`) uncounts one refused
+    unprocessed. The rows are committed ``sending`` when the count leaves 0 and ``claimed``
+    again when it comes back to 0, so a request that may have been processed, or another of
+    the chunk still out, keeps them ``sending``. After a refused commit every later
+    announcement is refused too, so no request of the chunk leaves unrecorded."""
 
     def __init__(self, service: Service, rows: Sequence[Delivery]) -> None:
         self._service = service
         self._rows = rows
         self._lock = asyncio.Lock()
+        self._out = 0
         self.done = False
+        """The rows are ``sending`` (else ``claimed``)."""
         self._refused: DepartureRefused | None = None
         self.unsent: Sequence[Delivery] = rows
-        """The rows still ``claimed`` by this process (all until the commit)."""
+        """The rows still ``claimed`` by this process."""
 
     @property
     def state(self) -> State:
         return State.SENDING if self.done else State.CLAIMED
 
+    async def _move(self, expect: State, to: State, detail: str | None = None) -> Any:
+        service = self._service
+        return await service.store.apply(
+            [Change(r.id, expect=expect, to=to, detail=detail) for r in self._rows],
+            owner=service.owner,
+            returning=False,
+            urgent=True,  # the request waits for it, and its rate-limit slot nears
+        )
+
     async def __call__(self) -> None:
-        if self.done:
-            return
         async with self._lock:  # one commit, however many requests announce at once
-            if self.done:
-                return
             if self._refused is not None:
                 raise self._refused
-            service = self._service
+            if self.done:
+                self._out += 1
+                return
             try:
-                applied = await service.store.apply(
-                    [Change(r.id, expect=State.CLAIMED, to=State.SENDING) for r in self._rows],
-                    owner=service.owner,
-                    returning=False,
-                    urgent=True,  # the request waits for it, and its rate-limit slot nears
-                )
+                applied = await self._move(State.CLAIMED, State.SENDING)
             except Exception as exc:
                 self._refused = DepartureRefused(
                     f"the outbox could not record the send: {type(exc).__name__}: {exc}"
@@ -111,6 +120,7 @@ class _Departure:
                 skipped = set(applied.skipped)
                 taken = [r for r in self._rows if r.id not in skipped]
                 self.unsent = ()
+                service = self._service
                 await service.store.apply(
                     [
                         Change(r.id, expect=State.SENDING, to=State.QUEUED, due_at=utc_now())
@@ -125,7 +135,29 @@ class _Departure:
                 )
                 raise self._refused
             self.done = True
+            self._out = 1
             self.unsent = ()
+
+    async def give_back(self) -> None:
+        """A request announced was refused unprocessed: if none other may be out, the rows
+        wait ``claimed`` for the retry (a crash then sends them again instead of marking them
+        unknown). If the commit fails they stay ``sending``, which is only cautious."""
+        async with self._lock:
+            if not self.done or self._out <= 0:
+                return
+            self._out -= 1
+            if self._out:
+                return
+            try:
+                await self._move(
+                    State.SENDING, State.CLAIMED, "refused unprocessed: waiting for the retry"
+                )
+            except Exception as exc:
+                log.warning("send_give_back_failed", error=f"{type(exc).__name__}: {exc}")
+                self._out = 1
+                return
+            self.done = False
+            self.unsent = self._rows
 
 
 class Service:
@@ -515,9 +547,12 @@ class Service:
                 validity=timedelta(seconds=validity) if validity else None,
                 metadata=metadata,
             )
-            if not self._announces(channel):
-                await departure()  # the channel does not say when its request leaves
-            with on_departure(departure):
+            if self._announces(channel):
+                listening = on_departure(departure, departure.give_back)
+            else:  # the channel does not say when its request leaves: it is leaving now
+                await departure()
+                listening = on_departure(departure)
+            with listening:
                 result = await self.dispatcher.send(notification)
         except DepartureRefused as exc:
             # Nothing left: the rows go back to the queue (if the store cannot take that

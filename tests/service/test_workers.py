@@ -295,6 +295,35 @@ async def test_a_chunk_waits_for_its_rate_limit_slot_claimed_and_goes_sending_as
     assert sending_at <= arrivals[1]  # committed before its request arrived
 
 
+async def test_a_request_refused_unprocessed_waits_claimed_for_its_retry(
+    devino_sandbox: Sandbox, plugins: PluginManager, tmp_path: Path
+) -> None:
+    """The provider refused the first attempt (a fault that proves nothing was processed): the
+    delivery waits for the retry ``claimed``, so a crash then sends it again rather than
+    marking it unknown, and goes ``sending`` again as the retry leaves."""
+    devino_sandbox.faults.add("receiver_fault", operation="SendMessage", requests=[1])
+    config = sandbox_config(devino_sandbox.url)
+    async with running(config, tmp_path / "o.db", plugins) as service:
+        submitted = await service.outbox.submit(
+            NotificationRequest(text="db-1 down", addresses=["+79031234567"])
+        )
+        await eventually(lambda: all_final(service.store, 1))
+        note = await service.store.get_notification(submitted.notification_id)
+    assert note is not None
+    (row,) = note.deliveries
+    assert row.state is State.DELIVERED
+    assert len(sends(devino_sandbox)) == 2
+    assert [(m[0], m[2]) for m in moves(note, row.id)] == [
+        (State.QUEUED, None),
+        (State.CLAIMED, None),
+        (State.SENDING, None),
+        (State.CLAIMED, "refused unprocessed: waiting for the retry"),
+        (State.SENDING, None),
+        (State.ACCEPTED, None),
+        (State.DELIVERED, None),
+    ]
+
+
 class _FailsFirstSendingCommit(SqliteStore):
     """The real store, but the first commit of a chunk's ``sending`` fails (a disk error)."""
 

@@ -56,7 +56,7 @@ from typing import Any, NamedTuple, TypeVar
 import aiohttp
 import yarl
 
-from notify_devino.departure import departing
+from notify_devino.departure import departing, returned
 from notify_devino.errors import (
     ChannelError,
     InvalidInputError,
@@ -306,12 +306,18 @@ class DevinoClient:
         started = time.perf_counter()
         status: int | None = None
         outcome = "interrupted"
+        announced = False
+
+        async def announce() -> None:
+            nonlocal announced
+            await departing()
+            announced = True
+
         try:
             with self._stamped(request.operation):
                 # A send announces its departure as its slot nears, so the caller's record of
-                # it overlaps the wait (at a retry, or the next request of one send, the
-                # announcement returns at once).
-                before = departing if request.operation in SEND_OPERATIONS else None
+                # it overlaps the wait; one refused unprocessed is given back below.
+                before = announce if request.operation in SEND_OPERATIONS else None
                 async with self.limiter.slot(before=before) as slot:
                     started = time.perf_counter()
                     timeout = attempt.start(self._timeout)
@@ -338,6 +344,8 @@ class DevinoClient:
             return result
         except ChannelError as exc:
             outcome = type(exc).__name__
+            if announced and not exc.may_have_been_processed():
+                await returned()  # nothing of it is out: the recipients wait for the retry
             raise
         finally:
             log.info(

@@ -85,3 +85,31 @@ async def test_a_refused_departure_sends_nothing_and_reaches_the_caller(
         # Outside the block nothing listens: the send goes.
         result = await dispatcher.send("disk full", to=[NUMBER])
     assert result.recipients[0].outcome is SendOutcome.ACCEPTED
+
+
+@pytest.mark.parametrize("refusal", ["receiver_fault", "rate_limited", "session_expired"])
+async def test_an_attempt_refused_unprocessed_is_given_back_one_that_may_be_out_is_not(
+    refusal: str,
+    devino_sandbox: Sandbox,
+    devino_plugins: PluginManager,
+    make_config: Callable[..., Config],
+) -> None:
+    devino_sandbox.faults.add(refusal, operation="SendMessage", requests=[1])  # type: ignore[arg-type]
+    devino_sandbox.faults.add("close_after_processing", operation="SendMessage", requests=[3])
+    events: list[str] = []
+
+    async def depart() -> None:
+        events.append("depart")
+
+    async def back() -> None:
+        events.append("back")
+
+    config = make_config(devino_sandbox.url, retry={"attempts": 3, "wait_initial_seconds": 0.01})
+    async with Dispatcher(config, plugins=devino_plugins) as dispatcher:
+        with on_departure(depart, back):
+            refused_then_sent = await dispatcher.send("disk full", to=[NUMBER])
+            assert events == ["depart", "back", "depart"]
+            maybe_out = await dispatcher.send("disk full", to=["79031234568"])
+    assert refused_then_sent.recipients[0].outcome is SendOutcome.ACCEPTED
+    assert maybe_out.recipients[0].outcome is SendOutcome.UNKNOWN
+    assert events == ["depart", "back", "depart", "depart"]  # the lost reply is not given back
