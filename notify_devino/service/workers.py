@@ -7,9 +7,10 @@
   ``notify_after_send`` observers hear of it), and stores each recipient's outcome and message
   IDs. A chunk is committed ``sending`` *before* its request leaves, and no sooner: when the
   channel announces the departure (:mod:`notify_devino.departure`: the Devino channel does,
-  once its rate-limit slot is granted), else just before the send is called. A chunk still
-  waiting for its slot is ``claimed``, and a crash then queues it again. A failed or unknown
-  outcome moves a contact to the route's next channel.
+  as its rate-limit slot nears), else just before the send is called. A chunk still waiting
+  for its slot, or for the retry of an attempt refused unprocessed, is ``claimed``, and a
+  crash then queues it again. A failed or unknown outcome moves a contact to the route's next
+  channel.
 - **follower**: reads the status of accepted messages (``notify_status_changed`` observers hear
   of each change), backing off from ``status.poll_interval_seconds`` as a message ages, until it
   is final; when a route's ``fallback_after_seconds`` runs out first, the delivery is ``late``
@@ -86,17 +87,36 @@ class _Departure:
         self.done = False
         """The rows are ``sending`` (else ``claimed``)."""
         self._refused: DepartureRefused | None = None
-        self.unsent: Sequence[Delivery] = rows
-        """The rows still ``claimed`` by this process."""
+        self._requeued = False
 
     @property
     def state(self) -> State:
         return State.SENDING if self.done else State.CLAIMED
 
-    async def _move(self, expect: State, to: State, detail: str | None = None) -> Any:
+    @property
+    def unsent(self) -> Sequence[Delivery]:
+        """The rows still ``claimed`` by this process."""
+        return () if self.done or self._requeued else self._rows
+
+    async def _move(
+        self,
+        expect: State,
+        to: State,
+        detail: str | None = None,
+        rows: Sequence[Delivery] | None = None,
+    ) -> Any:
         service = self._service
         return await service.store.apply(
-            [Change(r.id, expect=expect, to=to, detail=detail) for r in self._rows],
+            [
+                Change(
+                    r.id,
+                    expect=expect,
+                    to=to,
+                    detail=detail,
+                    due_at=utc_now() if to is State.QUEUED else None,
+                )
+                for r in (self._rows if rows is None else rows)
+            ],
             owner=service.owner,
             returning=False,
             urgent=True,  # the request waits for it, and its rate-limit slot nears
@@ -118,17 +138,9 @@ class _Departure:
                 raise self._refused from exc
             if applied.skipped:  # another worker took some (a lease that ran out): send none
                 skipped = set(applied.skipped)
+                self._requeued = True
                 taken = [r for r in self._rows if r.id not in skipped]
-                self.unsent = ()
-                service = self._service
-                await service.store.apply(
-                    [
-                        Change(r.id, expect=State.SENDING, to=State.QUEUED, due_at=utc_now())
-                        for r in taken
-                    ],
-                    owner=service.owner,
-                    returning=False,
-                )
+                await self._move(State.SENDING, State.QUEUED, "released: not sent", taken)
                 self._refused = DepartureRefused(
                     f"{len(skipped)} of the {len(self._rows)} deliveries are no longer this "
                     "worker's to send"
@@ -136,7 +148,6 @@ class _Departure:
                 raise self._refused
             self.done = True
             self._out = 1
-            self.unsent = ()
 
     async def give_back(self) -> None:
         """A request announced was refused unprocessed: if none other may be out, the rows
@@ -157,7 +168,6 @@ class _Departure:
                 self._out = 1
                 return
             self.done = False
-            self.unsent = self._rows
 
 
 class Service:
