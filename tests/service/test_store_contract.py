@@ -123,6 +123,32 @@ async def test_concurrent_submits_with_one_key_create_one_notification(store: St
     assert len(await store.list_deliveries()) == 1
 
 
+async def test_submits_committed_together_see_each_other(store: Store) -> None:
+    """Submits that wait together (an engine may commit them as one) answer as if one after
+    another: a key the first took replays or conflicts for the next, and the bound counts
+    what the earlier ones queued."""
+    results = await asyncio.gather(
+        store.submit(note("n1"), [dlv("+7901")], key=key("k"), response={"id": "n1"}),
+        store.submit(note("n2"), [dlv("+7902")], key=key("k"), response={"id": "n2"}),
+        store.submit(note("n3"), [dlv("+7903")], key=key("k", "h2")),
+        store.submit(note("n4"), [dlv("+7904"), dlv("+7905")], max_active=3),
+        store.submit(note("n5"), [dlv("+7906")], max_active=3),
+        return_exceptions=True,
+    )
+    outcomes = [getattr(r, "outcome", type(r)) for r in results]
+    assert outcomes == [
+        SubmitOutcome.CREATED,
+        SubmitOutcome.REPLAY,
+        SubmitOutcome.CONFLICT,
+        SubmitOutcome.CREATED,
+        StoreFull,
+    ]
+    assert [getattr(r, "notification_id", None) for r in results[:3]] == ["n1"] * 3
+    assert results[1].response == {"id": "n1"}  # type: ignore[union-attr]
+    stored = sorted(d.address for d in await store.list_deliveries())
+    assert stored == ["+7901", "+7904", "+7905"]
+
+
 async def test_max_active_refuses_with_store_full_and_keeps_nothing(store: Store) -> None:
     await store.submit(note("n1"), [dlv("+7901"), dlv("+7902")], max_active=3)
     with pytest.raises(StoreFull):
