@@ -259,10 +259,8 @@ class AlertmanagerSlot:
 ALERTMANAGER: web.AppKey[AlertmanagerSlot] = web.AppKey("notify_devino_alertmanager")
 
 
-def add_routes(
-    app: web.Application, v1: web.Application, config: Config, *, retry_after: int = 5
-) -> None:
-    """Add ``POST /v1/alertmanager[/{route}]`` (``v1`` is mounted at ``/v1`` of ``app``).
+def add_routes(app: web.Application, config: Config, *, retry_after: int = 5) -> None:
+    """Add ``POST /v1/alertmanager[/{route}]`` to ``app``.
 
     :raises ConfigError: the ``alertmanager:`` section is wrong (see :func:`check_settings`).
     """
@@ -270,8 +268,8 @@ def add_routes(
     slot = AlertmanagerSlot()
     slot.retry_after = retry_after
     app[ALERTMANAGER] = slot
-    v1.router.add_post("/alertmanager", handle)
-    v1.router.add_post("/alertmanager/{route}", handle)
+    app.router.add_post("/v1/alertmanager", handle)
+    app.router.add_post("/v1/alertmanager/{route}", handle)
 
     async def on_shutdown(app: web.Application) -> None:
         slot.closing = True
@@ -280,7 +278,7 @@ def add_routes(
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
-    slot = request.config_dict[ALERTMANAGER]
+    slot = request.app[ALERTMANAGER]
     integration = slot.integration
     if slot.closing or integration is None or integration.closing:
         why = "shutting down" if slot.closing else "starting"
