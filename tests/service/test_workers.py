@@ -261,6 +261,19 @@ def moves(note: Any, delivery_id: int) -> list[tuple[State, datetime, str | None
     return [(t.to_state, t.at, t.detail) for t in note.transitions if t.delivery_id == delivery_id]
 
 
+async def send_one_to_the_end(service: Service) -> tuple[Delivery, list[tuple[State, str | None]]]:
+    """Submit one text to one number, wait until it is final: its row and its moves (state,
+    detail)."""
+    submitted = await service.outbox.submit(
+        NotificationRequest(text="db-1 down", addresses=["+79031234567"])
+    )
+    await eventually(lambda: all_final(service.store, 1))
+    note = await service.store.get_notification(submitted.notification_id)
+    assert note is not None
+    (row,) = note.deliveries
+    return row, [(m[0], m[2]) for m in moves(note, row.id)]
+
+
 async def test_a_chunk_waits_for_its_rate_limit_slot_claimed_and_goes_sending_as_it_leaves(
     devino_sandbox: Sandbox, plugins: PluginManager, tmp_path: Path
 ) -> None:
@@ -304,16 +317,10 @@ async def test_a_request_refused_unprocessed_waits_claimed_for_its_retry(
     devino_sandbox.faults.add("receiver_fault", operation="SendMessage", requests=[1])
     config = sandbox_config(devino_sandbox.url)
     async with running(config, tmp_path / "o.db", plugins) as service:
-        submitted = await service.outbox.submit(
-            NotificationRequest(text="db-1 down", addresses=["+79031234567"])
-        )
-        await eventually(lambda: all_final(service.store, 1))
-        note = await service.store.get_notification(submitted.notification_id)
-    assert note is not None
-    (row,) = note.deliveries
+        row, trail = await send_one_to_the_end(service)
     assert row.state is State.DELIVERED
     assert len(sends(devino_sandbox)) == 2
-    assert [(m[0], m[2]) for m in moves(note, row.id)] == [
+    assert trail == [
         (State.QUEUED, None),
         (State.CLAIMED, None),
         (State.SENDING, None),
@@ -344,17 +351,11 @@ async def test_a_send_the_outbox_cannot_record_does_not_leave_and_is_sent_later(
         config, tmp_path / "o.db", plugins, store_class=_FailsFirstSendingCommit
     ) as service:
         with capture_logs() as logs:
-            submitted = await service.outbox.submit(
-                NotificationRequest(text="db-1 down", addresses=["+79031234567"])
-            )
-            await eventually(lambda: all_final(service.store, 1))
-        note = await service.store.get_notification(submitted.notification_id)
+            row, trail = await send_one_to_the_end(service)
     assert _FailsFirstSendingCommit.failed == 1
-    assert note is not None
-    (row,) = note.deliveries
     assert row.state is State.DELIVERED
     assert len(sends(devino_sandbox)) == 1  # nothing left while it could not be recorded
-    assert [(m[0], m[2]) for m in moves(note, row.id)] == [
+    assert trail == [
         (State.QUEUED, None),
         (State.CLAIMED, None),
         (State.QUEUED, "released: the send was not recorded"),
