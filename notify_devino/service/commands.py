@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import ipaddress
 import signal
+from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -28,6 +30,34 @@ from .store import StoreError, open_store
 log = structlog.get_logger(__name__)
 
 DEFAULT_STORE = "sqlite:///./notify-devino-outbox.db"
+SERVING_GEN0_THRESHOLD = 10_000
+"""The cyclic collector's first threshold while serving (Python's default is 700)."""
+
+
+@contextlib.contextmanager
+def collector_tuned_for_serving() -> Iterator[None]:
+    """Tune the cyclic garbage collector for a long-running service, and restore it after.
+
+    - Everything alive once the service has started (modules, classes, the configuration,
+      the plugins) is frozen (:func:`gc.freeze`): a full collection no longer walks it.
+    - A young collection waits for 10,000 net new objects instead of 700. At 700, every young
+      collection found the objects of the 64 requests in flight still alive, walked them and
+      moved them to the older generations, where they were walked again; given time, they die
+      by reference counting and no collection walks them at all. Objects in reference
+      cycles wait longer to be freed; the service makes few.
+
+    Measured with ``python -m benchmarks serve`` (a): the collector took about 12 % of the
+    event loop's CPU per accepted POST, and this tuning saves most of it.
+    """
+    thresholds = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(max(thresholds[0], SERVING_GEN0_THRESHOLD), *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 def _is_loopback(host: str) -> bool:
@@ -148,6 +178,7 @@ async def _serve(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        stack.enter_context(collector_tuned_for_serving())
         bound = runner.addresses[0]
         auth = "on" if settings.auth and settings.tokens else "off"
         click.echo(
@@ -259,4 +290,4 @@ async def _read_queue(
     return depth, rows
 
 
-__all__ = ["queue", "serve"]
+__all__ = ["collector_tuned_for_serving", "queue", "serve"]

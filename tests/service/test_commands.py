@@ -5,6 +5,7 @@ since SIGTERM and the exit code are the point; ``queue`` beside it."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 import pytest
 
+from notify_devino.service.commands import SERVING_GEN0_THRESHOLD, collector_tuned_for_serving
 from notify_devino.testing import run_cli
 
 from .harness import eventually
@@ -174,3 +176,13 @@ async def test_queue_reads_the_outbox(tmp_path: Path) -> None:
     code, _, err = await run_cli("queue", "--store", f"sqlite://{tmp_path}/missing.db")
     assert code == 1
     assert "there is no store" in err
+
+
+def test_serving_freezes_what_start_up_made_raises_the_young_threshold_and_restores_both() -> None:
+    before = gc.get_threshold()
+    assert gc.get_freeze_count() == 0
+    with collector_tuned_for_serving():
+        assert gc.get_freeze_count() > 1000  # the modules, classes and functions loaded
+        assert gc.get_threshold() == (max(before[0], SERVING_GEN0_THRESHOLD), *before[1:])
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
