@@ -203,3 +203,27 @@ async def test_an_urgent_commit_runs_before_the_work_waiting_ahead_of_it(tmp_pat
         release.set()
         await asyncio.gather(first, *later, urgent)
     assert order == ["busy", "sending", "intake", "claim"]
+
+
+async def test_values_the_fast_json_encoder_refuses_are_stored_as_json_dumps_writes_them(
+    tmp_path: Path,
+) -> None:
+    """The store writes its JSON columns with pydantic-core's encoder, which refuses a lone
+    surrogate. The API refuses one in any string, but the store takes any JSON value from its
+    caller: such a value is written as ``json.dumps`` writes it, and reads back unchanged."""
+    from datetime import UTC, datetime
+
+    from notify_devino.service.store import NewDelivery, NewNotification
+
+    now = datetime.now(UTC)
+    half = "half a character: \ud800"
+    async with SqliteStore(tmp_path / "outbox.db") as store:
+        await store.submit(
+            NewNotification("n1", "text", {"text": half, "tags": ["é"]}, now, None),
+            [NewDelivery("sms", "+79030000001", now, "k", {"text": half})],
+            response={"id": "n1", "note": half},
+        )
+        found = await store.get_notification("n1")
+    assert found is not None
+    assert found.request == {"text": half, "tags": ["é"]}
+    assert [d.payload for d in found.deliveries] == [{"text": half}]

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
+from pydantic_core import PydanticSerializationError, to_json
 
 from .. import states
 from ..states import ACTIVE, FINAL, SendPolicy, State
@@ -124,6 +125,20 @@ _DELIVERY_COLUMNS = (
     "created_at, updated_at, attempts, message_ids, provider_state, error, lease_owner, "
     "lease_expires_at, accepted_at, fallback_at, final_at"
 )
+
+
+def _dumps(value: Any) -> str:
+    """``value`` as JSON, for the store's own columns (read back only by ``json.loads``).
+
+    pydantic-core's encoder writes a small document in a quarter of the time ``json.dumps``
+    takes, and each submit has three (its payload, request and response) on the store's one
+    thread. ``json.dumps`` is the fallback for what that encoder refuses (a lone surrogate:
+    the API refuses one, but the store's interface takes any JSON value), so every value
+    ``json.dumps`` takes is still taken."""
+    try:
+        return to_json(value).decode()
+    except (PydanticSerializationError, ValueError):
+        return json.dumps(value)
 
 
 def _json_strings(values: Sequence[str]) -> str:
@@ -291,7 +306,7 @@ def _encoded(deliveries: Sequence[NewDelivery]) -> Iterator[tuple[NewDelivery, s
     for d in deliveries:
         text = texts.get(id(d.payload))
         if text is None:
-            text = texts[id(d.payload)] = json.dumps(d.payload)
+            text = texts[id(d.payload)] = _dumps(d.payload)
         yield d, text
 
 
@@ -315,7 +330,7 @@ def _key_row(
         key.key,
         key.request_hash,
         notification_id,
-        None if response is None else json.dumps(response),
+        None if response is None else _dumps(response),
         key.expires_at.timestamp(),
     )
 
@@ -324,7 +339,7 @@ def _notification_row(notification: NewNotification) -> tuple[Any, ...]:
     return (
         notification.id,
         notification.text,
-        json.dumps(notification.request),
+        _dumps(notification.request),
         notification.route,
         notification.created_at.timestamp(),
     )
@@ -877,7 +892,7 @@ class SqliteStore(Store):
 
     def _insert_delivery(self, notification_id: str, d: NewDelivery, now: float) -> int:
         cursor = self._db.execute(
-            _INSERT_DELIVERY, _delivery_row(notification_id, d, json.dumps(d.payload), now)
+            _INSERT_DELIVERY, _delivery_row(notification_id, d, _dumps(d.payload), now)
         )
         delivery_id = cursor.lastrowid
         assert delivery_id is not None
