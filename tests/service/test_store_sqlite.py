@@ -227,3 +227,95 @@ async def test_values_the_fast_json_encoder_refuses_are_stored_as_json_dumps_wri
     assert found is not None
     assert found.request == {"text": half, "tags": ["é"]}
     assert [d.payload for d in found.deliveries] == [{"text": half}]
+
+
+async def test_a_full_disk_fails_the_group_commit_as_store_unavailable_naming_the_cause(
+    tmp_path: Path,
+) -> None:
+    """A group commit that does not fit (the file's page limit stands for a full disk) is
+    rolled back by SQLite itself: every submit in it fails as :class:`StoreUnavailable`, which
+    the API answers 503 with Retry-After, and the error names the cause (not the rollback that
+    found no transaction). Nothing of it is kept; once there is room, the retries commit."""
+    from datetime import UTC, datetime
+
+    from notify_devino.service.store import NewDelivery, NewNotification, StoreUnavailable
+
+    now = datetime.now(UTC)
+
+    def submit(store: SqliteStore, nid: str, text: str) -> asyncio.Task[object]:
+        delivery = NewDelivery("sms", f"+7903000{len(nid):04d}", now, "k", {"text": text})
+        return asyncio.create_task(
+            store.submit(NewNotification(nid, text, {"text": text}, now, None), [delivery])
+        )
+
+    async with SqliteStore(tmp_path / "outbox.db") as store:
+
+        def limit_pages(extra: int) -> None:
+            (pages,) = store._db.execute("PRAGMA page_count").fetchone()
+            store._db.execute(f"PRAGMA max_page_count = {pages + extra}")
+
+        await store._run(limit_pages, 40)  # about 160 KiB more
+        texts = {"a": "small", "bb": "x" * 400_000, "ccc": "small too"}
+        results = await asyncio.gather(
+            *(submit(store, nid, text) for nid, text in texts.items()), return_exceptions=True
+        )
+        for result in results:
+            assert isinstance(result, StoreUnavailable), result
+            assert "cannot commit: database or disk is full" in str(result)
+        assert await store.list_deliveries() == []
+        await store._run(limit_pages, 10_000)
+        await asyncio.gather(*(submit(store, nid, text) for nid, text in texts.items()))
+        kept = await store.list_deliveries()
+    assert {d.notification_id for d in kept} == set(texts)
+
+
+async def test_a_submit_whose_own_write_the_store_cannot_make_is_unavailable_alone(
+    tmp_path: Path,
+) -> None:
+    """A statement of one submit that fails with an OperationalError, the transaction still
+    open (here a trigger's function raises for one address): that submit fails as
+    :class:`StoreUnavailable` (503 with Retry-After, not 500), the others are kept."""
+    from datetime import UTC, datetime
+
+    from notify_devino.service.store import (
+        NewDelivery,
+        NewNotification,
+        StoreUnavailable,
+        SubmitOutcome,
+    )
+
+    now = datetime.now(UTC)
+
+    def submit(store: SqliteStore, nid: str, address: str) -> asyncio.Task[object]:
+        delivery = NewDelivery("sms", address, now, "k", {"text": "x"})
+        return asyncio.create_task(
+            store.submit(NewNotification(nid, "x", {}, now, None), [delivery])
+        )
+
+    def refuse(address: str) -> int:
+        if address == "+79030000002":
+            raise OSError("no space left on device")
+        return 0
+
+    async with SqliteStore(tmp_path / "outbox.db") as store:
+
+        def add_trigger() -> None:
+            store._db.create_function("refuse", 1, refuse)
+            store._db.execute(
+                "CREATE TEMP TRIGGER refuse_one BEFORE INSERT ON deliveries "
+                "BEGIN SELECT refuse(NEW.address); END"
+            )
+
+        await store._run(add_trigger)
+        tasks = [
+            submit(store, "a", "+79030000001"),
+            submit(store, "b", "+79030000002"),
+            submit(store, "c", "+79030000003"),
+        ]
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        kept = await store.list_deliveries()
+    assert getattr(results[0], "outcome", None) is SubmitOutcome.CREATED
+    assert isinstance(results[1], StoreUnavailable), results[1]
+    assert isinstance(results[1].__cause__, sqlite3.OperationalError)
+    assert getattr(results[2], "outcome", None) is SubmitOutcome.CREATED
+    assert {d.notification_id for d in kept} == {"a", "c"}

@@ -490,7 +490,8 @@ class SqliteStore(Store):
         try:
             yield db
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # SQLite rolls back by itself on some errors (a full disk)
+                db.execute("ROLLBACK")
             raise
         try:
             db.execute("COMMIT")
@@ -811,10 +812,16 @@ class SqliteStore(Store):
                     admitted = True
                     result = self._create(notification, deliveries, key, response, now)
             except Exception as exc:
+                if not db.in_transaction:  # SQLite rolled the whole batch back: it fails
+                    raise
                 db.execute("ROLLBACK TO one")
                 db.execute("RELEASE one")
                 if admitted:
                     checker.retract(len(deliveries))
+                if isinstance(exc, sqlite3.OperationalError):  # the store cannot take it: 503
+                    unavailable = StoreUnavailable(f"the store {self.path} cannot commit: {exc}")
+                    unavailable.__cause__ = exc
+                    exc = unavailable
                 results.append(exc)
                 continue
             db.execute("RELEASE one")
