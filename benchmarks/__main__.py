@@ -9,6 +9,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 from . import (
     bench_ceiling,
@@ -21,7 +23,7 @@ from . import (
     bench_throughput,
 )
 
-BENCHMARKS = {
+BENCHMARKS: dict[str, Callable[[], Any]] = {
     "ceiling": bench_ceiling.run,
     "cpu": bench_cpu.run,
     "throughput": bench_throughput.run,

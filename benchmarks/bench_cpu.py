@@ -49,7 +49,7 @@ OPERATIONS = ("GetBalance", "SendMessage", "GetMessageState")
 def zeep_operations(url: str) -> dict[str, Callable[[], Any]]:
     import zeep
 
-    service = zeep.Client(url + "?WSDL").service
+    service = zeep.Client(url + "?WSDL").service  # type: ignore[no-untyped-call]
     session_id = service.GetSessionID(login=LOGIN, password=PASSWORD)
     message = {
         "Data": TEXT,

@@ -62,9 +62,12 @@ def bare_server(port: int) -> None:
             return web.json_response({"error": "not an object"}, status=400)
         return web.json_response({"id": str(uuid.uuid4()), "state": "queued"}, status=202)
 
+    async def ready(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ready"})
+
     app = web.Application()
     app.router.add_post("/v1/notifications", handler)
-    app.router.add_get("/-/ready", lambda r: web.json_response({"status": "ready"}))
+    app.router.add_get("/-/ready", ready)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 

@@ -98,7 +98,7 @@ def run(total: int = REQUESTS) -> dict[str, float]:
             "(no target: the client's own cost)",
         ),
     ):
-        with start() as url:
+        with start() as url:  # type: ignore[no-untyped-call]
             for concurrency in (8, 64):
                 baseline, measured = asyncio.run(measure(url, concurrency, total))
                 ratio = measured / baseline

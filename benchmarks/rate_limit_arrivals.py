@@ -75,7 +75,7 @@ async def measure(limiter: Any, handshake: float) -> tuple[int, float]:
                 await asyncio.sleep(handshake)
             return await post(request, limit)
 
-        client._post = post_after_handshake  # type: ignore[method-assign]
+        client._post = post_after_handshake  # type: ignore[method-assign,assignment]
         started = time.monotonic()
         await asyncio.gather(*(client.get_balance() for _ in range(REQUESTS)))
         wall = time.monotonic() - started
