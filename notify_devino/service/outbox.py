@@ -199,10 +199,6 @@ def _random_10_bytes() -> bytes:
     return pool.data[at : at + 10]
 
 
-_VARIANT = "89ab89ab89ab89ab"
-"""A hex digit ``d`` of random bits as the variant's digit: ``0b10`` and d's two low bits."""
-
-
 def new_notification_id() -> str:
     """A UUID of version 7 (RFC 9562): the time in milliseconds, then 74 random bits (from
     the system's CSPRNG, as the RFC advises).
@@ -215,7 +211,7 @@ def new_notification_id() -> str:
     gives way to the version (7) and the fifth keeps two bits beside the variant; as
     ``str(uuid.UUID(...))`` would write it, in two thirds of the time."""
     h = ((time.time_ns() // 1_000_000).to_bytes(6, "big") + _random_10_bytes()).hex()
-    variant = _VARIANT[int(h[16], 16)]
+    variant = "89ab"[int(h[16], 16) & 3]  # 0b10, then two of the digit's random bits
     return f"{h[:8]}-{h[8:12]}-7{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
 
 

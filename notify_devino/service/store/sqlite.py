@@ -29,12 +29,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future
 from datetime import UTC, datetime
 from importlib import resources
-from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
-from pydantic_core import PydanticSerializationError, to_json
+from pydantic_core import to_json
 
 from .. import states
 from ..states import ACTIVE, FINAL, SendPolicy, State
@@ -132,22 +131,13 @@ def _dumps(value: Any) -> str:
 
     pydantic-core's encoder writes a small document in a quarter of the time ``json.dumps``
     takes, and each submit has three (its payload, request and response) on the store's one
-    thread. ``json.dumps`` is the fallback for what that encoder refuses (a lone surrogate:
-    the API refuses one, but the store's interface takes any JSON value), so every value
-    ``json.dumps`` takes is still taken."""
+    thread, each accepted send its message IDs. ``json.dumps`` is the fallback for what that
+    encoder refuses (a lone surrogate: the API refuses one, but the store's interface takes
+    any JSON value), so every value ``json.dumps`` takes is still taken."""
     try:
         return to_json(value).decode()
-    except (PydanticSerializationError, ValueError):
+    except ValueError:  # pydantic_core.PydanticSerializationError
         return json.dumps(value)
-
-
-def _json_strings(values: Sequence[str]) -> str:
-    """``json.dumps(list(values))`` for strings, without its per-call setup (a chunk's answers
-    encode a thousand small lists)."""
-    try:
-        return "[" + ", ".join(map(encode_basestring_ascii, values)) + "]"
-    except TypeError:  # not all strings: let json say how
-        return json.dumps(list(values))
 
 
 def _update_of(change: Change, at: float) -> tuple[str, tuple[Any, ...]]:
@@ -167,7 +157,7 @@ def _update_of(change: Change, at: float) -> tuple[str, tuple[Any, ...]]:
             args.append(at)
     if change.message_ids is not None:
         sets.append("message_ids = ?")
-        args.append(_json_strings(change.message_ids))
+        args.append(_dumps(list(change.message_ids)))
     if change.provider_state is not None:
         sets.append("provider_state = ?")
         args.append(change.provider_state)
@@ -342,6 +332,16 @@ def _notification_row(notification: NewNotification) -> tuple[Any, ...]:
         _dumps(notification.request),
         notification.route,
         notification.created_at.timestamp(),
+    )
+
+
+def _answer(key: SubmitKey, stored: tuple[str | None, str, Any]) -> SubmitResult:
+    """A submit under a key already stored (its hash, notification and response): a replay
+    of the first response, or a conflict if the request is another."""
+    hash_, notification_id, response = stored
+    same = key.request_hash is None or hash_ == key.request_hash
+    return SubmitResult(
+        SubmitOutcome.REPLAY if same else SubmitOutcome.CONFLICT, notification_id, response
     )
 
 
@@ -735,10 +735,7 @@ class SqliteStore(Store):
         checker = _ActiveCheck(self, written=False)
         for notification, deliveries, key, response, max_active in batch:
             if key is not None and (key.scope, key.key) in known:
-                hash_, notification_id, stored = known[(key.scope, key.key)]
-                same = key.request_hash is None or hash_ == key.request_hash
-                outcome = SubmitOutcome.REPLAY if same else SubmitOutcome.CONFLICT
-                results.append(SubmitResult(outcome, notification_id, stored))
+                results.append(_answer(key, known[(key.scope, key.key)]))
                 continue
             try:
                 mine = [
@@ -856,20 +853,8 @@ class SqliteStore(Store):
     def _replay(self, key: SubmitKey, now: float) -> SubmitResult | None:
         """What an earlier submit under ``key`` answered (a replay or a conflict); ``None``
         if the key is new or expired. Reads only."""
-        row = self._db.execute(
-            "SELECT request_hash, notification_id, response, expires_at FROM submit_keys "
-            "WHERE scope = ? AND key = ?",
-            (key.scope, key.key),
-        ).fetchone()
-        if row is None or row["expires_at"] <= now:
-            return None
-        stored = json.loads(row["response"]) if row["response"] is not None else None
-        same = key.request_hash is None or row["request_hash"] == key.request_hash
-        return SubmitResult(
-            SubmitOutcome.REPLAY if same else SubmitOutcome.CONFLICT,
-            row["notification_id"],
-            stored,
-        )
+        stored = self._stored_keys([key], now).get((key.scope, key.key))
+        return None if stored is None else _answer(key, stored)
 
     def _create(
         self,
@@ -1468,14 +1453,14 @@ class SqliteStore(Store):
                     "acked_by = CASE WHEN closed_at IS NULL THEN acked_by END, "
                     "silence_id = CASE WHEN closed_at IS NULL THEN silence_id END, "
                     "closed_at = NULL WHERE alert_key = ?",
-                    (code, json.dumps(dict(labels)), at, alert_key),
+                    (code, _dumps(dict(labels)), at, alert_key),
                 )
                 for address, contact in recipients.items():
                     tx.execute(
                         "INSERT INTO alert_codes (alert_key, address, code, contact, labels, "
                         "opened_at) VALUES (?, ?, ?, ?, ?, ?) "
                         "ON CONFLICT (alert_key, address) DO UPDATE SET contact = excluded.contact",
-                        (alert_key, address, code, contact, json.dumps(dict(labels)), at),
+                        (alert_key, address, code, contact, _dumps(dict(labels)), at),
                     )
                 return code
 
